@@ -1,0 +1,68 @@
+"""`qstash-emulator dev`: a drop-in for the official `qstash dev` server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from .emulator import Emulator
+
+
+def _normalize(argv: list[str]) -> list[str]:
+    # The official CLI spells flags Go-style: `-port=8080`, `-quota pro`.
+    out = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+            arg = "-" + arg
+        out.append(arg)
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
+    dev.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dev.add_argument("--quota", choices=["payg", "pro"], default="payg", help="plan limits")
+    dev.add_argument("--seed", type=int, default=0, help="seed for ids")
+    return p
+
+
+async def serve(args: argparse.Namespace) -> None:
+    emulator = Emulator(clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed)
+    await emulator.start_async()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(banner(emulator), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop_async()
+        print("QStash emulator stopped.", flush=True)
+
+
+def banner(emulator: Emulator) -> str:
+    lines = [f"QStash emulator running at {emulator.url}", ""]
+    lines.append("Test users (the same as the official `qstash dev` server's):")
+    for i, user in enumerate(emulator.users, start=1):
+        lines.append("")
+        lines.append(f"User {i}")
+        for key, value in user.env(emulator.url).items():
+            lines.append(f'{key}="{value}"')
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
+    if args.command == "dev":
+        asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

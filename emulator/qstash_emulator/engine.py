@@ -1,0 +1,543 @@
+"""The transport-free engine: publish, deliver, retry, callbacks, DLQ, logs and cancel.
+
+Handlers call these methods with parsed input; everything here runs on the one event loop and
+reads time only from the clock, so the same calls give the same ids, times and logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from . import headers as h
+from .clock import Clock, ms
+from .delivery import Delivery
+from .durations import parse_reset_value
+from .errors import ApiError, bad_request, not_found
+from .ids import IdSource, digest
+from .options import MessageSpec, is_url
+from .scheduler import Scheduler
+from .signing import sign
+from .state import (
+    ACTIVE,
+    CANCEL_REQUESTED,
+    CANCELLED,
+    CREATED,
+    DELIVERED,
+    ERROR,
+    FAILED,
+    RETRY,
+    CallbackConfig,
+    Delivered,
+    DlqEntry,
+    LogEntry,
+    Message,
+    Response,
+    UserState,
+)
+from .users import User, Users
+
+DAY = 86400.0
+DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
+RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "x-ratelimit-reset-requests",
+                 "x-ratelimit-reset-tokens")
+
+
+class Gate(Protocol):
+    """Holds messages back (queues, flow control). `admit` returns False to hold a message; the
+    gate must later call `engine.start(message)` for it. `done` runs after every attempt."""
+
+    def admit(self, message: Message) -> bool: ...
+
+    def done(self, message: Message) -> None: ...
+
+
+def backoff(retried: int) -> float:
+    """QStash's default: min(1 day, e^(2.5·n)) seconds before retry number n."""
+    return min(DAY, math.exp(2.5 * retried))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        scheduler: Scheduler,
+        users: Users,
+        ids: IdSource,
+        delivery: Delivery,
+        wall: Callable[[], float],
+        keep_deliveries: int | None = None,
+    ) -> None:
+        self.clock = clock
+        self.scheduler = scheduler
+        self.users = users
+        self.ids = ids
+        self.delivery = delivery
+        self.wall = wall  # the verifier's clock, for JWT times (see signing.sign)
+        self.states: dict[str, UserState] = {}
+        self.gates: list[Gate] = []
+        self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
+        self.listeners: list[Callable[[Delivered], None]] = []
+
+    def state(self, user: User) -> UserState:
+        st = self.states.get(user.name)
+        if st is None:
+            st = self.states[user.name] = UserState()
+        return st
+
+    def reset(self) -> None:
+        for st in self.states.values():
+            for message in st.messages.values():
+                if message.timer is not None:
+                    message.timer.cancel()
+        self.states.clear()
+        self.delivered.clear()
+
+    # -- publish ------------------------------------------------------------------------------
+    def check_body(self, user: User, body: bytes) -> None:
+        if len(body) > user.quota.max_message_size:
+            raise ApiError(
+                413,
+                f"message size {len(body)} bytes exceeds the {user.quota.name} plan's limit of "
+                f"{user.quota.max_message_size} bytes",
+            )
+
+    def dedup_key(self, spec: MessageSpec, destination: str, body: bytes) -> str | None:
+        if spec.dedup_id is not None:
+            return "id:" + destination + ":" + spec.dedup_id
+        if spec.content_dedup:
+            return "content:" + hashlib.sha256(destination.encode() + b"\0" + body).hexdigest()
+        return None
+
+    def find_duplicate(self, user: User, key: str | None) -> str | None:
+        if key is None:
+            return None
+        entry = self.state(user).dedup.get(key)
+        if entry is not None and entry[1] > self.clock.now():
+            return entry[0]
+        return None
+
+    def publish_url(
+        self,
+        user: User,
+        url: str,
+        spec: MessageSpec,
+        body: bytes,
+        *,
+        caller_ip: str,
+        dedup_destination: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Create and schedule one message to a URL; answers QStash's publish response."""
+        key = self.dedup_key(spec, dedup_destination or url, body)
+        duplicate = self.find_duplicate(user, key)
+        if duplicate is not None:
+            return {"messageId": duplicate, "deduplicated": True}
+        message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
+        if key is not None:
+            self.state(user).dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+        self.schedule(message)
+        return {"messageId": message.id}
+
+    def new_message(
+        self,
+        user: User,
+        url: str,
+        spec: MessageSpec,
+        body: bytes,
+        *,
+        caller_ip: str,
+        message_id: str | None = None,
+        order: tuple[int, ...] | None = None,
+        **fields: Any,
+    ) -> Message:
+        now = self.clock.now()
+        if spec.not_before is not None:
+            not_before = spec.not_before
+        else:
+            not_before = now + spec.delay
+        message = Message(
+            id=message_id or self.ids.next("message", "msg_"),
+            user=user,
+            url=url,
+            method=spec.method,
+            headers={k: list(v) for k, v in spec.headers.items()},
+            body=body,
+            created_at=now,
+            not_before=not_before,
+            max_retries=spec.retries,
+            timeout=spec.timeout or user.quota.max_timeout,
+            order=order if order is not None else (self.ids.counter("order"),),
+            retry_delay=spec.retry_delay,
+            callback=spec.callback,
+            failure_callback=spec.failure_callback,
+            labels=list(spec.labels),
+            redact=spec.redact,
+            caller_ip=caller_ip,
+            flow_control=spec.flow_control,
+            **fields,
+        )
+        self.state(user).messages[message.id] = message
+        self.log(message, CREATED)
+        return message
+
+    def schedule(self, message: Message, at: float | None = None) -> None:
+        due = message.not_before if at is None else at
+        message.timer = self.scheduler.call_at(due, lambda: self._due(message), message.order)
+
+    async def _due(self, message: Message) -> None:
+        message.timer = None
+        if message.finished:
+            return
+        for gate in self.gates:
+            if not gate.admit(message):
+                return
+        await self._attempt(message)
+
+    def start(self, message: Message) -> None:
+        """Run a message a gate held back, now (the gate has admitted it)."""
+        self.scheduler.call_soon(lambda: self._attempt(message), message.order)
+
+    # -- delivery -----------------------------------------------------------------------------
+    def outgoing_headers(self, message: Message) -> list[tuple[str, str]]:
+        user = message.user
+        out = h.flat(message.headers)
+        out.append(("User-Agent", "Upstash-QStash"))
+        out.append(("Upstash-Message-Id", message.id))
+        out.append(("Upstash-Retried", str(message.retried)))
+        out.append(("Upstash-Caller-Ip", message.caller_ip))
+        if message.topic_name:
+            out.append(("Upstash-Topic-Name", message.topic_name))
+        if message.schedule_id:
+            out.append(("Upstash-Schedule-Id", message.schedule_id))
+        jti = "jwt_" + digest(self.ids.seed, message.id, message.retried).hex()[:24]
+        signature = sign(
+            user.current_signing_key,
+            url=message.subject or message.url,
+            body=message.body,
+            now=self.wall(),
+            jti=jti,
+        )
+        out.append(("Upstash-Signature", signature))
+        return out
+
+    async def _attempt(self, message: Message) -> None:
+        if message.finished:
+            return
+        message.in_flight = True
+        self.log(message, ACTIVE)
+        headers = self.outgoing_headers(message)
+        target = message.deliver_to or message.url
+        record = Delivered(
+            message, target, message.method, headers, message.body, self.clock.now(),
+            message.retried,
+        )
+        self.delivered.append(record)
+        try:
+            response = await self.delivery.send(
+                message.method, target, headers, message.body, message.timeout
+            )
+        finally:
+            message.in_flight = False
+        record.response = response
+        for listener in self.listeners:
+            listener(record)
+        try:
+            self._settle(message, response)
+        finally:
+            for gate in self.gates:
+                gate.done(message)
+
+    def _settle(self, message: Message, response: Response) -> None:
+        if response.ok:
+            self.log(message, DELIVERED, response=response)
+            self._finish(message)
+            self._callback(message, response)
+            return
+        error = response.error or f"{response.status} {_reason(response.status)}"
+        self.log(message, ERROR, error=error, response=response)
+        non_retryable = response.status == 489 and _header(
+            response, "upstash-nonretryable-error"
+        ) == "true"
+        if message.cancel_requested:
+            self.log(message, CANCELLED)
+            self._finish(message)
+            return
+        if not non_retryable and message.retried < message.max_retries:
+            self._callback(message, response)
+            delay = self.retry_delay(message, response)
+            message.retried += 1
+            due = self.clock.now() + delay
+            self.log(message, RETRY, next_delivery_time=due)
+            self.schedule(message, at=due)
+            return
+        self._fail(message, response, error)
+
+    def retry_delay(self, message: Message, response: Response) -> float:
+        now = self.clock.now()
+        for name in RESET_HEADERS:
+            value = _header(response, name)
+            if value is None:
+                continue
+            seconds = parse_reset_value(value, now)
+            # Past a day QStash ignores the header and falls back to the backoff.
+            if seconds is not None and seconds <= DAY:
+                return seconds
+        if message.retry_delay is not None:
+            return message.retry_delay.evaluate(message.retried) / 1000.0
+        return backoff(message.retried + 1)
+
+    def _fail(self, message: Message, response: Response, error: str) -> None:
+        self.log(message, FAILED, error=error, response=response)
+        self._finish(message)
+        dlq_id = None
+        if message.kind == "message":
+            now = self.clock.now()
+            dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
+            self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+        self._callback(message, response)
+        if message.failure_callback is not None:
+            self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
+
+    def _finish(self, message: Message) -> None:
+        self.state(message.user).messages.pop(message.id, None)
+        if message.timer is not None:
+            message.timer.cancel()
+            message.timer = None
+
+    # -- callbacks ----------------------------------------------------------------------------
+    def _callback(self, message: Message, response: Response) -> None:
+        if message.callback is not None:
+            self._spawn_callback(message, message.callback, response, "callback", None)
+
+    def callback_body(
+        self, message: Message, response: Response, dlq_id: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": response.status or 0,
+            "header": response.headers,
+            "body": b64(response.body),
+            "retried": message.retried,
+            "maxRetries": message.max_retries,
+            "sourceMessageId": message.id,
+            "url": message.url,
+            "method": message.method,
+            "sourceHeader": message.headers,
+            "sourceBody": b64(message.body),
+            "notBefore": str(ms(message.not_before)),
+            "createdAt": str(ms(message.created_at)),
+            "callerIP": message.caller_ip,
+        }
+        if response.error:
+            body["error"] = response.error
+        if dlq_id is not None:
+            body["dlqId"] = dlq_id
+        if message.topic_name:
+            body["topicName"] = message.topic_name
+        if message.endpoint_name:
+            body["endpointName"] = message.endpoint_name
+        if message.schedule_id:
+            body["scheduleId"] = message.schedule_id
+        if message.queue_name:
+            body["queueName"] = message.queue_name
+        message.extra.get("callback_body_hook", _identity)(body, response)
+        return body
+
+    def _spawn_callback(
+        self,
+        message: Message,
+        cfg: CallbackConfig,
+        response: Response,
+        tag: str,
+        dlq_id: str | None,
+    ) -> Message:
+        body = json.dumps(self.callback_body(message, response, dlq_id)).encode()
+        spec = MessageSpec(
+            method=cfg.method,
+            headers={**{k: list(v) for k, v in cfg.headers.items()},
+                     "Content-Type": ["application/json"]},
+            retries=cfg.retries if cfg.retries is not None else message.max_retries,
+            retry_delay=cfg.retry_delay if cfg.retry_delay is not None else message.retry_delay,
+            timeout=cfg.timeout,
+            delay=cfg.delay,
+        )
+        callback = self.new_message(
+            message.user,
+            cfg.url,
+            spec,
+            body,
+            caller_ip=message.caller_ip,
+            message_id=self.ids.derived(message.id, f"{tag}:{message.retried}", "msg_"),
+            order=(*message.order, message.retried, 1 if tag == "callback" else 2),
+            kind="callback" if tag == "callback" else "failure_callback",
+        )
+        self.schedule(callback)
+        return callback
+
+    # -- logs ---------------------------------------------------------------------------------
+    def log(
+        self,
+        message: Message,
+        state: str,
+        *,
+        error: str | None = None,
+        next_delivery_time: float | None = None,
+        response: Response | None = None,
+    ) -> None:
+        message.state = state
+        entry = LogEntry(
+            self.clock.now(), message, state, message.events, error, next_delivery_time, response
+        )
+        message.events += 1
+        self.state(message.user).logs.append(entry)
+
+    def logs(self, user: User) -> list[LogEntry]:
+        """Newest first, ties broken by message order and event index (deterministic)."""
+        return sorted(self.state(user).logs, key=lambda e: e.key, reverse=True)
+
+    # -- messages -----------------------------------------------------------------------------
+    def get_message(self, user: User, message_id: str) -> Message:
+        message = self.state(user).messages.get(message_id)
+        if message is None:
+            raise not_found(f"message {message_id} not found")
+        return message
+
+    def cancel(self, user: User, message_id: str) -> None:
+        self._cancel(self.get_message(user, message_id))
+
+    def _cancel(self, message: Message) -> None:
+        self.log(message, CANCEL_REQUESTED)
+        if message.in_flight:
+            # Too late to stop this attempt; it is not retried if it fails.
+            message.cancel_requested = True
+            return
+        self.log(message, CANCELLED)
+        self._finish(message)
+        for gate in self.gates:
+            release = getattr(gate, "cancelled", None)
+            if release is not None:
+                release(message)
+
+    def cancel_many(self, user: User, messages: Iterable[Message]) -> int:
+        count = 0
+        for message in list(messages):
+            if not message.finished and not message.cancel_requested:
+                self._cancel(message)
+                count += 1
+        return count
+
+    # -- DLQ ----------------------------------------------------------------------------------
+    def dlq_entry(self, user: User, dlq_id: str) -> DlqEntry:
+        entry = self.state(user).dlq.get(dlq_id)
+        if entry is None:
+            raise not_found(f"message {dlq_id} not found in DLQ")
+        return entry
+
+    def dlq_entries(self, user: User) -> list[DlqEntry]:
+        return sorted(self.state(user).dlq.values(), key=lambda e: (e.time, e.message.order),
+                      reverse=True)
+
+    def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
+        dlq = self.state(user).dlq
+        return sum(1 for dlq_id in list(dlq_ids) if dlq.pop(dlq_id, None) is not None)
+
+    def dlq_retry(self, user: User, entry: DlqEntry, spec: MessageSpec | None) -> dict[str, Any]:
+        """A new message with the same body and headers; `spec` overrides what it sets."""
+        old = entry.message
+        new_spec = MessageSpec(
+            method=old.method,
+            headers={k: list(v) for k, v in old.headers.items()},
+            retries=old.max_retries,
+            retry_delay=old.retry_delay,
+            timeout=old.timeout,
+            callback=old.callback,
+            failure_callback=old.failure_callback,
+            labels=list(old.labels),
+            redact=old.redact,
+            flow_control=old.flow_control,
+        )
+        if spec is not None:
+            _override(new_spec, spec)
+        message = self.new_message(
+            user,
+            old.url,
+            new_spec,
+            old.body,
+            caller_ip=old.caller_ip,
+            topic_name=old.topic_name,
+            endpoint_name=old.endpoint_name,
+            queue_name=old.queue_name,
+            schedule_id=old.schedule_id,
+            api=old.api,
+            subject=old.subject,
+            deliver_to=old.deliver_to,
+        )
+        del self.state(user).dlq[entry.dlq_id]
+        self.schedule(message)
+        return {"messageId": message.id}
+
+    # -- signing keys -------------------------------------------------------------------------
+    def rotate_keys(self, user: User) -> None:
+        self.users.rotate(user)
+
+
+# Which spec field each retry-request header overrides.
+_OVERRIDES = {
+    "upstash-method": ("method",),
+    "upstash-retries": ("retries",),
+    "upstash-retry-delay": ("retry_delay",),
+    "upstash-timeout": ("timeout",),
+    "upstash-delay": ("delay",),
+    "upstash-not-before": ("not_before",),
+    "upstash-callback": ("callback",),
+    "upstash-failure-callback": ("failure_callback",),
+    "upstash-flow-control-key": ("flow_control",),
+    "upstash-label": ("labels",),
+    "upstash-redact-fields": ("redact",),
+}
+
+
+def _override(base: MessageSpec, given: MessageSpec) -> None:
+    """Copy onto the old message's spec what the retry request's headers set."""
+    for header, names in _OVERRIDES.items():
+        if header in given.given:
+            for name in names:
+                setattr(base, name, getattr(given, name))
+    for key, values in given.headers.items():
+        base.headers[key] = list(values)
+
+
+def _identity(body: dict[str, Any], response: Response) -> None:
+    return None
+
+
+def _header(response: Response, name: str) -> str | None:
+    for key, values in response.headers.items():
+        if key.lower() == name and values:
+            return values[0].strip()
+    return None
+
+
+def _reason(status: int | None) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status or 0).phrase
+    except ValueError:
+        return ""
+
+
+def require_url(destination: str) -> str:
+    if not is_url(destination):
+        raise bad_request(f"invalid destination url: {destination!r}")
+    return destination

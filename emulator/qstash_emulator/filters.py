@@ -1,0 +1,125 @@
+"""Query filters and cursors shared by logs, the DLQ and bulk cancel."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from multidict import MultiMapping
+
+from .clock import ms
+from .errors import bad_request
+from .state import ACTIVE, ERROR, IN_PROGRESS, RETRY, Message
+
+T = TypeVar("T")
+
+
+def values(query: MultiMapping[str], *names: str) -> list[str]:
+    """All values of a multi-value filter: repeated (`a=1&a=2`) or comma-separated (`a=1,2`)."""
+    out: list[str] = []
+    for name in names:
+        for raw in query.getall(name, []):
+            out.extend(part.strip() for part in raw.split(",") if part.strip())
+    return out
+
+
+def int_param(query: MultiMapping[str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"invalid {name}: {raw!r} is not an integer") from None
+
+
+def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
+    count = int_param(query, "count")
+    if count is None:
+        return default
+    if count < 1:
+        raise bad_request(f"invalid count: {count}, must be at least 1")
+    return min(count, maximum)
+
+
+@dataclass
+class MessageFilter:
+    """AND across filters, OR across the values of one filter."""
+
+    checks: list[Callable[[Message, float], bool]]
+
+    def __call__(self, message: Message, time: float) -> bool:
+        return all(check(message, time) for check in self.checks)
+
+
+def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> MessageFilter:
+    checks: list[Callable[[Message, float], bool]] = []
+
+    def any_of(names: tuple[str, ...], get: Callable[[Message], Any]) -> None:
+        wanted = values(query, *names)
+        if wanted:
+            checks.append(lambda m, t: str(get(m)) in wanted)
+
+    any_of(("messageId", "messageIds"), lambda m: m.id)
+    any_of(("url",), lambda m: m.url)
+    any_of(("topicName",), lambda m: m.topic_name)
+    any_of(("queueName",), lambda m: m.queue_name)
+    any_of(("scheduleId",), lambda m: m.schedule_id)
+    any_of(("callerIp", "callerIP"), lambda m: m.caller_ip)
+    any_of(("flowControlKey",), lambda m: m.flow_control.key if m.flow_control else None)
+    any_of(("api",), lambda m: m.api)
+    any_of(("host",), lambda m: urlsplit(m.url).netloc)
+    any_of(("path",), lambda m: urlsplit(m.url).path)
+    labels = values(query, "label")
+    if labels:
+        checks.append(lambda m, t: any(label in m.labels for label in labels))
+    from_date = int_param(query, "fromDate")
+    to_date = int_param(query, "toDate")
+    if from_date is not None:
+        checks.append(lambda m, t: ms(t) >= from_date)
+    if to_date is not None:
+        checks.append(lambda m, t: ms(t) <= to_date)
+    return MessageFilter(checks)
+
+
+def state_matches(wanted: str | None, state: str) -> bool:
+    if not wanted:
+        return True
+    if wanted == IN_PROGRESS:
+        return state in (ACTIVE, RETRY, ERROR)
+    return state == wanted
+
+
+def encode_cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, json.JSONDecodeError):
+        raise bad_request(f"invalid cursor: {cursor!r}") from None
+
+
+def page(
+    items: Sequence[T], key: Callable[[T], Any], cursor: str | None, count: int
+) -> tuple[list[T], str | None]:
+    """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
+    start = 0
+    if cursor:
+        after = decode_cursor(cursor)
+        while start < len(items) and _jsonable(key(items[start])) >= after:
+            start += 1
+    chunk = list(items[start : start + count])
+    more = start + count < len(items)
+    return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
+
+
+def _jsonable(key: Any) -> Any:
+    # Tuples come back from JSON as lists; compare like with like.
+    return json.loads(json.dumps(key))

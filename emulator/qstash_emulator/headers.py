@@ -1,0 +1,32 @@
+"""Header maps as QStash shows them: canonical names, each with a list of values."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+Headers = dict[str, list[str]]
+
+
+def canonical(name: str) -> str:
+    """Go's canonical MIME header form ("content-type" -> "Content-Type"), as QStash returns."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def add(headers: Headers, name: str, value: str) -> None:
+    headers.setdefault(canonical(name), []).append(value)
+
+
+def from_pairs(pairs: Iterable[tuple[str, str]]) -> Headers:
+    out: Headers = {}
+    for name, value in pairs:
+        add(out, name, value)
+    return out
+
+
+def flat(headers: Mapping[str, list[str]]) -> list[tuple[str, str]]:
+    return [(name, value) for name, values in headers.items() for value in values]
+
+
+def redacted(value: str) -> str:
+    return "REDACTED:" + hashlib.sha256(value.encode()).hexdigest()

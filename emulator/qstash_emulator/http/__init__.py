@@ -1,0 +1,1 @@
+"""Thin aiohttp handlers: parse the request, call the engine, render QStash's response."""

@@ -1,0 +1,91 @@
+"""Request context shared by every handler: the engine, the user, JSON errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..engine import Engine
+from ..errors import ApiError
+from ..users import User, Users
+
+ENGINE = web.AppKey("engine", Engine)
+USERS = web.AppKey("users", Users)
+EXTRAS = web.AppKey("extras", dict)
+# Other resources (URL groups, the LLM API, schedules) claim publish destinations with a hook:
+# `hook(request, destination, spec, body) -> web.Response | Awaitable[web.Response] | None`.
+DESTINATION_HOOKS = web.AppKey("destination_hooks", list)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Query parameters that carry the token, never part of a destination URL.
+TOKEN_PARAMS = ("qstashToken", "qstash_token")
+
+
+def engine(request: web.Request) -> Engine:
+    return request.app[ENGINE]
+
+
+def user(request: web.Request) -> User:
+    found: User = request["user"]
+    return found
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    response = json_response({"error": message}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def token_of(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+    for name in TOKEN_PARAMS:
+        if name in request.query:
+            return request.query[name]
+    return None
+
+
+def authenticate(request: web.Request) -> User:
+    token = token_of(request)
+    if not token:
+        raise ApiError(401, "Unauthorized: pass your QSTASH_TOKEN as 'Authorization: Bearer <token>'")
+    found = request.app[USERS].by_token(token)
+    if found is None:
+        raise ApiError(401, "Unauthorized: invalid token")
+    return found
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate QStash API routes and turn ApiError into QStash's JSON error body."""
+    try:
+        if not request.path.startswith("/__"):  # the emulator's own unauthenticated routes
+            request["user"] = authenticate(request)
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, exc.headers)
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "request body is not valid JSON") from None

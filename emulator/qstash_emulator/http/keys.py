@@ -1,0 +1,23 @@
+"""/v2/keys: the signing keys, and their rotation."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .common import engine, json_response, user
+
+
+async def get_keys(request: web.Request) -> web.Response:
+    who = user(request)
+    return json_response({"current": who.current_signing_key, "next": who.next_signing_key})
+
+
+async def rotate(request: web.Request) -> web.Response:
+    who = user(request)
+    engine(request).rotate_keys(who)
+    return json_response({"current": who.current_signing_key, "next": who.next_signing_key})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v2/keys", get_keys)
+    app.router.add_post("/v2/keys/rotate", rotate)

@@ -1,0 +1,44 @@
+"""/v2/messages: get, cancel, bulk cancel."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..filters import int_param, message_filter, values
+from ..render import message_json
+from .common import engine, json_response, read_json, user
+
+
+async def get_message(request: web.Request) -> web.Response:
+    message = engine(request).get_message(user(request), request.match_info["messageId"])
+    return json_response(message_json(message))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    engine(request).cancel(user(request), request.match_info["messageId"])
+    return web.Response(status=200)
+
+
+async def cancel_many(request: web.Request) -> web.Response:
+    eng, who = engine(request), user(request)
+    body = await read_json(request)
+    ids = values(request.query, "messageIds")
+    if isinstance(body, dict) and isinstance(body.get("messageIds"), list):
+        ids += [str(i) for i in body["messageIds"]]
+    pending = list(eng.state(who).messages.values())
+    if ids:
+        wanted = set(ids)
+        chosen = [m for m in pending if m.id in wanted]
+    else:
+        keep = message_filter(request.query)
+        chosen = [m for m in pending if keep(m, m.created_at)]
+    count = int_param(request.query, "count")
+    if count is not None:
+        chosen = chosen[: max(0, count)]
+    return json_response({"cancelled": eng.cancel_many(who, chosen)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v2/messages/{messageId}", get_message)
+    app.router.add_delete("/v2/messages/{messageId}", cancel)
+    app.router.add_delete("/v2/messages", cancel_many)

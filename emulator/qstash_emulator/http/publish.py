@@ -1,0 +1,63 @@
+"""POST /v2/publish/{destination} (and the older /v1/publish form)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import bad_request
+from ..options import MessageSpec, is_url, parse_message_headers
+from .common import DESTINATION_HOOKS, TOKEN_PARAMS, engine, json_response, user
+
+
+def destination_of(request: web.Request) -> str:
+    """The destination as the client wrote it: path tail plus its own query string."""
+    dest = request.match_info["destination"]
+    # Some clients and proxies squeeze "https://" to "https:/"; QStash accepts both.
+    for scheme in ("http:/", "https:/"):
+        if dest.startswith(scheme) and not dest.startswith(scheme + "/"):
+            dest = scheme + "/" + dest[len(scheme) :]
+    if is_url(dest):
+        query = [
+            (k, v)
+            for k, v in request.query.items()
+            if k not in TOKEN_PARAMS and k.lower() != "upstash-header-forward"
+        ]
+        if query:
+            from urllib.parse import urlencode
+
+            dest += ("&" if "?" in dest else "?") + urlencode(query)
+    return dest
+
+
+def parse_spec(request: web.Request) -> MessageSpec:
+    return parse_message_headers(
+        request.headers.items(),
+        user(request).quota,
+        forward_query=request.query.get("upstash-header-forward", "").lower() == "true",
+    )
+
+
+async def publish(request: web.Request) -> web.Response:
+    eng = engine(request)
+    who = user(request)
+    destination = destination_of(request)
+    spec = parse_spec(request)
+    body = await request.read()
+    eng.check_body(who, body)
+    caller_ip = request.remote or "127.0.0.1"
+    for hook in request.app[DESTINATION_HOOKS]:
+        answer = hook(request, destination, spec, body)
+        if answer is not None:
+            return await answer if hasattr(answer, "__await__") else answer
+    if not is_url(destination):
+        raise bad_request(
+            f"invalid destination: {destination!r} is neither a URL (http:// or https://) "
+            "nor a URL group"
+        )
+    result = eng.publish_url(who, destination, spec, body, caller_ip=caller_ip)
+    return json_response(result, 202 if result.get("deduplicated") else 200)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v2/publish/{destination:.+}", publish)
+    app.router.add_post("/v1/publish/{destination:.+}", publish)

@@ -1,0 +1,130 @@
+"""QStash's JSON shapes for messages, log entries and DLQ entries (with redaction applied)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from . import headers as h
+from .clock import ms
+from .state import CallbackConfig, DlqEntry, LogEntry, Message, Redaction
+
+
+def _headers(headers: h.Headers, redact: Redaction) -> h.Headers:
+    if redact.all_headers:
+        return {k: [h.redacted(v) for v in vs] for k, vs in headers.items()}
+    if redact.headers:
+        return {
+            k: [h.redacted(v) for v in vs] if k in redact.headers else list(vs)
+            for k, vs in headers.items()
+        }
+    return headers
+
+
+def _body(body: bytes, redact: Redaction) -> bytes:
+    if redact.body:
+        return h.redacted(body.decode("utf-8", "replace")).encode()
+    return body
+
+
+def text_or_base64(body: bytes, text_key: str, b64_key: str) -> dict[str, str]:
+    """QStash shows a UTF-8 body as text, anything else base64 encoded."""
+    try:
+        return {text_key: body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {b64_key: base64.b64encode(body).decode()}
+
+
+def _callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers | None:
+    return _headers(cfg.headers, redact) if cfg is not None and cfg.headers else None
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    redact = message.redact
+    out: dict[str, Any] = {
+        "messageId": message.id,
+        "url": message.url,
+        "method": message.method,
+        "header": _headers(message.headers, redact),
+        "maxRetries": message.max_retries,
+        "notBefore": ms(message.not_before),
+        "createdAt": ms(message.created_at),
+        "callerIP": message.caller_ip,
+    }
+    out.update(text_or_base64(_body(message.body, redact), "body", "bodyBase64"))
+    optional = {
+        "topicName": message.topic_name,
+        "endpointName": message.endpoint_name,
+        "queueName": message.queue_name,
+        "scheduleId": message.schedule_id,
+        "callback": message.callback.url if message.callback else None,
+        "failureCallback": message.failure_callback.url if message.failure_callback else None,
+        "callbackHeader": _callback_headers(message.callback, redact),
+        "failureCallbackHeader": _callback_headers(message.failure_callback, redact),
+        "retryDelayExpression": message.retry_delay.source if message.retry_delay else None,
+        "api": message.api,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    if message.labels:
+        out["label"] = ",".join(message.labels)
+        out["labels"] = list(message.labels)
+    fc = message.flow_control
+    if fc is not None:
+        out["flowControlKey"] = fc.key
+        if fc.parallelism is not None:
+            out["parallelism"] = fc.parallelism
+        if fc.rate is not None:
+            out["rate"] = fc.rate
+            out["period"] = int(fc.period)
+    return out
+
+
+def log_json(entry: LogEntry) -> dict[str, Any]:
+    message = entry.message
+    redact = message.redact
+    out: dict[str, Any] = {
+        "time": ms(entry.time),
+        "messageId": message.id,
+        "state": entry.state,
+        "url": message.url,
+        "method": message.method,
+        "header": _headers(message.headers, redact),
+        "body": base64.b64encode(_body(message.body, redact)).decode(),
+        "maxRetries": message.max_retries,
+        "timeout": int(message.timeout * 1000),
+    }
+    optional = {
+        "error": entry.error,
+        "nextDeliveryTime": ms(entry.next_delivery_time) if entry.next_delivery_time else None,
+        "topicName": message.topic_name,
+        "endpointName": message.endpoint_name,
+        "queueName": message.queue_name,
+        "scheduleId": message.schedule_id,
+        "callback": message.callback.url if message.callback else None,
+        "callbackHeaders": _callback_headers(message.callback, redact),
+        "failureCallback": message.failure_callback.url if message.failure_callback else None,
+        "failureCallbackHeaders": _callback_headers(message.failure_callback, redact),
+        "retryDelayExpression": message.retry_delay.source if message.retry_delay else None,
+        "api": message.api,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    if message.labels:
+        out["label"] = ",".join(message.labels)
+        out["labels"] = list(message.labels)
+    if entry.response is not None and entry.response.status is not None and entry.state == "ERROR":
+        out["responseStatus"] = entry.response.status
+        out["responseHeaders"] = entry.response.headers
+        out["responseBody"] = base64.b64encode(entry.response.body).decode()
+    return out
+
+
+def dlq_json(entry: DlqEntry) -> dict[str, Any]:
+    out = message_json(entry.message)
+    out["dlqId"] = entry.dlq_id
+    response = entry.response
+    out["responseStatus"] = response.status or 0
+    out["responseHeader"] = response.headers
+    out.update(text_or_base64(response.body, "responseBody", "responseBodyBase64"))
+    if response.error:
+        out["error"] = response.error
+    return out

@@ -1,0 +1,168 @@
+"""One due-work heap for everything that happens later: delays, retries, cron firings, releases.
+
+Work that is due now starts at once as an asyncio task; later work waits in the heap. With a
+virtual clock nothing moves until `advance`/`run_until_idle` is awaited; with the real clock a
+runner task sleeps until the next entry is due. Ties are broken by an `order` tuple the caller
+derives from stable ids, so the same test runs its work in the same order every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .clock import Clock, VirtualClock
+
+log = logging.getLogger("qstash_emulator")
+
+Work = Callable[[], Awaitable[None]]
+
+
+@dataclass(order=True)
+class Timer:
+    due: float
+    order: tuple[int, ...]
+    seq: int
+    work: Work = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._heap: list[Timer] = []
+        self._seq = itertools.count()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self.errors: list[BaseException] = []
+
+    # -- scheduling -------------------------------------------------------------------------
+    def call_at(self, due: float, work: Work, order: tuple[int, ...] = ()) -> Timer:
+        timer = Timer(due, order, next(self._seq), work)
+        if due <= self.clock.now():
+            self._start(timer)
+        else:
+            heapq.heappush(self._heap, timer)
+            if self._wake is not None:
+                self._wake.set()
+        return timer
+
+    def call_soon(self, work: Work, order: tuple[int, ...] = ()) -> Timer:
+        return self.call_at(self.clock.now(), work, order)
+
+    def _start(self, timer: Timer) -> None:
+        if timer.cancelled:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(timer.work))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _run(self, work: Work) -> None:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in one job must not stop the scheduler
+            log.exception("scheduled work failed")
+            self.errors.append(exc)
+
+    def _start_due(self) -> None:
+        now = self.clock.now()
+        while self._heap and self._heap[0].due <= now:
+            self._start(heapq.heappop(self._heap))
+
+    def next_due(self) -> float | None:
+        while self._heap and self._heap[0].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0].due if self._heap else None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    # -- virtual time -----------------------------------------------------------------------
+    async def settle(self) -> None:
+        """Wait until no started work is still running (work it starts included)."""
+        while self._inflight:
+            await asyncio.wait(list(self._inflight))
+
+    async def advance_to(self, target: float) -> None:
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise RuntimeError("advance() needs a virtual clock")
+        await self.settle()
+        while True:
+            due = self.next_due()
+            if due is None or due > target:
+                break
+            clock.set(due)
+            self._start_due()
+            await self.settle()
+        clock.set(target)
+        self._start_due()
+        await self.settle()
+
+    async def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("cannot advance by a negative duration")
+        await self.advance_to(self.clock.now() + seconds)
+
+    async def run_until_idle(self, limit: float = 366 * 86400.0) -> None:
+        """Jump from due entry to due entry until none is left (or `limit` seconds have passed).
+
+        The limit keeps a cron schedule, which is never idle, from running forever.
+        """
+        end = self.clock.now() + limit
+        await self.settle()
+        while True:
+            due = self.next_due()
+            if due is None or due > end:
+                break
+            await self.advance_to(due)
+
+    # -- real time --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run due work on the wall clock (standalone server); no-op for a virtual clock."""
+        if self.clock.virtual or self._runner is not None:
+            return
+        self._wake = asyncio.Event()
+        self._runner = asyncio.get_running_loop().create_task(self._run_real_time())
+
+    async def _run_real_time(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._start_due()
+            due = self.next_due()
+            self._wake.clear()
+            timeout = None if due is None else max(0.0, due - self.clock.now())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except asyncio.CancelledError:
+                pass
+            self._runner = None
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def clear(self) -> None:
+        """Drop all pending timers (a test's reset); running work is left to finish."""
+        for timer in self._heap:
+            timer.cancel()
+        self._heap.clear()

@@ -1,0 +1,154 @@
+"""What the engine stores: messages, their log events, the DLQ, per user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .headers import Headers
+from .retry_delay import RetryDelay
+from .scheduler import Timer
+from .users import User
+
+# Message states, as QStash's logs name them.
+CREATED = "CREATED"
+ACTIVE = "ACTIVE"
+RETRY = "RETRY"
+ERROR = "ERROR"
+DELIVERED = "DELIVERED"
+FAILED = "FAILED"
+CANCEL_REQUESTED = "CANCEL_REQUESTED"
+CANCELLED = "CANCELLED"
+IN_PROGRESS = "IN_PROGRESS"  # a filter only: ACTIVE, RETRY or ERROR
+FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
+
+
+@dataclass
+class Redaction:
+    body: bool = False
+    all_headers: bool = False
+    headers: frozenset[str] = frozenset()  # canonical names
+
+    def __bool__(self) -> bool:
+        return self.body or self.all_headers or bool(self.headers)
+
+
+@dataclass
+class CallbackConfig:
+    """Where and how a callback or failure callback is published."""
+
+    url: str
+    method: str = "POST"
+    headers: Headers = field(default_factory=dict)
+    timeout: float | None = None
+    retries: int | None = None
+    retry_delay: RetryDelay | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class FlowControl:
+    key: str
+    parallelism: int | None = None
+    rate: int | None = None
+    period: float = 1.0
+
+
+@dataclass
+class Message:
+    id: str
+    user: User
+    url: str
+    method: str
+    headers: Headers  # delivered to the destination (forwarded and plain headers)
+    body: bytes
+    created_at: float
+    not_before: float
+    max_retries: int
+    timeout: float
+    order: tuple[int, ...]  # deterministic tie-break for work due at the same instant
+    retry_delay: RetryDelay | None = None
+    callback: CallbackConfig | None = None
+    failure_callback: CallbackConfig | None = None
+    labels: list[str] = field(default_factory=list)
+    redact: Redaction = field(default_factory=Redaction)
+    queue_name: str | None = None
+    topic_name: str | None = None
+    endpoint_name: str | None = None
+    schedule_id: str | None = None
+    caller_ip: str = "127.0.0.1"
+    flow_control: FlowControl | None = None
+    kind: str = "message"  # "message", "callback" or "failure_callback"
+    api: str | None = None  # "llm" for LLM API destinations
+    subject: str | None = None  # signed `sub` when delivery goes elsewhere (rewrites)
+    retried: int = 0
+    state: str = CREATED
+    events: int = 0
+    in_flight: bool = False
+    cancel_requested: bool = False
+    timer: Timer | None = None
+    deliver_to: str | None = None  # actual URL when a rewrite maps `url` elsewhere
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass
+class Response:
+    """What a destination answered (status None: no answer — timeout or connection error)."""
+
+    status: int | None
+    headers: Headers
+    body: bytes
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class LogEntry:
+    time: float
+    message: Message
+    state: str
+    idx: int
+    error: str | None = None
+    next_delivery_time: float | None = None
+    response: Response | None = None
+
+    @property
+    def key(self) -> tuple[float, tuple[int, ...], int]:
+        return (self.time, self.message.order, self.idx)
+
+
+@dataclass
+class DlqEntry:
+    dlq_id: str
+    message: Message
+    response: Response
+    time: float
+
+
+@dataclass
+class Delivered:
+    """One delivery attempt as it left the emulator (the plugin asserts on these)."""
+
+    message: Message
+    url: str
+    method: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    time: float
+    retried: int
+    response: Response | None = None
+
+
+@dataclass
+class UserState:
+    messages: dict[str, Message] = field(default_factory=dict)
+    logs: list[LogEntry] = field(default_factory=list)
+    dlq: dict[str, DlqEntry] = field(default_factory=dict)
+    dedup: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (message id, expiry)
