@@ -88,6 +88,8 @@ class Engine:
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         self.listeners: list[Callable[[Delivered], None]] = []
+        # Resources with state of their own (queues, schedules, URL groups...) register a reset.
+        self.resetters: list[Callable[[], None]] = []
 
     def state(self, user: User) -> UserState:
         st = self.states.get(user.name)
@@ -102,6 +104,8 @@ class Engine:
                     message.timer.cancel()
         self.states.clear()
         self.delivered.clear()
+        for reset in self.resetters:
+            reset()
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
