@@ -13,7 +13,7 @@ from multidict import MultiMapping
 
 from .clock import ms
 from .errors import bad_request
-from .state import ACTIVE, ERROR, IN_PROGRESS, RETRY, Message
+from .state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
 T = TypeVar("T")
 
@@ -91,6 +91,8 @@ def state_matches(wanted: str | None, state: str) -> bool:
         return True
     if wanted == IN_PROGRESS:
         return state in (ACTIVE, RETRY, ERROR)
+    if wanted == "CANCELLED":  # the reference's spelling
+        wanted = CANCELLED
     return state == wanted
 
 

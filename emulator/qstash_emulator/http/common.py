@@ -19,6 +19,9 @@ EXTRAS = web.AppKey("extras", dict)
 # `hook(request, destination, spec, body) -> web.Response | Awaitable[web.Response] | None`.
 DESTINATION_HOOKS = web.AppKey("destination_hooks", list)
 
+# aiohttp 3.14 wants typed request keys; older versions take plain strings.
+USER_KEY: Any = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "user"
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Query parameters that carry the token, never part of a destination URL.
@@ -30,7 +33,7 @@ def engine(request: web.Request) -> Engine:
 
 
 def user(request: web.Request) -> User:
-    found: User = request["user"]
+    found: User = request[USER_KEY]
     return found
 
 
@@ -42,7 +45,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     response = json_response({"error": message}, status)
     if headers:
         response.headers.update(headers)
@@ -63,7 +68,9 @@ def token_of(request: web.Request) -> str | None:
 def authenticate(request: web.Request) -> User:
     token = token_of(request)
     if not token:
-        raise ApiError(401, "Unauthorized: pass your QSTASH_TOKEN as 'Authorization: Bearer <token>'")
+        raise ApiError(
+            401, "Unauthorized: pass your QSTASH_TOKEN as 'Authorization: Bearer <token>'"
+        )
     found = request.app[USERS].by_token(token)
     if found is None:
         raise ApiError(401, "Unauthorized: invalid token")
@@ -75,7 +82,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     """Authenticate QStash API routes and turn ApiError into QStash's JSON error body."""
     try:
         if not request.path.startswith("/__"):  # the emulator's own unauthenticated routes
-            request["user"] = authenticate(request)
+            request[USER_KEY] = authenticate(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers)

@@ -48,7 +48,8 @@ async def publish(request: web.Request) -> web.Response:
     for hook in request.app[DESTINATION_HOOKS]:
         answer = hook(request, destination, spec, body)
         if answer is not None:
-            return await answer if hasattr(answer, "__await__") else answer
+            response: web.Response = await answer if hasattr(answer, "__await__") else answer
+            return response
     if not is_url(destination):
         raise bad_request(
             f"invalid destination: {destination!r} is neither a URL (http:// or https://) "

@@ -1,0 +1,73 @@
+"""The standalone server: `qstash-emulator dev` as a drop-in for `qstash dev`."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from helpers import requests_to
+from pytest_httpserver import HTTPServer
+from qstash import QStash
+from qstash_emulator.cli import _normalize, parser
+from werkzeug import Request, Response
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qstash_emulator", "dev", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:  # the banner ends with the fourth user's next signing key
+        lines.append(line.rstrip("\n"))
+        if sum(x.startswith("QSTASH_NEXT_SIGNING_KEY") for x in lines) == 4:
+            break
+    return proc, lines
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_dev_server_prints_users_serves_and_stops_cleanly(
+    httpserver: HTTPServer, sig: signal.Signals
+) -> None:
+    arrived = threading.Event()
+
+    def handler(request: Request) -> Response:
+        arrived.set()
+        return Response("ok")
+
+    httpserver.expect_request("/cli").respond_with_handler(handler)
+    port = free_port()
+    proc, banner = start(f"-port={port}")
+    try:
+        text = "\n".join(banner)
+        assert f"http://127.0.0.1:{port}" in text
+        assert 'QSTASH_CURRENT_SIGNING_KEY="sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"' in text
+        assert text.count("QSTASH_TOKEN=") == 4
+        token = banner[next(i for i, line in enumerate(banner) if line.startswith("QSTASH_TOKEN"))]
+        client = QStash(token.split("=", 1)[1].strip('"'), base_url=f"http://127.0.0.1:{port}")
+        client.message.publish(url=httpserver.url_for("/cli"), body="hello")
+        assert arrived.wait(10)  # real time here: the standalone server runs on the wall clock
+        assert [r.get_data() for r in requests_to(httpserver, "/cli")] == [b"hello"]
+    finally:
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_flag_spellings() -> None:
+    args = parser().parse_args(
+        _normalize(["dev", "-port=9000", "-quota", "pro", "--host", "127.0.0.1"])
+    )
+    assert (args.port, args.quota, args.host) == (9000, "pro", "127.0.0.1")
