@@ -28,11 +28,35 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dev.add_argument("--quota", choices=["payg", "pro"], default="payg", help="plan limits")
     dev.add_argument("--seed", type=int, default=0, help="seed for ids")
+    dev.add_argument(
+        "--rewrite",
+        action="append",
+        default=[],
+        metavar="PUBLISHED=LOCAL",
+        help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
+    )
+    dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
+    dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
+    dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
+    dev.add_argument("--chat-tokens-limit", type=int, help="chat tokens a minute")
     return p
 
 
 async def serve(args: argparse.Namespace) -> None:
-    emulator = Emulator(clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed)
+    emulator = Emulator(
+        clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
+    )
+    for rule in args.rewrite:
+        published, sep, local = rule.partition("=")
+        if not sep or not published or not local:
+            raise SystemExit(f"--rewrite wants PUBLISHED=LOCAL, got {rule!r}")
+        emulator.delivery.rewrite(published, local)
+    emulator.limits.configure(
+        daily_messages=args.daily_limit,
+        burst=args.burst_limit,
+        chat_requests=args.chat_requests_limit,
+        chat_tokens=args.chat_tokens_limit,
+    )
     await emulator.start_async()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

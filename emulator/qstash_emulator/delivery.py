@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -13,15 +14,30 @@ from .state import Response
 # A destination's answer is kept (logs, DLQ, callbacks) up to this size.
 MAX_RESPONSE_BODY = 1_000_000
 
-# An interceptor may answer a delivery itself (injected faults, built-in capture URLs, the LLM
-# engine for provider hosts); returning None lets the request go out over the network.
-Interceptor = Callable[[str, str, list[tuple[str, str]], bytes], Awaitable[Response | None]]
+
+@dataclass
+class Outgoing:
+    """One delivery attempt about to leave: what interceptors see."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    timeout: float
+
+
+# An interceptor may answer a delivery itself (injected faults, the LLM engine for provider
+# hosts); returning None lets the request go out over the network.
+Interceptor = Callable[[Outgoing], Awaitable[Response | None]]
 
 
 class Delivery:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self.interceptors: list[Interceptor] = []
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # (published prefix, local prefix): apps build absolute production URLs; deliver locally.
+        self.rewrites: list[tuple[str, str]] = []
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -40,10 +56,17 @@ class Delivery:
         body: bytes,
         timeout: float,
     ) -> Response:
-        for intercept in self.interceptors:
-            answer = await intercept(method, url, headers, body)
-            if answer is not None:
-                return answer
+        if self.interceptors:
+            outgoing = Outgoing(method, url, headers, body, timeout)
+            for intercept in self.interceptors:
+                answer = await intercept(outgoing)
+                if answer is not None:
+                    return answer
+        for prefix, local in self.rewrites:
+            rest = url[len(prefix) :]
+            if url.startswith(prefix) and (not rest or rest[0] in "/?#"):
+                url = local + rest
+                break
         session = await self._client()
         try:
             async with session.request(
@@ -51,7 +74,7 @@ class Delivery:
                 url,
                 headers=headers,
                 data=body,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=self._timeout(timeout),
                 allow_redirects=False,
             ) as resp:
                 data = await resp.content.read(MAX_RESPONSE_BODY)
@@ -60,6 +83,18 @@ class Delivery:
             return Response(None, {}, b"", error=f"request timed out after {timeout:g}s")
         except aiohttp.ClientError as exc:
             return Response(None, {}, b"", error=f"request failed: {exc}")
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        # Messages share a handful of timeouts; reuse the objects instead of one per request.
+        found = self._timeouts.get(seconds)
+        if found is None:
+            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return found
+
+    def rewrite(self, published: str, local: str) -> None:
+        """Deliver what is published to `published...` to `local...` (the signature keeps the
+        published URL as its subject, as QStash would sign it)."""
+        self.rewrites.append((published.rstrip("/"), local.rstrip("/")))
 
     async def close(self) -> None:
         if self._session is not None:

@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock
+from .clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic, wall_time
 from .delivery import Delivery
 from .durations import parse_duration
 from .engine import Engine
+from .faults import Faults
+from .flow_control import FlowControl
 from .http.app import create_app
+from .http.limits import LIMITS
 from .ids import IdSource
+from .limits import Limits
+from .queues import Queues, queues_of
 from .scheduler import Scheduler
+from .schedules import Schedules
+from .url_groups import UrlGroups, url_groups_of
 from .users import User, Users
 
 T = TypeVar("T")
@@ -41,6 +47,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         keep_deliveries: int | None = None,
+        auto_advance: bool = False,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -49,6 +56,8 @@ class Emulator:
         self.clock: Clock = clock
         self.host = host
         self.port = port
+        # While something waits for a result (await_until), skip idle virtual time.
+        self.auto_advance = auto_advance
         self.users = Users(quota)
         self.ids = IdSource(seed)
         self.scheduler = Scheduler(self.clock)
@@ -59,10 +68,15 @@ class Emulator:
             users=self.users,
             ids=self.ids,
             delivery=self.delivery,
-            wall=time.time,
+            wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
         )
         self.app = create_app(self.engine, self.users)
+        self.limits = Limits(self.clock)
+        self.app[LIMITS] = self.limits
+        self.faults = Faults()
+        self.delivery.interceptors.append(self.faults.intercept)
+        self.engine.resetters += [self.limits.reset, self.faults.clear]
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +103,23 @@ class Emulator:
         if user is None:
             return self.users.default
         return user if isinstance(user, User) else self.users[user]
+
+    # -- resources with their own state ---------------------------------------------------------
+    @property
+    def schedules(self) -> Schedules:
+        return Schedules.of(self.engine)
+
+    @property
+    def flow_control(self) -> FlowControl:
+        return FlowControl.of(self.engine)
+
+    @property
+    def queues(self) -> Queues:
+        return queues_of(self.engine)
+
+    @property
+    def url_groups(self) -> UrlGroups:
+        return url_groups_of(self.engine)
 
     # -- lifecycle in a running loop ------------------------------------------------------------
     async def start_async(self) -> Emulator:
@@ -121,6 +152,8 @@ class Emulator:
     def start(self) -> Emulator:
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         loop = asyncio.new_event_loop()
+        # A freeze_time in the test must not freeze this loop's own timers (I/O timeouts).
+        setattr(loop, "time", real_monotonic)  # noqa: B010
         self._loop = loop
 
         def run() -> None:
@@ -162,6 +195,31 @@ class Emulator:
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def call_soon(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a plain function on the emulator's loop from another thread and wait for it;
+        cheaper than `call` (no task) for quick state changes such as a test's reset."""
+        loop = self._loop
+        if self._thread is None or loop is None:
+            raise RuntimeError("the emulator runs in this event loop: call it directly")
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn(*args))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return done.result()
+
+    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await a coroutine on the emulator's loop from any event loop (async tests while the
+        emulator runs in its thread); in the emulator's own loop it is simply awaited."""
+        loop = self._loop
+        if self._thread is None or loop is None or loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
     # -- time ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:
@@ -172,10 +230,32 @@ class Emulator:
         await self.scheduler.advance(seconds)
 
     async def arun_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        await self.scheduler.run_until_idle(parse_duration(limit) if isinstance(limit, str) else limit)
+        await self.scheduler.run_until_idle(
+            parse_duration(limit) if isinstance(limit, str) else limit
+        )
 
     async def asettle(self) -> None:
-        await self.scheduler.settle()
+        await self.scheduler.catch_up()
+
+    async def await_until(
+        self, done: Callable[[], bool], timeout: float | str | None = None
+    ) -> bool:
+        """Wait until `done()` holds; False if it does not within `timeout`.
+
+        Virtual clock with `auto_advance`: idle virtual time is skipped from due work to due
+        work, up to `timeout` virtual seconds (default a year). Without it only work due now
+        runs. Real clock: waits up to `timeout` wall seconds (default 10).
+        """
+        if not self.clock.virtual:
+            return await self.scheduler.wait_real(done, _seconds(timeout, 10.0))
+        if self.auto_advance:
+            return await self.scheduler.run_until(done, _seconds(timeout, 366 * 86400.0))
+        await self.scheduler.catch_up()
+        return done()
+
+    def wait_until(self, done: Callable[[], bool], timeout: float | str | None = None) -> bool:
+        """`await_until` from another thread."""
+        return self.call(self.await_until(done, timeout))
 
     def advance(self, by: float | str) -> None:
         """Move virtual time forward; everything due on the way runs, in order."""
@@ -191,14 +271,33 @@ class Emulator:
 
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:
-        """Forget every message, log, DLQ entry and timer; keys and users go back to defaults."""
-        await self.scheduler.settle()
+        """Forget every message, log, DLQ entry and timer; keys and users go back to defaults.
+        Work still running is cancelled, not awaited (a dead destination must not stall it)."""
+        await self.scheduler.cancel_running()
+        self._reset_state(seed)
+
+    def _reset_state(self, seed: int | None) -> None:
         self.scheduler.clear()
+        self.scheduler.errors.clear()
         self.engine.reset()
         self.ids.reset(seed)
         self.users.reset_keys()
         if isinstance(self.clock, VirtualClock):
-            self.clock._now = DEFAULT_EPOCH
+            self.clock.reset(DEFAULT_EPOCH)
+
+    def _reset_if_idle(self, seed: int | None) -> bool:
+        if self.scheduler.busy:
+            return False
+        self._reset_state(seed)
+        return True
 
     def reset(self, seed: int | None = None) -> None:
-        self.call(self.areset(seed))
+        # One hop to the loop, no task, when nothing runs (a test suite resets per test).
+        if not self.call_soon(self._reset_if_idle, seed):
+            self.call(self.areset(seed))
+
+
+def _seconds(value: float | str | None, default: float) -> float:
+    if value is None:
+        return default
+    return parse_duration(value) if isinstance(value, str) else float(value)

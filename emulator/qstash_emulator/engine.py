@@ -44,8 +44,12 @@ from .users import User, Users
 
 DAY = 86400.0
 DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
-RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "x-ratelimit-reset-requests",
-                 "x-ratelimit-reset-tokens")
+RESET_HEADERS = (
+    "retry-after",
+    "x-ratelimit-reset",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+)
 
 
 class Gate(Protocol):
@@ -120,7 +124,10 @@ class Engine:
         if spec.dedup_id is not None:
             return "id:" + destination + ":" + spec.dedup_id
         if spec.content_dedup:
-            return "content:" + hashlib.sha256(destination.encode() + b"\0" + body).hexdigest()
+            # Destination, body and the headers that reach it (deduplication.mdx).
+            headers = json.dumps(sorted(spec.headers.items())).encode()
+            data = destination.encode() + b"\0" + headers + b"\0" + body
+            return "content:" + hashlib.sha256(data).hexdigest()
         return None
 
     def find_duplicate(self, user: User, key: str | None) -> str | None:
@@ -166,10 +173,7 @@ class Engine:
         **fields: Any,
     ) -> Message:
         now = self.clock.now()
-        if spec.not_before is not None:
-            not_before = spec.not_before
-        else:
-            not_before = now + spec.delay
+        not_before = spec.not_before if spec.not_before is not None else now + spec.delay
         message = Message(
             id=message_id or self.ids.next("message", "msg_"),
             user=user,
@@ -243,7 +247,12 @@ class Engine:
         headers = self.outgoing_headers(message)
         target = message.deliver_to or message.url
         record = Delivered(
-            message, target, message.method, headers, message.body, self.clock.now(),
+            message,
+            target,
+            message.method,
+            headers,
+            message.body,
+            self.clock.now(),
             message.retried,
         )
         self.delivered.append(record)
@@ -270,9 +279,9 @@ class Engine:
             return
         error = response.error or f"{response.status} {_reason(response.status)}"
         self.log(message, ERROR, error=error, response=response)
-        non_retryable = response.status == 489 and _header(
-            response, "upstash-nonretryable-error"
-        ) == "true"
+        non_retryable = (
+            response.status == 489 and _header(response, "upstash-nonretryable-error") == "true"
+        )
         if message.cancel_requested:
             self.log(message, CANCELLED)
             self._finish(message)
@@ -368,8 +377,10 @@ class Engine:
         body = json.dumps(self.callback_body(message, response, dlq_id)).encode()
         spec = MessageSpec(
             method=cfg.method,
-            headers={**{k: list(v) for k, v in cfg.headers.items()},
-                     "Content-Type": ["application/json"]},
+            headers={
+                **{k: list(v) for k, v in cfg.headers.items()},
+                "Content-Type": ["application/json"],
+            },
             retries=cfg.retries if cfg.retries is not None else message.max_retries,
             retry_delay=cfg.retry_delay if cfg.retry_delay is not None else message.retry_delay,
             timeout=cfg.timeout,
@@ -448,8 +459,9 @@ class Engine:
         return entry
 
     def dlq_entries(self, user: User) -> list[DlqEntry]:
-        return sorted(self.state(user).dlq.values(), key=lambda e: (e.time, e.message.order),
-                      reverse=True)
+        return sorted(
+            self.state(user).dlq.values(), key=lambda e: (e.time, e.message.order), reverse=True
+        )
 
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
         dlq = self.state(user).dlq

@@ -9,6 +9,7 @@ derives from stable ids, so the same test runs its work in the same order every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -43,6 +44,7 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
         self.errors: list[BaseException] = []
+        self._progress: asyncio.Event | None = None  # set when started work ends (waiters)
 
     # -- scheduling -------------------------------------------------------------------------
     def call_at(self, due: float, work: Work, order: tuple[int, ...] = ()) -> Timer:
@@ -63,7 +65,12 @@ class Scheduler:
             return
         task = asyncio.get_running_loop().create_task(self._run(timer.work))
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._progress is not None:
+            self._progress.set()
 
     async def _run(self, work: Work) -> None:
         try:
@@ -98,17 +105,19 @@ class Scheduler:
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance() needs a virtual clock")
-        await self.settle()
-        while True:
-            due = self.next_due()
-            if due is None or due > target:
-                break
-            clock.set(due)
+        # Pinned: work runs at its own due time even when a freezegun time is already ahead.
+        with clock.pinned():
+            await self.settle()
+            while True:
+                due = self.next_due()
+                if due is None or due > target:
+                    break
+                clock.set(due)
+                self._start_due()
+                await self.settle()
+            clock.set(target)
             self._start_due()
             await self.settle()
-        clock.set(target)
-        self._start_due()
-        await self.settle()
 
     async def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -128,6 +137,52 @@ class Scheduler:
                 break
             await self.advance_to(due)
 
+    async def catch_up(self) -> None:
+        """Run what fell due while time moved outside the scheduler (freezegun's tick/move_to),
+        each at its due time, and wait for work due now. Sync point before any assertion."""
+        if isinstance(self.clock, VirtualClock):
+            await self.advance_to(self.clock.now())
+        else:
+            await self.settle()
+
+    async def run_until(self, done: Callable[[], bool], limit: float) -> bool:
+        """Auto-advance: skip idle virtual time, from due entry to due entry, until `done()`
+        holds; False when nothing is due within `limit` seconds. On the real clock: wait (up
+        to `limit` wall seconds) for started work to make `done()` true."""
+        if not isinstance(self.clock, VirtualClock):
+            return await self.wait_real(done, limit)
+        await self.catch_up()
+        end = self.clock.now() + limit
+        while not done():
+            due = self.next_due()
+            if due is None or due > end:
+                return False
+            await self.advance_to(due)
+        return True
+
+    async def wait_real(self, done: Callable[[], bool], limit: float) -> bool:
+        """Wait, without moving time, until `done()` holds (re-checked whenever work ends)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        progress = self._progress = self._progress or asyncio.Event()
+        while True:
+            progress.clear()
+            if done():
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(progress.wait(), remaining)
+
+    async def cancel_running(self) -> None:
+        """Cancel started work (a reset must not wait for a slow or dead destination)."""
+        while self._inflight:
+            tasks = list(self._inflight)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- real time --------------------------------------------------------------------------
     def start(self) -> None:
         """Run due work on the wall clock (standalone server); no-op for a virtual clock."""
@@ -143,18 +198,14 @@ class Scheduler:
             due = self.next_due()
             self._wake.clear()
             timeout = None if due is None else max(0.0, due - self.clock.now())
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
 
     async def stop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-            except asyncio.CancelledError:
-                pass
             self._runner = None
         for task in list(self._inflight):
             task.cancel()

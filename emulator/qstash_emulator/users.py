@@ -30,10 +30,30 @@ class User:
 
 # (user id, password, current key, next key) exactly as `qstash dev` prints them.
 DEV_SERVER_USERS = [
-    ("defaultUser", "defaultPassword", "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"),
-    ("testUser1", "testPassword", "sig_7GVPjvuwsfqF65iC8fSrs1dfYruM", "sig_5NoELc3EFnZn4DVS5bDs2Nk4b7Ua"),
-    ("testUser2", "testPassword", "sig_6jWGaWRxHsw4vMSPJprXadyvrybF", "sig_7qHbvhmahe5GwfePDiS5Lg3pi6Qx"),
-    ("testUser3", "testPassword", "sig_5T8FcSsynBjn9mMLBsXhpacRovJf", "sig_7GFR4YaDshFcqsxWRZpRB161jguD"),
+    (
+        "defaultUser",
+        "defaultPassword",
+        "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+        "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs",
+    ),
+    (
+        "testUser1",
+        "testPassword",
+        "sig_7GVPjvuwsfqF65iC8fSrs1dfYruM",
+        "sig_5NoELc3EFnZn4DVS5bDs2Nk4b7Ua",
+    ),
+    (
+        "testUser2",
+        "testPassword",
+        "sig_6jWGaWRxHsw4vMSPJprXadyvrybF",
+        "sig_7qHbvhmahe5GwfePDiS5Lg3pi6Qx",
+    ),
+    (
+        "testUser3",
+        "testPassword",
+        "sig_5T8FcSsynBjn9mMLBsXhpacRovJf",
+        "sig_7GFR4YaDshFcqsxWRZpRB161jguD",
+    ),
 ]
 
 

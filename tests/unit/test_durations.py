@@ -6,7 +6,6 @@ from email.utils import format_datetime
 
 import pytest
 from qstash_emulator.durations import (
-    MAX_RESET_SECONDS,
     DurationError,
     format_duration,
     parse_duration,

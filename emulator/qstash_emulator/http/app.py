@@ -6,14 +6,30 @@ from aiohttp import web
 
 from ..engine import Engine
 from ..users import Users
-from . import dlq, keys, logs, messages, publish
+from . import (
+    batch,
+    capture,
+    dlq,
+    flow_control,
+    keys,
+    logs,
+    messages,
+    publish,
+    queues,
+    schedules,
+    url_groups,
+)
 from .common import DESTINATION_HOOKS, ENGINE, EXTRAS, USERS, api_middleware
+from .limits import limits_middleware
 
-RESOURCES = [publish, messages, logs, dlq, keys]
+RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
+RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 
 
 def create_app(engine: Engine, users: Users) -> web.Application:
-    app = web.Application(middlewares=[api_middleware], client_max_size=64 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
+    )
     app[ENGINE] = engine
     app[USERS] = users
     app[EXTRAS] = {}

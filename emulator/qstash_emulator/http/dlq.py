@@ -58,8 +58,11 @@ async def delete_dlq(request: web.Request) -> web.Response:
 async def delete_many(request: web.Request) -> web.Response:
     ids = await _ids(request)
     if not ids:
-        chunk, cursor = page(
-            _matching(request), _key, request.query.get("cursor"), count_param(request.query, 100, 100)
+        chunk, _cursor = page(
+            _matching(request),
+            _key,
+            request.query.get("cursor"),
+            count_param(request.query, 100, 100),
         )
         ids = [e.dlq_id for e in chunk]
     body: dict[str, object] = {"deleted": engine(request).dlq_delete(user(request), ids)}

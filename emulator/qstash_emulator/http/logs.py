@@ -14,9 +14,13 @@ def _logs(request: web.Request, field: str) -> web.Response:
     keep = message_filter(query)
     wanted = query.get("state")
     entries = [
-        e for e in engine(request).logs(user(request)) if state_matches(wanted, e.state) and keep(e.message, e.time)
+        e
+        for e in engine(request).logs(user(request))
+        if state_matches(wanted, e.state) and keep(e.message, e.time)
     ]
-    chunk, cursor = page(entries, lambda e: e.key, query.get("cursor"), count_param(query, 100, 1000))
+    chunk, cursor = page(
+        entries, lambda e: e.key, query.get("cursor"), count_param(query, 100, 1000)
+    )
     body: dict[str, object] = {field: [log_json(e) for e in chunk]}
     if cursor:
         body["cursor"] = cursor

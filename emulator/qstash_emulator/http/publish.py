@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import bad_request
+from ..destinations import publish_to, status_of
 from ..options import MessageSpec, is_url, parse_message_headers
 from .common import DESTINATION_HOOKS, TOKEN_PARAMS, engine, json_response, user
 
@@ -50,13 +50,9 @@ async def publish(request: web.Request) -> web.Response:
         if answer is not None:
             response: web.Response = await answer if hasattr(answer, "__await__") else answer
             return response
-    if not is_url(destination):
-        raise bad_request(
-            f"invalid destination: {destination!r} is neither a URL (http:// or https://) "
-            "nor a URL group"
-        )
-    result = eng.publish_url(who, destination, spec, body, caller_ip=caller_ip)
-    return json_response(result, 202 if result.get("deduplicated") else 200)
+    # URLs and URL groups (one message per endpoint): the one entry point, with dedup.
+    result = publish_to(eng, who, destination, spec, body, caller_ip=caller_ip)
+    return json_response(result, status_of(result))
 
 
 def setup(app: web.Application) -> None:

@@ -1,0 +1,190 @@
+"""The one entry point that publishes a message spec to any destination.
+
+    publish_to(engine, user, destination, spec, body, *, caller_ip,
+               queue_name=None, schedule_id=None, **fields) -> dict | list[dict]
+
+- `destination`: an http(s) URL, or a URL group name (one message per endpoint, each with
+  topic_name/endpoint_name set), or whatever a registered resolver claims (see `add_resolver`).
+- `queue_name`: enqueue into that queue; it is created with parallelism 1 on first use, an
+  existing queue keeps its settings.
+- `schedule_id`: set on every message created (cron firings).
+- `fields`: further `Message` fields for every message created (e.g. `api`, `subject`).
+- Deduplication (`spec.dedup_id`, `spec.content_dedup`) is applied per created message, in one
+  window shared by publish, enqueue, batch and schedules; for a group the key is per endpoint.
+
+Returns QStash's publish shape: `{"messageId": ..., "deduplicated": true?}` for a URL, a list of
+`{"messageId", "url", "deduplicated"?}` for a URL group. Every check (destination, group, queue
+name and quota) runs before anything is created, so an ApiError leaves no state behind. The body
+size is the caller's to check (`engine.check_body`), before calling.
+
+`plan` + `execute` split the same work for callers that validate many messages first (batch).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import Engine
+from .errors import ApiError, bad_request, not_found
+from .options import MessageSpec, is_url
+from .queues import NAME, queues_of
+from .url_groups import url_groups_of
+from .users import User
+
+
+@dataclass
+class Fanout:
+    """One message a destination resolves to."""
+
+    url: str
+    fields: dict[str, Any] = field(default_factory=dict)  # Message fields (topic_name, api...)
+    dedup_destination: str | None = None  # what deduplication keys on (default: url)
+    reply_url: bool = False  # group members answer with their url
+
+
+# A resolver claims a destination (return its fan-out) or passes (None); may raise ApiError.
+Resolver = Callable[[User, str], "list[Fanout] | None"]
+_RESOLVERS: weakref.WeakKeyDictionary[Engine, list[Resolver]] = weakref.WeakKeyDictionary()
+
+
+def add_resolver(engine: Engine, resolver: Resolver) -> None:
+    """Let another resource claim destinations (tried before URLs and URL groups, in order)."""
+    _RESOLVERS.setdefault(engine, []).append(resolver)
+
+
+@dataclass
+class Plan:
+    destination: str
+    fanout: list[Fanout]
+    queue_name: str | None
+
+    @property
+    def group(self) -> bool:
+        """Answered with a list (URL groups, or a resolver's several messages)."""
+        return len(self.fanout) != 1 or any(f.reply_url for f in self.fanout)
+
+
+def plan(engine: Engine, user: User, destination: str, *, queue_name: str | None = None) -> Plan:
+    """Resolve a destination and check the queue without changing anything."""
+    if queue_name is not None:
+        queues_of(engine).check_room(user, [queue_name])
+    for resolver in _RESOLVERS.get(engine, []):
+        claimed = resolver(user, destination)
+        if claimed is not None:
+            if not claimed:
+                raise bad_request(f"destination {destination!r} has no endpoints")
+            return Plan(destination, claimed, queue_name)
+    if is_url(destination):
+        return Plan(destination, [Fanout(destination)], queue_name)
+    if not NAME.match(destination):
+        raise bad_request(
+            f"invalid destination: {destination!r} is neither a URL (http:// or https://) "
+            "nor a URL group"
+        )
+    group = url_groups_of(engine).find(user, destination)
+    if group is None:
+        raise not_found(f"url group {destination} not found")
+    fanout = [
+        Fanout(
+            e.url,
+            {"topic_name": group.name, "endpoint_name": e.name},
+            dedup_destination=f"{group.name}|{e.url}",
+            reply_url=True,
+        )
+        for e in group.endpoints
+    ]
+    return Plan(destination, fanout, queue_name)
+
+
+def execute(
+    engine: Engine,
+    user: User,
+    planned: Plan,
+    spec: MessageSpec,
+    body: bytes,
+    *,
+    caller_ip: str,
+    schedule_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any] | list[dict[str, Any]]:
+    if planned.queue_name is not None:
+        queues_of(engine).ensure(user, planned.queue_name)
+        fields["queue_name"] = planned.queue_name
+    if schedule_id is not None:
+        fields["schedule_id"] = schedule_id
+    answers: list[dict[str, Any]] = []
+    for target in planned.fanout:
+        answer = engine.publish_url(
+            user,
+            target.url,
+            spec,
+            body,
+            caller_ip=caller_ip,
+            dedup_destination=target.dedup_destination,
+            **{**fields, **target.fields},
+        )
+        if target.reply_url:
+            answer = {
+                "messageId": answer["messageId"],
+                "url": target.url,
+                **({"deduplicated": True} if answer.get("deduplicated") else {}),
+            }
+        answers.append(answer)
+    return answers if planned.group else answers[0]
+
+
+def publish_to(
+    engine: Engine,
+    user: User,
+    destination: str,
+    spec: MessageSpec,
+    body: bytes,
+    *,
+    caller_ip: str,
+    queue_name: str | None = None,
+    schedule_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """Publish (or enqueue) to a URL, URL group or claimed destination; see the module doc."""
+    planned = plan(engine, user, destination, queue_name=queue_name)
+    return execute(
+        engine, user, planned, spec, body, caller_ip=caller_ip, schedule_id=schedule_id, **fields
+    )
+
+
+def status_of(answer: dict[str, Any] | list[dict[str, Any]]) -> int:
+    """QStash answers a duplicate with 202 Accepted (a group: when every member was one)."""
+    items = answer if isinstance(answer, list) else [answer]
+    return 202 if items and all(a.get("deduplicated") for a in items) else 200
+
+
+@dataclass
+class BatchItem:
+    """One parsed batch entry."""
+
+    destination: str
+    spec: MessageSpec
+    body: bytes
+    queue_name: str | None = None
+
+
+def publish_batch(
+    engine: Engine, user: User, items: list[BatchItem], *, caller_ip: str
+) -> list[dict[str, Any] | list[dict[str, Any]]]:
+    """Plan every item first (any error fails the whole batch, naming the item), then publish."""
+    plans: list[Plan] = []
+    for i, item in enumerate(items):
+        try:
+            plans.append(plan(engine, user, item.destination, queue_name=item.queue_name))
+        except ApiError as exc:
+            # In a batch an unknown URL group is a malformed entry, as any other.
+            status = 400 if exc.status == 404 else exc.status
+            raise ApiError(status, f"message {i}: {exc.message}") from None
+    queues_of(engine).check_room(user, {p.queue_name for p in plans if p.queue_name is not None})
+    return [
+        execute(engine, user, p, item.spec, item.body, caller_ip=caller_ip)
+        for p, item in zip(plans, items, strict=True)
+    ]

@@ -1,0 +1,109 @@
+"""/v2/flowControl (list, get, pause, resume, pin, unpin, resetRate) and /v2/globalParallelism."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import bad_request
+from ..filters import int_param
+from ..flow_control import FlowControl, KeyState
+from .common import ENGINE, json_response, user
+
+FLOW_CONTROL = web.AppKey("flow_control", FlowControl)
+
+
+def key_json(st: KeyState) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "flowControlKey": st.key,
+        "waitListSize": len(st.waiting),
+        "parallelismCount": len(st.active),
+        "rateCount": st.rate_count,
+        "isPaused": st.paused,
+        "isPinnedParallelism": st.pinned_parallelism,
+        "isPinnedRate": st.pinned_rate,
+    }
+    if st.parallelism is not None:
+        out["parallelismMax"] = st.parallelism
+    if st.rate is not None:
+        out["rateMax"] = st.rate
+        out["ratePeriod"] = int(st.period)
+    if st.period_start is not None:
+        out["ratePeriodStart"] = int(st.period_start)  # unix seconds, as the reference says
+    return out
+
+
+def _fc(request: web.Request) -> FlowControl:
+    return request.app[FLOW_CONTROL]
+
+
+def _key(request: web.Request) -> str:
+    return request.match_info["flowControlKey"]
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise bad_request(f"invalid {name}: {raw!r}, want true or false")
+    return raw == "true"
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    return json_response([key_json(st) for st in _fc(request).list(user(request))])
+
+
+async def get_key(request: web.Request) -> web.Response:
+    return json_response(key_json(_fc(request).get(user(request), _key(request))))
+
+
+async def pause(request: web.Request) -> web.Response:
+    _fc(request).pause(user(request), _key(request))
+    return web.Response(status=200)
+
+
+async def resume(request: web.Request) -> web.Response:
+    _fc(request).resume(user(request), _key(request))
+    return web.Response(status=200)
+
+
+async def pin(request: web.Request) -> web.Response:
+    query = request.query
+    period = int_param(query, "period")
+    _fc(request).pin(
+        user(request),
+        _key(request),
+        parallelism=int_param(query, "parallelism"),
+        rate=int_param(query, "rate"),
+        period=float(period) if period is not None else None,
+    )
+    return web.Response(status=200)
+
+
+async def unpin(request: web.Request) -> web.Response:
+    parallelism, rate = _flag(request, "parallelism"), _flag(request, "rate")
+    _fc(request).unpin(user(request), _key(request), parallelism=parallelism, rate=rate)
+    return web.Response(status=200)
+
+
+async def reset_rate(request: web.Request) -> web.Response:
+    _fc(request).reset_rate(user(request), _key(request))
+    return web.Response(status=200)
+
+
+async def global_parallelism(request: web.Request) -> web.Response:
+    maximum, count = _fc(request).global_parallelism(user(request))
+    return json_response({"parallelismMax": maximum, "parallelismCount": count})
+
+
+def setup(app: web.Application) -> None:
+    app[FLOW_CONTROL] = FlowControl.of(app[ENGINE])
+    one = "/v2/flowControl/{flowControlKey:[^/]+}"
+    app.router.add_get("/v2/flowControl", list_keys)
+    app.router.add_get(one, get_key)
+    app.router.add_post(one + "/pause", pause)
+    app.router.add_post(one + "/resume", resume)
+    app.router.add_post(one + "/pin", pin)
+    app.router.add_post(one + "/unpin", unpin)
+    app.router.add_post(one + "/resetRate", reset_rate)
+    app.router.add_get("/v2/globalParallelism", global_parallelism)

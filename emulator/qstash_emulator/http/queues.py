@@ -1,0 +1,79 @@
+"""/v2/queues (upsert, list, get, delete, pause, resume) and POST /v2/enqueue/{queue}/{dest}."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..destinations import publish_to, status_of
+from ..errors import bad_request
+from ..queues import queues_of
+from .common import engine, json_response, read_json, user
+from .publish import destination_of, parse_spec
+
+
+async def upsert(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    if not isinstance(data, dict) or not isinstance(data.get("queueName"), str):
+        raise bad_request('request body must be {"queueName": ..., "parallelism": ...}')
+    paused = data.get("paused", False)
+    if not isinstance(paused, bool):
+        raise bad_request(f"invalid paused: {paused!r}, must be true or false")
+    parallelism = data.get("parallelism")
+    queues_of(engine(request)).upsert(
+        user(request), data["queueName"], 1 if parallelism is None else parallelism, paused
+    )
+    return web.Response(status=200)
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    queues, who = queues_of(engine(request)), user(request)
+    return json_response([queues.json(who, q) for q in queues.all(who)])
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    queues, who = queues_of(engine(request)), user(request)
+    return json_response(queues.json(who, queues.get(who, request.match_info["queueName"])))
+
+
+async def delete_queue(request: web.Request) -> web.Response:
+    queues_of(engine(request)).delete(user(request), request.match_info["queueName"])
+    return web.Response(status=200)
+
+
+async def pause(request: web.Request) -> web.Response:
+    queues_of(engine(request)).pause(user(request), request.match_info["queueName"])
+    return web.Response(status=200)
+
+
+async def resume(request: web.Request) -> web.Response:
+    queues_of(engine(request)).resume(user(request), request.match_info["queueName"])
+    return web.Response(status=200)
+
+
+async def enqueue(request: web.Request) -> web.Response:
+    eng, who = engine(request), user(request)
+    destination = destination_of(request)
+    spec = parse_spec(request)
+    body = await request.read()
+    eng.check_body(who, body)
+    answer = publish_to(
+        eng,
+        who,
+        destination,
+        spec,
+        body,
+        caller_ip=request.remote or "127.0.0.1",
+        queue_name=request.match_info["queueName"],
+    )
+    return json_response(answer, status_of(answer))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v2/queues", upsert)
+    app.router.add_post("/v2/queues/", upsert)
+    app.router.add_get("/v2/queues", list_queues)
+    app.router.add_get("/v2/queues/{queueName}", get_queue)
+    app.router.add_delete("/v2/queues/{queueName}", delete_queue)
+    app.router.add_post("/v2/queues/{queueName}/pause", pause)
+    app.router.add_post("/v2/queues/{queueName}/resume", resume)
+    app.router.add_post("/v2/enqueue/{queueName}/{destination:.+}", enqueue)
