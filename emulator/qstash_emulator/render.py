@@ -7,10 +7,10 @@ from typing import Any
 
 from . import headers as h
 from .clock import ms
-from .state import CallbackConfig, DlqEntry, LogEntry, Message, Redaction
+from .state import CallbackConfig, DlqEntry, FlowControl, LogEntry, Message, Redaction
 
 
-def _headers(headers: h.Headers, redact: Redaction) -> h.Headers:
+def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
     if redact.all_headers:
         return {k: [h.redacted(v) for v in vs] for k, vs in headers.items()}
     if redact.headers:
@@ -21,7 +21,7 @@ def _headers(headers: h.Headers, redact: Redaction) -> h.Headers:
     return headers
 
 
-def _body(body: bytes, redact: Redaction) -> bytes:
+def redact_body(body: bytes, redact: Redaction) -> bytes:
     if redact.body:
         return h.redacted(body.decode("utf-8", "replace")).encode()
     return body
@@ -35,8 +35,23 @@ def text_or_base64(body: bytes, text_key: str, b64_key: str) -> dict[str, str]:
         return {b64_key: base64.b64encode(body).decode()}
 
 
-def _callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers | None:
-    return _headers(cfg.headers, redact) if cfg is not None and cfg.headers else None
+def callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers | None:
+    return redact_headers(cfg.headers, redact) if cfg is not None and cfg.headers else None
+
+
+def add_labels_and_flow_control(
+    out: dict[str, Any], labels: list[str], fc: FlowControl | None
+) -> None:
+    if labels:
+        out["label"] = ",".join(labels)  # the deprecated single field, still read by the SDKs
+        out["labels"] = list(labels)
+    if fc is not None:
+        out["flowControlKey"] = fc.key
+        if fc.parallelism is not None:
+            out["parallelism"] = fc.parallelism
+        if fc.rate is not None:
+            out["rate"] = fc.rate
+            out["period"] = int(fc.period)
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -45,13 +60,13 @@ def message_json(message: Message) -> dict[str, Any]:
         "messageId": message.id,
         "url": message.url,
         "method": message.method,
-        "header": _headers(message.headers, redact),
+        "header": redact_headers(message.headers, redact),
         "maxRetries": message.max_retries,
         "notBefore": ms(message.not_before),
         "createdAt": ms(message.created_at),
         "callerIP": message.caller_ip,
     }
-    out.update(text_or_base64(_body(message.body, redact), "body", "bodyBase64"))
+    out.update(text_or_base64(redact_body(message.body, redact), "body", "bodyBase64"))
     optional = {
         "topicName": message.topic_name,
         "endpointName": message.endpoint_name,
@@ -59,23 +74,13 @@ def message_json(message: Message) -> dict[str, Any]:
         "scheduleId": message.schedule_id,
         "callback": message.callback.url if message.callback else None,
         "failureCallback": message.failure_callback.url if message.failure_callback else None,
-        "callbackHeader": _callback_headers(message.callback, redact),
-        "failureCallbackHeader": _callback_headers(message.failure_callback, redact),
+        "callbackHeader": callback_headers(message.callback, redact),
+        "failureCallbackHeader": callback_headers(message.failure_callback, redact),
         "retryDelayExpression": message.retry_delay.source if message.retry_delay else None,
         "api": message.api,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
-    if message.labels:
-        out["label"] = ",".join(message.labels)
-        out["labels"] = list(message.labels)
-    fc = message.flow_control
-    if fc is not None:
-        out["flowControlKey"] = fc.key
-        if fc.parallelism is not None:
-            out["parallelism"] = fc.parallelism
-        if fc.rate is not None:
-            out["rate"] = fc.rate
-            out["period"] = int(fc.period)
+    add_labels_and_flow_control(out, message.labels, message.flow_control)
     return out
 
 
@@ -88,8 +93,8 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         "state": entry.state,
         "url": message.url,
         "method": message.method,
-        "header": _headers(message.headers, redact),
-        "body": base64.b64encode(_body(message.body, redact)).decode(),
+        "header": redact_headers(message.headers, redact),
+        "body": base64.b64encode(redact_body(message.body, redact)).decode(),
         "maxRetries": message.max_retries,
         "timeout": int(message.timeout * 1000),
     }
@@ -101,16 +106,14 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         "queueName": message.queue_name,
         "scheduleId": message.schedule_id,
         "callback": message.callback.url if message.callback else None,
-        "callbackHeaders": _callback_headers(message.callback, redact),
+        "callbackHeaders": callback_headers(message.callback, redact),
         "failureCallback": message.failure_callback.url if message.failure_callback else None,
-        "failureCallbackHeaders": _callback_headers(message.failure_callback, redact),
+        "failureCallbackHeaders": callback_headers(message.failure_callback, redact),
         "retryDelayExpression": message.retry_delay.source if message.retry_delay else None,
         "api": message.api,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
-    if message.labels:
-        out["label"] = ",".join(message.labels)
-        out["labels"] = list(message.labels)
+    add_labels_and_flow_control(out, message.labels, None)
     if entry.response is not None and entry.response.status is not None and entry.state == "ERROR":
         out["responseStatus"] = entry.response.status
         out["responseHeaders"] = entry.response.headers

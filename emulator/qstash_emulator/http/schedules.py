@@ -9,7 +9,13 @@ from aiohttp import web
 
 from ..clock import ms
 from ..options import MessageSpec
-from ..render import _body, _callback_headers, _headers, text_or_base64
+from ..render import (
+    add_labels_and_flow_control,
+    callback_headers,
+    redact_body,
+    redact_headers,
+    text_or_base64,
+)
 from ..schedules import Schedule, Schedules
 from .common import DESTINATION_HOOKS, ENGINE, engine, json_response, user
 from .publish import destination_of, parse_spec
@@ -26,39 +32,29 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "destination": schedule.destination,
         "createdAt": ms(schedule.created_at),
         "method": spec.method,
-        "header": _headers(spec.headers, redact),
+        "header": redact_headers(spec.headers, redact),
         "retries": spec.retries,
         "callerIp": schedule.caller_ip,
         "callerIP": schedule.caller_ip,  # the spelling the SDKs read
         "isPaused": schedule.paused,
     }
-    out.update(text_or_base64(_body(schedule.body, redact), "body", "bodyBase64"))
+    out.update(text_or_base64(redact_body(schedule.body, redact), "body", "bodyBase64"))
     callback, failure = spec.callback, spec.failure_callback
     optional: dict[str, Any] = {
         "queueName": spec.queue_name,
         "delay": int(spec.delay) if spec.delay else None,
         "timeout": int(spec.timeout) if spec.timeout else None,
         "callback": callback.url if callback else None,
-        "callbackHeader": _callback_headers(callback, redact),
+        "callbackHeader": callback_headers(callback, redact),
         "failureCallback": failure.url if failure else None,
-        "failureCallbackHeader": _callback_headers(failure, redact),
+        "failureCallbackHeader": callback_headers(failure, redact),
         "retryDelayExpression": spec.retry_delay.source if spec.retry_delay else None,
         "lastScheduleTime": ms(schedule.last_time) if schedule.last_time is not None else None,
         "nextScheduleTime": ms(schedule.next_time) if schedule.next_time is not None else None,
         "error": schedule.error,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
-    if spec.labels:
-        out["label"] = ",".join(spec.labels)
-        out["labels"] = list(spec.labels)
-    fc = spec.flow_control
-    if fc is not None:
-        out["flowControlKey"] = fc.key
-        if fc.parallelism is not None:
-            out["parallelism"] = fc.parallelism
-        if fc.rate is not None:
-            out["rate"] = fc.rate
-            out["period"] = int(fc.period)
+    add_labels_and_flow_control(out, spec.labels, spec.flow_control)
     if schedule.last_messages:
         out["lastScheduleStates"] = schedule.last_states()
     return out
