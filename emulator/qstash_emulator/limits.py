@@ -62,6 +62,13 @@ class Limits:
             setattr(config, name, value)
         return config
 
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set (the middleware skips all work when none is)."""
+        return self.default != LimitConfig() or any(
+            c != LimitConfig() for c in self._per_user.values()
+        )
+
     def config(self, user: str) -> LimitConfig:
         return self._per_user.get(user, self.default)
 

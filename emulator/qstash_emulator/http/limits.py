@@ -19,7 +19,7 @@ _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     limits = request.app.get(LIMITS)
     who = request.get(USER_KEY)
-    if limits is None or who is None or not request.path.startswith("/v"):
+    if limits is None or not limits.active or who is None or not request.path.startswith("/v"):
         return await handler(request)
     if request.path.startswith(_PUBLISHING):
         count = 1
