@@ -43,6 +43,8 @@ class Fanout:
     fields: dict[str, Any] = field(default_factory=dict)  # Message fields (topic_name, api...)
     dedup_destination: str | None = None  # what deduplication keys on (default: url)
     reply_url: bool = False  # group members answer with their url
+    # Checks the message's spec and body before anything is created (LLM: callback required).
+    check: Callable[[MessageSpec, bytes], None] | None = None
 
 
 # A resolver claims a destination (return its fan-out) or passes (None); may raise ApiError.
@@ -67,8 +69,17 @@ class Plan:
         return len(self.fanout) != 1 or any(f.reply_url for f in self.fanout)
 
 
-def plan(engine: Engine, user: User, destination: str, *, queue_name: str | None = None) -> Plan:
-    """Resolve a destination and check the queue without changing anything."""
+def plan(
+    engine: Engine,
+    user: User,
+    destination: str,
+    *,
+    queue_name: str | None = None,
+    spec: MessageSpec | None = None,
+    body: bytes = b"",
+) -> Plan:
+    """Resolve a destination and check the queue without changing anything (with `spec`, also
+    what the claiming resolver requires of the message)."""
     if queue_name is not None:
         queues_of(engine).check_room(user, [queue_name])
     for resolver in _RESOLVERS.get(engine, []):
@@ -76,6 +87,9 @@ def plan(engine: Engine, user: User, destination: str, *, queue_name: str | None
         if claimed is not None:
             if not claimed:
                 raise bad_request(f"destination {destination!r} has no endpoints")
+            for target in claimed:
+                if target.check is not None and spec is not None:
+                    target.check(spec, body)
             return Plan(destination, claimed, queue_name)
     if is_url(destination):
         return Plan(destination, [Fanout(destination)], queue_name)
@@ -149,7 +163,7 @@ def publish_to(
     **fields: Any,
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Publish (or enqueue) to a URL, URL group or claimed destination; see the module doc."""
-    planned = plan(engine, user, destination, queue_name=queue_name)
+    planned = plan(engine, user, destination, queue_name=queue_name, spec=spec, body=body)
     return execute(
         engine, user, planned, spec, body, caller_ip=caller_ip, schedule_id=schedule_id, **fields
     )
@@ -178,7 +192,16 @@ def publish_batch(
     plans: list[Plan] = []
     for i, item in enumerate(items):
         try:
-            plans.append(plan(engine, user, item.destination, queue_name=item.queue_name))
+            plans.append(
+                plan(
+                    engine,
+                    user,
+                    item.destination,
+                    queue_name=item.queue_name,
+                    spec=item.spec,
+                    body=item.body,
+                )
+            )
         except ApiError as exc:
             # In a batch an unknown URL group is a malformed entry, as any other.
             status = 400 if exc.status == 404 else exc.status

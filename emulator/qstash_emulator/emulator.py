@@ -20,6 +20,10 @@ from .http.app import create_app
 from .http.limits import LIMITS
 from .ids import IdSource
 from .limits import Limits
+from .llm import LLMEngine
+from .llm_publish import LLMProviders
+from .llm_queue import LLMQueue
+from .llm_service import LLMService
 from .queues import Queues, queues_of
 from .scheduler import Scheduler
 from .schedules import Schedules
@@ -77,6 +81,13 @@ class Emulator:
         self.faults = Faults()
         self.delivery.interceptors.append(self.faults.intercept)
         self.engine.resetters += [self.limits.reset, self.faults.clear]
+        # The LLM API: chat limits, and provider hosts answered by the script (after faults, so
+        # a fault can still be injected on them).
+        self.llm_service = LLMService.of(self.engine)
+        self.llm_service.limits = self.limits
+        self.llm_service.auto_advance = lambda: self.auto_advance
+        self.llm_service.public_url = lambda: self.url
+        self.delivery.interceptors.append(self.llm_service.gateway.intercept)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -120,6 +131,31 @@ class Emulator:
     @property
     def url_groups(self) -> UrlGroups:
         return url_groups_of(self.engine)
+
+    @property
+    def llm(self) -> LLMEngine:
+        """The scripted LLM engine: `emu.llm.reply(...)`, `emu.llm.load_script(path)`,
+        `emu.llm.calls`."""
+        return self.llm_service.llm
+
+    @property
+    def llm_providers(self) -> LLMProviders:
+        """Provider hosts the script answers: api.openai.com, plus `add(base_url)`."""
+        return self.llm_service.providers
+
+    @property
+    def llm_queue(self) -> LLMQueue:
+        """The /queue worker queue: `emu.llm_queue.configure(concurrency=, rate=, max_size=)`."""
+        return self.llm_service.queue
+
+    @property
+    def llm_passthrough(self) -> bool:
+        """True: deliveries to provider hosts go out to the real provider (api/llm never does)."""
+        return self.llm_service.providers.passthrough
+
+    @llm_passthrough.setter
+    def llm_passthrough(self, value: bool) -> None:
+        self.llm_service.providers.passthrough = value
 
     # -- lifecycle in a running loop ------------------------------------------------------------
     async def start_async(self) -> Emulator:
@@ -195,9 +231,10 @@ class Emulator:
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def call_soon(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a plain function on the emulator's loop from another thread and wait for it;
-        cheaper than `call` (no task) for quick state changes such as a test's reset."""
+    def post(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Run a plain function on the emulator's loop soon, from another thread, without
+        waiting. The loop runs callbacks in order, so requests that reach the server after
+        this call see its effect; read state directly only after the future is done."""
         loop = self._loop
         if self._thread is None or loop is None:
             raise RuntimeError("the emulator runs in this event loop: call it directly")
@@ -210,7 +247,12 @@ class Emulator:
                 done.set_exception(exc)
 
         loop.call_soon_threadsafe(run)
-        return done.result()
+        return done
+
+    def call_soon(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a plain function on the emulator's loop from another thread and wait for it;
+        cheaper than `call` (no task) for quick state changes."""
+        return self.post(fn, *args).result()
 
     async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await a coroutine on the emulator's loop from any event loop (async tests while the
@@ -272,7 +314,7 @@ class Emulator:
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:
         """Forget every message, log, DLQ entry and timer; keys and users go back to defaults.
-        Work still running is cancelled, not awaited (a dead destination must not stall it)."""
+        Work still running is cancelled (a slow or dead destination must not stall it)."""
         await self.scheduler.cancel_running()
         self._reset_state(seed)
 
@@ -281,11 +323,13 @@ class Emulator:
         self.scheduler.errors.clear()
         self.engine.reset()
         self.ids.reset(seed)
+        self.llm.seed = self.ids.seed  # LLM ids follow the emulator's seed
         self.users.reset_keys()
         if isinstance(self.clock, VirtualClock):
             self.clock.reset(DEFAULT_EPOCH)
 
-    def _reset_if_idle(self, seed: int | None) -> bool:
+    def reset_if_idle(self, seed: int | None = None) -> bool:
+        """On the emulator's loop: reset at once, unless work is running (then use areset)."""
         if self.scheduler.busy:
             return False
         self._reset_state(seed)
@@ -293,7 +337,7 @@ class Emulator:
 
     def reset(self, seed: int | None = None) -> None:
         # One hop to the loop, no task, when nothing runs (a test suite resets per test).
-        if not self.call_soon(self._reset_if_idle, seed):
+        if not self.call_soon(self.reset_if_idle, seed):
             self.call(self.areset(seed))
 
 

@@ -12,18 +12,22 @@ from . import (
     dlq,
     flow_control,
     keys,
+    llm,
     logs,
     messages,
+    openai,
+    openai_queue,
     publish,
     queues,
     schedules,
     url_groups,
 )
-from .common import DESTINATION_HOOKS, ENGINE, EXTRAS, USERS, api_middleware
+from .common import DESTINATION_HOOKS, ENGINE, ERROR_RENDERERS, EXTRAS, USERS, api_middleware
 from .limits import limits_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
 RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
+RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 
 
 def create_app(engine: Engine, users: Users) -> web.Application:
@@ -34,6 +38,7 @@ def create_app(engine: Engine, users: Users) -> web.Application:
     app[USERS] = users
     app[EXTRAS] = {}
     app[DESTINATION_HOOKS] = []
+    app[ERROR_RENDERERS] = []
     for resource in RESOURCES:
         resource.setup(app)
     return app

@@ -18,6 +18,9 @@ EXTRAS = web.AppKey("extras", dict)
 # Other resources (URL groups, the LLM API, schedules) claim publish destinations with a hook:
 # `hook(request, destination, spec, body) -> web.Response | Awaitable[web.Response] | None`.
 DESTINATION_HOOKS = web.AppKey("destination_hooks", list)
+# Routes with another error shape (the OpenAI-compatible LLM API): `(path prefix, render)` with
+# `render(request, exc) -> web.Response`; the first prefix the path starts with renders.
+ERROR_RENDERERS = web.AppKey("error_renderers", list)
 
 # aiohttp 3.14 wants typed request keys; older versions take plain strings.
 USER_KEY: Any = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "user"
@@ -85,6 +88,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             request[USER_KEY] = authenticate(request)
         return await handler(request)
     except ApiError as exc:
+        for prefix, render in request.app.get(ERROR_RENDERERS, ()):
+            if request.path.startswith(prefix):
+                rendered: web.Response = render(request, exc)
+                return rendered
         return error_response(exc.status, exc.message, exc.headers)
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..limits import Limits
 from .common import USER_KEY, Handler
+from .openai import OPENAI_PREFIXES
 
 LIMITS = web.AppKey("limits", Limits)
 
@@ -21,6 +22,8 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     who = request.get(USER_KEY)
     if limits is None or not limits.active or who is None or not request.path.startswith("/v"):
         return await handler(request)
+    if request.path.startswith(OPENAI_PREFIXES):
+        return await handler(request)  # the LLM API has its own limits (chat requests/tokens)
     if request.path.startswith(_PUBLISHING):
         count = 1
         if request.path.startswith("/v2/batch"):
