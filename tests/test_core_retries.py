@@ -214,3 +214,17 @@ def test_each_attempt_is_signed_with_the_key_current_at_that_time(
     new = Receiver(keys.current, keys.next)
     new.verify(signature=second.headers["Upstash-Signature"], body="x", url=url)
     assert keys.current == old._next_signing_key
+
+
+def test_with_several_reset_headers_the_latest_reset_wins(
+    emu: Emulator, client: QStash, target: Callable[..., str]
+) -> None:
+    url = target(
+        "/both",
+        429,
+        200,
+        headers={"X-RateLimit-Reset-Requests": "20s", "X-RateLimit-Reset-Tokens": "1m"},
+    )
+    client.message.publish(url=url, body="x")
+    emu.run_until_idle()
+    assert times(emu, url) == [0.0, 60.0]

@@ -414,3 +414,16 @@ def test_schedule_limit_of_the_plan_is_a_412(emu: Emulator, target: Callable[...
         headers={"Upstash-Cron": "* * * * *", "Upstash-Schedule-Id": "s0"},
     )
     assert res.status_code == 200
+
+
+def test_a_schedule_to_the_llm_api_is_checked_at_creation(emu: Emulator) -> None:
+    auth = {"Authorization": f"Bearer {emu.token}", "Upstash-Cron": "* * * * *"}
+    body = json.dumps(
+        {
+            "model": "meta-llama/Meta-Llama-3-8B-Instruct",
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    res = httpx.post(f"{emu.url}/v2/schedules/api/llm", headers=auth, content=body)
+    assert res.status_code == 400 and "callback" in res.json()["error"].lower()
+    assert httpx.get(f"{emu.url}/v2/schedules", headers=auth).json() == []

@@ -298,14 +298,16 @@ class Engine:
 
     def retry_delay(self, message: Message, response: Response) -> float:
         now = self.clock.now()
-        for name in RESET_HEADERS:
-            value = _header(response, name)
-            if value is None:
-                continue
-            seconds = parse_reset_value(value, now)
-            # Past a day QStash ignores the header and falls back to the backoff.
-            if seconds is not None and seconds <= DAY:
-                return seconds
+        # Past a day a header is ignored (parse_reset_value gives None) and the backoff applies;
+        # with several (requests and tokens both exhausted) the latest reset is the one to wait.
+        resets = [
+            seconds
+            for name in RESET_HEADERS
+            if (value := _header(response, name)) is not None
+            and (seconds := parse_reset_value(value, now)) is not None
+        ]
+        if resets:
+            return max(resets)
         if message.retry_delay is not None:
             return message.retry_delay.evaluate(message.retried) / 1000.0
         return backoff(message.retried + 1)

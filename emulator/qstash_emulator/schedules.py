@@ -97,7 +97,7 @@ class Schedules:
     ) -> Schedule:
         """Create or (same Upstash-Schedule-Id) replace a schedule. Validates before any change."""
         cron = _parse_cron(spec.cron)
-        self._check_destination(user, destination, spec.queue_name)
+        self._check_destination(user, destination, spec, body)
         schedules = self._of(user)
         old = schedules.get(spec.schedule_id) if spec.schedule_id is not None else None
         if spec.schedule_id is not None and not SCHEDULE_ID.match(spec.schedule_id):
@@ -132,9 +132,12 @@ class Schedules:
             self._arm(schedule, eng.clock.now())
         return schedule
 
-    def _check_destination(self, user: User, destination: str, queue: str | None) -> None:
+    def _check_destination(
+        self, user: User, destination: str, spec: MessageSpec, body: bytes
+    ) -> None:
         try:
-            plan(self.engine, user, destination, queue_name=queue)
+            # With the spec, a claimed destination (api/llm) checks its message now, not at firing.
+            plan(self.engine, user, destination, queue_name=spec.queue_name, spec=spec, body=body)
         except ApiError as exc:
             # A URL group may be created after its schedule; a firing without it records the
             # error on the schedule (`error`) instead.
