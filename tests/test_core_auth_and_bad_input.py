@@ -141,3 +141,17 @@ def test_bad_cursor_and_count_are_400(emu: Emulator) -> None:
     auth = {"Authorization": f"Bearer {emu.token}"}
     assert httpx.get(f"{emu.url}/v2/logs?cursor=%%%", headers=auth).status_code == 400
     assert httpx.get(f"{emu.url}/v2/dlq?count=zero", headers=auth).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v2/nothing-here", 404), ("PUT", "/v2/keys", 405), ("PATCH", "/v2/dlq", 405)],
+)
+def test_unknown_routes_and_methods_answer_json_errors(
+    emu: Emulator, method: str, path: str, status: int
+) -> None:
+    res = httpx.request(
+        method, f"{emu.url}{path}", headers={"Authorization": f"Bearer {emu.token}"}
+    )
+    assert res.status_code == status
+    assert path in res.json()["error"]

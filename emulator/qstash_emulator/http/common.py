@@ -86,7 +86,13 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         if not request.path.startswith("/__"):  # the emulator's own unauthenticated routes
             request[USER_KEY] = authenticate(request)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            # Unknown routes and methods answer in the API's error shape, not aiohttp's text.
+            raise ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}") from None
     except ApiError as exc:
         for prefix, render in request.app.get(ERROR_RENDERERS, ()):
             if request.path.startswith(prefix):
