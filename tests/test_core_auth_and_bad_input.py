@@ -155,3 +155,5 @@ def test_unknown_routes_and_methods_answer_json_errors(
     )
     assert res.status_code == status
     assert path in res.json()["error"]
+    if status == 405:
+        assert res.headers["Allow"]

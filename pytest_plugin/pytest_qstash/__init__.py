@@ -1,1 +1,23 @@
-"""pytest plugin for the QStash emulator."""
+"""pytest plugin for the QStash emulator: fixtures, time control and delivery assertions.
+
+Installed with the package and loaded by pytest on its own (a `pytest11` entry point). The
+fixtures live in `pytest_qstash.plugin`; the objects tests get are exported here for typing.
+"""
+
+from qstash_emulator.http.capture import Captured, Reply
+
+from .assertions import Query
+from .config import Settings, UserSpec
+from .harness import CaptureHandle, QStashHarness
+from .records import DeliveredMessage
+
+__all__ = [
+    "CaptureHandle",
+    "Captured",
+    "DeliveredMessage",
+    "QStashHarness",
+    "Query",
+    "Reply",
+    "Settings",
+    "UserSpec",
+]

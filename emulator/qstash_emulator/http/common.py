@@ -92,7 +92,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             if exc.status < 400:
                 raise
             # Unknown routes and methods answer in the API's error shape, not aiohttp's text.
-            raise ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}") from None
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            message = f"{exc.reason}: {request.method} {request.path}"
+            raise ApiError(exc.status, message, allow) from None
     except ApiError as exc:
         for prefix, render in request.app.get(ERROR_RENDERERS, ()):
             if request.path.startswith(prefix):

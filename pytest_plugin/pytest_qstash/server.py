@@ -1,0 +1,226 @@
+"""An emulator started for tests, with what the plugin keeps beside it: signature verdicts and
+the request/delivery log. One is shared by a session (reset per test); a test may get its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from qstash_emulator import Emulator
+from qstash_emulator.http.capture import CAPTURES, PREFIX, CaptureStore
+from qstash_emulator.quotas import QUOTAS
+from qstash_emulator.state import Delivered
+
+from .config import Settings
+from .records import Verdict, check_signature, iso
+
+
+class Server:
+    """A started emulator (in its own thread) plus the plugin's per-test bookkeeping."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        emu = Emulator(
+            clock="real" if settings.real_time else "virtual",
+            seed=settings.seed,
+            quota=settings.quota,
+        )
+        for spec in settings.users:
+            emu.users.add(spec.name, token=spec.token, quota=spec.quota)
+        self.emulator = emu
+        self.quota = settings.quota  # the tier the users have now
+        self._own_quota = {spec.name for spec in settings.users if spec.quota}
+        # Signature verdicts, checked when the answer arrives, as the destination would have:
+        # id(record) -> (record, verdict); the record is kept to make the id unambiguous.
+        self.verdicts: dict[int, tuple[Delivered, Verdict]] = {}
+        self.log_enabled = settings.log
+        self.started = emu.clock.now()  # the clock when the current test began
+        self._due: int | None = None  # seed of a reset not run yet (see prepare)
+        self._lock = threading.Lock()
+        self.log_lines: list[str] = []
+        self._log_lock = threading.Lock()
+        emu.engine.listeners.append(self._delivered)
+        emu.engine.resetters.append(self._forget)
+        llm = getattr(emu, "llm", None)
+        reset_llm = getattr(llm, "reset", None)
+        if reset_llm is not None and reset_llm not in emu.engine.resetters:
+            emu.engine.resetters.append(reset_llm)
+        # Outermost: runs a test's due reset before anything else, logs final statuses.
+        emu.app.middlewares.insert(0, self._make_middleware())
+        emu.start()
+        # What the default user's env is after every reset (keys back to their first values),
+        # known without waiting for the reset.
+        self.default_env = emu.env()
+
+    @property
+    def captures(self) -> CaptureStore:
+        return self.emulator.app[CAPTURES]
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+    # -- per test -----------------------------------------------------------------------------
+    def prepare(self, settings: Settings) -> None:
+        """Fresh state for a test.
+
+        Waking the emulator's thread costs more than the reset itself, so in the common case
+        the reset is only marked as due: it runs on the loop at the test's first contact,
+        either the first request to the server (the middleware runs it first) or the first
+        call from the test's thread (`ready()`).
+        """
+        emu = self.emulator
+        emu.auto_advance = settings.auto_advance
+        self.log_enabled = settings.log
+        needs_config = self._needs_config(settings)
+        # Work still running must be cancelled now; a real clock runs timers on its own.
+        if needs_config or emu.scheduler.busy or not emu.clock.virtual:
+            self._take_due()
+            emu.reset(settings.seed)
+            if needs_config:
+                emu.call_soon(self._configure, settings)
+            self.started = emu.clock.now()
+        else:
+            with self._lock:
+                self._due = settings.seed
+
+    def _needs_config(self, settings: Settings) -> bool:
+        llm = getattr(self.emulator, "llm", None)
+        return bool(
+            settings.quota != self.quota
+            or settings.rate_limits
+            or settings.llm_scripts
+            or (llm is not None and getattr(llm, "seed", settings.seed) != settings.seed)
+        )
+
+    def _take_due(self) -> int | None:
+        # Exactly one of the loop (middleware) and the test's thread (ready) runs a due reset.
+        with self._lock:
+            due, self._due = self._due, None
+        return due
+
+    def _reset_in_loop(self, seed: int) -> asyncio.Task[None] | None:
+        emu = self.emulator
+        if emu.reset_if_idle(seed):
+            self.started = emu.clock.now()
+            return None
+        # Work started since the test's thread looked (rare): reset once it is cancelled.
+        return asyncio.get_running_loop().create_task(self._areset(seed))
+
+    async def _areset(self, seed: int) -> None:
+        await self.emulator.areset(seed)
+        self.started = self.emulator.clock.now()
+
+    async def _reset_due_in_loop(self) -> None:
+        due = self._take_due()
+        if due is not None:
+            task = self._reset_in_loop(due)
+            if task is not None:
+                await task
+
+    def ready(self) -> None:
+        """Run a due reset now (the test's thread calls this before reading state)."""
+        if self._due is None:
+            return
+        due = self._take_due()
+        if due is not None:
+            task = self.emulator.call_soon(self._reset_in_loop, due)
+            if task is not None:
+                self.emulator.call(_wait(task))
+
+    @property
+    def reset_done(self) -> bool:
+        """False while the test's reset is still due (nothing of the test reached the server)."""
+        return self._due is None
+
+    def _configure(self, settings: Settings) -> None:
+        emu = self.emulator
+        if settings.quota != self.quota:
+            quota = QUOTAS[settings.quota]
+            for user in emu.users:
+                if user.name not in self._own_quota:
+                    user.quota = quota
+            emu.users.quota_name = settings.quota
+            self.quota = settings.quota
+        if settings.rate_limits:
+            limits = getattr(emu, "limits", None)
+            if limits is None or not hasattr(limits, "configure"):
+                raise RuntimeError(
+                    "rate limits were asked for, but this emulator has no Emulator.limits"
+                )
+            for who, values in settings.rate_limits.items():
+                limits.configure(who, **values)
+        llm = getattr(emu, "llm", None)
+        if llm is not None:
+            if hasattr(llm, "seed"):
+                llm.seed = settings.seed
+            for path in settings.llm_scripts:
+                llm.load_script(path)
+        elif settings.llm_scripts:
+            raise RuntimeError(
+                "LLM scripts were given, but this emulator has no LLM engine (Emulator.llm)"
+            )
+
+    def _forget(self) -> None:
+        self.verdicts.clear()
+        with self._log_lock:
+            self.log_lines.clear()
+
+    # -- signatures -----------------------------------------------------------------------------
+    def _delivered(self, record: Delivered) -> None:
+        verdict = check_signature(record)
+        self.verdicts[id(record)] = (record, verdict)
+        if self.log_enabled:
+            response = record.response
+            answer = "in flight" if response is None else (response.error or str(response.status))
+            kind = "" if record.message.kind == "message" else f" [{record.message.kind}]"
+            self._log(
+                record.time,
+                f"deliver {record.message.id}{kind} {record.method} {record.url} "
+                f"retried={record.retried} -> {answer}"
+                + ("" if verdict.claims is not None else f"  (signature: {verdict.error})"),
+            )
+
+    def verdict(self, record: Delivered) -> Verdict:
+        """The verdict taken on arrival, or one taken now (still in flight)."""
+        found = self.verdicts.get(id(record))
+        if found is not None and found[0] is record:
+            return found[1]
+        return check_signature(record)
+
+    # -- log ------------------------------------------------------------------------------------
+    def _log(self, t: float, text: str) -> None:
+        with self._log_lock:
+            self.log_lines.append(f"[{iso(t)}] {text}")
+
+    def log_text(self) -> str:
+        with self._log_lock:
+            return "\n".join(self.log_lines)
+
+    def _make_middleware(self) -> Middleware:
+        clock = self.emulator.clock
+
+        @web.middleware
+        async def reset_and_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if self._due is not None:
+                await self._reset_due_in_loop()  # the test's first contact: reset first
+            if not self.log_enabled or request.path.startswith(PREFIX):
+                return await handler(request)
+            t = clock.now()
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                self._log(t, f"{request.method} {request.path_qs} -> {exc.status}")
+                raise
+            except Exception as exc:
+                self._log(t, f"{request.method} {request.path_qs} -> error {exc!r}")
+                raise
+            self._log(t, f"{request.method} {request.path_qs} -> {response.status}")
+            return response
+
+        return reset_and_log
+
+
+async def _wait(task: asyncio.Task[None]) -> None:
+    await task
