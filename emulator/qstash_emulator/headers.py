@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 
 Headers = dict[str, list[str]]
 
 
+@functools.lru_cache(maxsize=4096)  # header names repeat on every request
 def canonical(name: str) -> str:
     """Go's canonical MIME header form ("content-type" -> "Content-Type"), as QStash returns."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
