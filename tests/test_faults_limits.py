@@ -167,3 +167,9 @@ def test_chat_limits_on_the_clock() -> None:
 def test_configure_rejects_unknown_limits(emu: Emulator) -> None:
     with pytest.raises(TypeError, match="unknown"):
         emu.limits.configure(dayly=3)
+
+
+def test_reset_forgets_rewrites(emu: Emulator) -> None:
+    emu.delivery.rewrite("https://myapp.example.com", "http://127.0.0.1:3000")
+    emu.reset()
+    assert emu.delivery.rewrites == []

@@ -80,7 +80,12 @@ class Emulator:
         self.app[LIMITS] = self.limits
         self.faults = Faults()
         self.delivery.interceptors.append(self.faults.intercept)
-        self.engine.resetters += [self.limits.reset, self.faults.clear]
+        # A test's reset lifts its limits, faults and URL rewrites.
+        self.engine.resetters += [
+            self.limits.reset,
+            self.faults.clear,
+            self.delivery.rewrites.clear,
+        ]
         # The LLM API: chat limits, and provider hosts answered by the script (after faults, so
         # a fault can still be injected on them).
         self.llm_service = LLMService.of(self.engine)

@@ -5,6 +5,7 @@ fixtures live in `pytest_qstash.plugin`; the objects tests get are exported here
 """
 
 from qstash_emulator.http.capture import Captured, Reply
+from qstash_emulator.llm import LLMEngine, LLMErrorSpec
 
 from .assertions import Query
 from .config import Settings, UserSpec
@@ -15,6 +16,8 @@ __all__ = [
     "CaptureHandle",
     "Captured",
     "DeliveredMessage",
+    "LLMEngine",
+    "LLMErrorSpec",
     "QStashHarness",
     "Query",
     "Reply",
