@@ -54,11 +54,14 @@ RESET_HEADERS = (
 
 class Gate(Protocol):
     """Holds messages back (queues, flow control). `admit` returns False to hold a message; the
-    gate must later call `engine.start(message)` for it. `done` runs after every attempt."""
+    gate must later call `engine.start(message, self)` for it. `done` runs after every attempt."""
 
     def admit(self, message: Message) -> bool: ...
 
     def done(self, message: Message) -> None: ...
+
+    def cancelled(self, message: Message) -> None:
+        """A message the gate may be holding was cancelled: forget it, free its slot."""
 
 
 def backoff(retried: int) -> float:
@@ -207,14 +210,16 @@ class Engine:
         message.timer = None
         if message.finished:
             return
-        for gate in self.gates:
-            if not gate.admit(message):
-                return
-        await self._attempt(message)
+        if all(gate.admit(message) for gate in self.gates):
+            await self._attempt(message)
 
-    def start(self, message: Message) -> None:
-        """Run a message a gate held back, now (the gate has admitted it)."""
-        self.scheduler.call_soon(lambda: self._attempt(message), message.order)
+    def start(self, message: Message, admitted_by: Gate) -> None:
+        """Run a message a gate held back and now admits: the gates after it still get their
+        say (a queue's message may wait on flow control), then the attempt starts."""
+        gates = self.gates
+        later = gates[gates.index(admitted_by) + 1 :] if admitted_by in gates else []
+        if all(gate.admit(message) for gate in later):
+            self.scheduler.call_soon(lambda: self._attempt(message), message.order)
 
     # -- delivery -----------------------------------------------------------------------------
     def outgoing_headers(self, message: Message) -> list[tuple[str, str]]:
@@ -441,9 +446,7 @@ class Engine:
         self.log(message, CANCELLED)
         self._finish(message)
         for gate in self.gates:
-            release = getattr(gate, "cancelled", None)
-            if release is not None:
-                release(message)
+            gate.cancelled(message)
 
     def cancel_many(self, user: User, messages: Iterable[Message]) -> int:
         count = 0

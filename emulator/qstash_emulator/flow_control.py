@@ -146,7 +146,7 @@ class FlowControl:
             if message.finished:
                 continue
             st.take(message, now)
-            self.engine.start(message)
+            self.engine.start(message, self)
         if st.waiting and not st.paused and st.rate_full and st.period_start is not None:
             self._arm(st, st.period_start + st.period)
 

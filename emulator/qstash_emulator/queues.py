@@ -268,16 +268,7 @@ class Queues:
                 queue.arrival.pop(message.id, None)
                 continue
             queue.running.add(message.id)
-            self._start(message)
-
-    def _start(self, message: Message) -> None:
-        # Later gates (flow control) still get their say before the attempt starts.
-        gates = self.engine.gates
-        later = gates[gates.index(self) + 1 :] if self in gates else []
-        for gate in later:
-            if not gate.admit(message):
-                return
-        self.engine.start(message)
+            self.engine.start(message, self)
 
 
 _REGISTRY: weakref.WeakKeyDictionary[Engine, Queues] = weakref.WeakKeyDictionary()
