@@ -214,3 +214,11 @@ def test_async_mode_inside_a_running_loop(
             assert [r.get_data() for r in requests_to(httpserver, "/async")] == [b"async"]
 
     asyncio.run(main())
+
+
+def test_reset_returns_to_the_configured_start_time(target: Callable[..., str]) -> None:
+    start = 1_800_000_000.0
+    with Emulator(start_time=start) as emu:
+        emu.advance("1d")
+        emu.reset()
+        assert emu.now == start

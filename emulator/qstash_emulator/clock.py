@@ -91,7 +91,7 @@ class VirtualClock:
     _RESOLUTION = 1e-6
 
     def __init__(self, start: float = DEFAULT_EPOCH, *, follow_freezegun: bool = True) -> None:
-        self._now = float(start)
+        self.start = self._now = float(start)
         self.follow_freezegun = follow_freezegun
         self._factory: Any = None  # the freeze this clock follows
         self._pinned = 0
@@ -139,8 +139,9 @@ class VirtualClock:
         finally:
             self._pinned -= 1
 
-    def reset(self, start: float = DEFAULT_EPOCH) -> None:
-        self._now = float(start)
+    def reset(self, start: float | None = None) -> None:
+        """Back to `start`, by default the time this clock started at."""
+        self._now = self.start if start is None else float(start)
         self._factory = None
 
 

@@ -273,13 +273,10 @@ class Emulator:
         return self.clock.now()
 
     async def aadvance(self, by: float | str) -> None:
-        seconds = parse_duration(by) if isinstance(by, str) else float(by)
-        await self.scheduler.advance(seconds)
+        await self.scheduler.advance(_seconds(by))
 
     async def arun_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        await self.scheduler.run_until_idle(
-            parse_duration(limit) if isinstance(limit, str) else limit
-        )
+        await self.scheduler.run_until_idle(_seconds(limit))
 
     async def asettle(self) -> None:
         await self.scheduler.catch_up()
@@ -331,7 +328,7 @@ class Emulator:
         self.llm.seed = self.ids.seed  # LLM ids follow the emulator's seed
         self.users.reset_keys()
         if isinstance(self.clock, VirtualClock):
-            self.clock.reset(DEFAULT_EPOCH)
+            self.clock.reset()
 
     def reset_if_idle(self, seed: int | None = None) -> bool:
         """On the emulator's loop: reset at once, unless work is running (then use areset)."""
@@ -346,7 +343,8 @@ class Emulator:
             self.call(self.areset(seed))
 
 
-def _seconds(value: float | str | None, default: float) -> float:
+def _seconds(value: float | str | None, default: float = 0.0) -> float:
+    """Seconds, or a QStash duration such as "1h30m"; `default` when None."""
     if value is None:
         return default
     return parse_duration(value) if isinstance(value, str) else float(value)

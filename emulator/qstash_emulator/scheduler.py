@@ -207,10 +207,7 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self.cancel_running()
 
     def clear(self) -> None:
         """Drop all pending timers (a test's reset); running work is left to finish."""
