@@ -22,7 +22,7 @@ from . import (
     schedules,
     url_groups,
 )
-from .common import DESTINATION_HOOKS, ENGINE, ERROR_RENDERERS, EXTRAS, USERS, api_middleware
+from .common import ENGINE, ERROR_RENDERERS, USERS, api_middleware
 from .limits import limits_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
@@ -36,8 +36,6 @@ def create_app(engine: Engine, users: Users) -> web.Application:
     )
     app[ENGINE] = engine
     app[USERS] = users
-    app[EXTRAS] = {}
-    app[DESTINATION_HOOKS] = []
     app[ERROR_RENDERERS] = []
     for resource in RESOURCES:
         resource.setup(app)

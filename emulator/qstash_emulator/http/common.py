@@ -14,10 +14,6 @@ from ..users import User, Users
 
 ENGINE = web.AppKey("engine", Engine)
 USERS = web.AppKey("users", Users)
-EXTRAS = web.AppKey("extras", dict)
-# Other resources (URL groups, the LLM API, schedules) claim publish destinations with a hook:
-# `hook(request, destination, spec, body) -> web.Response | Awaitable[web.Response] | None`.
-DESTINATION_HOOKS = web.AppKey("destination_hooks", list)
 # Routes with another error shape (the OpenAI-compatible LLM API): `(path prefix, render)` with
 # `render(request, exc) -> web.Response`; the first prefix the path starts with renders.
 ERROR_RENDERERS = web.AppKey("error_renderers", list)

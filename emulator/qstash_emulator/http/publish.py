@@ -6,7 +6,8 @@ from aiohttp import web
 
 from ..destinations import publish_to, status_of
 from ..options import MessageSpec, is_url, parse_message_headers
-from .common import DESTINATION_HOOKS, TOKEN_PARAMS, engine, json_response, user
+from ..schedules import Schedules
+from .common import TOKEN_PARAMS, engine, json_response, user
 
 
 def destination_of(request: web.Request) -> str:
@@ -45,11 +46,11 @@ async def publish(request: web.Request) -> web.Response:
     body = await request.read()
     eng.check_body(who, body)
     caller_ip = request.remote or "127.0.0.1"
-    for hook in request.app[DESTINATION_HOOKS]:
-        answer = hook(request, destination, spec, body)
-        if answer is not None:
-            response: web.Response = await answer if hasattr(answer, "__await__") else answer
-            return response
+    if spec.cron is not None:
+        # A publish carrying Upstash-Cron creates a schedule (the older form the seed shows),
+        # whatever the destination: a URL, a URL group or the LLM API.
+        schedule = Schedules.of(eng).create(who, destination, spec, body, caller_ip=caller_ip)
+        return json_response({"scheduleId": schedule.id})
     # URLs and URL groups (one message per endpoint): the one entry point, with dedup.
     result = publish_to(eng, who, destination, spec, body, caller_ip=caller_ip)
     return json_response(result, status_of(result))

@@ -17,7 +17,7 @@ from ..render import (
     text_or_base64,
 )
 from ..schedules import Schedule, Schedules
-from .common import DESTINATION_HOOKS, ENGINE, engine, json_response, user
+from .common import ENGINE, engine, json_response, user
 from .publish import destination_of, parse_spec
 
 SCHEDULES = web.AppKey("schedules", Schedules)
@@ -79,15 +79,6 @@ async def create(request: web.Request) -> web.Response:
     return _create(request, destination, spec, body)
 
 
-def cron_publish_hook(
-    request: web.Request, destination: str, spec: MessageSpec, body: bytes
-) -> web.Response | None:
-    """A publish with Upstash-Cron creates a schedule and answers {"scheduleId": ...}."""
-    if spec.cron is None:
-        return None
-    return _create(request, destination, spec, body)
-
-
 async def list_schedules(request: web.Request) -> web.Response:
     return json_response([schedule_json(s) for s in _schedules(request).list(user(request))])
 
@@ -114,8 +105,6 @@ async def resume(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[SCHEDULES] = Schedules.of(app[ENGINE])
-    # First in line: a cron publish must become a schedule even to a URL group or the LLM API.
-    app[DESTINATION_HOOKS].insert(0, cron_publish_hook)
     one = "/v2/schedules/{scheduleId:[^/]+}"
     app.router.add_get("/v2/schedules", list_schedules)
     # The API reference says POST, the Python SDK sends PATCH: accept both.
