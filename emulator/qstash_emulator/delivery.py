@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import resource
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -11,8 +14,38 @@ import aiohttp
 from . import headers as h
 from .state import Response
 
+log = logging.getLogger("qstash_emulator")
+
 # A destination's answer is kept (logs, DLQ, callbacks) up to this size.
 MAX_RESPONSE_BODY = 1_000_000
+# The emulator's own resources ran out (not the destination's fault): wait and send again, up
+# to this many wall seconds in all, before the attempt counts as failed.
+OWN_ERROR_PATIENCE = 120.0
+_OWN_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def default_concurrency() -> int:
+    """Deliveries in flight at once: a quarter of the file-descriptor limit (each delivery holds
+    a socket, and the server's own connections need some too), between 8 and 1,000."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(8, min(1000, soft // 4))
+
+
+def own_error(exc: BaseException) -> bool:
+    """True when the failure is the emulator's (out of file descriptors or memory)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _OWN_ERRNOS:
+            return True
+        os_error = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(os_error, OSError) and os_error.errno in _OWN_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @dataclass
@@ -32,7 +65,12 @@ Interceptor = Callable[[Outgoing], Awaitable[Response | None]]
 
 
 class Delivery:
-    def __init__(self) -> None:
+    """Sends deliveries; at most `concurrency` are on the network at once (the rest wait for a
+    slot, and an attempt's timeout starts only when its request is sent)."""
+
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.concurrency = concurrency or default_concurrency()
+        self._slots: asyncio.Semaphore | None = None
         self._session: aiohttp.ClientSession | None = None
         self.interceptors: list[Interceptor] = []
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
@@ -41,7 +79,8 @@ class Delivery:
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # No pool limit: queue parallelism and flow control bound concurrency, not the pool.
+            # No pool limit: the slots bound concurrency (a wait in the pool would count against
+            # the attempt's timeout).
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
@@ -67,6 +106,27 @@ class Delivery:
             if url.startswith(prefix) and (not rest or rest[0] in "/?#"):
                 url = local + rest
                 break
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + OWN_ERROR_PATIENCE
+        pause = 0.01
+        while True:
+            async with self._slots:
+                try:
+                    return await self._request(method, url, headers, body, timeout)
+                except OSError as exc:
+                    if not own_error(exc) or loop.time() >= give_up:
+                        return Response(None, {}, b"", error=f"request failed: {exc}")
+                    error = exc
+            # Out of file descriptors (or memory) here, not at the destination: not an attempt.
+            log.warning("delivery to %s waits: the emulator is short of resources (%s)", url, error)
+            await asyncio.sleep(pause)
+            pause = min(1.0, pause * 2)
+
+    async def _request(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout: float
+    ) -> Response:
         session = await self._client()
         try:
             async with session.request(
@@ -82,6 +142,8 @@ class Delivery:
         except asyncio.TimeoutError:
             return Response(None, {}, b"", error=f"request timed out after {timeout:g}s")
         except aiohttp.ClientError as exc:
+            if own_error(exc):
+                raise OSError(errno.EMFILE, str(exc)) from exc
             return Response(None, {}, b"", error=f"request failed: {exc}")
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:

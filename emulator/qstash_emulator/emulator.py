@@ -52,6 +52,7 @@ class Emulator:
         port: int = 0,
         keep_deliveries: int | None = None,
         auto_advance: bool = False,
+        delivery_concurrency: int | None = None,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -65,7 +66,8 @@ class Emulator:
         self.users = Users(quota)
         self.ids = IdSource(seed)
         self.scheduler = Scheduler(self.clock)
-        self.delivery = Delivery()
+        # At most this many deliveries on the network at once (default: from the fd limit).
+        self.delivery = Delivery(delivery_concurrency)
         self.engine = Engine(
             clock=self.clock,
             scheduler=self.scheduler,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -41,6 +42,8 @@ from .state import (
     UserState,
 )
 from .users import User, Users
+
+log = logging.getLogger("qstash_emulator")
 
 DAY = 86400.0
 DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
@@ -264,6 +267,11 @@ class Engine:
         try:
             response = await self.delivery.send(
                 message.method, target, headers, message.body, message.timeout
+            )
+        except Exception as exc:  # any failure is a failed attempt, never a stuck message
+            log.exception("delivery of %s to %s failed", message.id, target)
+            response = Response(
+                None, {}, b"", error=f"delivery failed: {type(exc).__name__}: {exc}"
             )
         finally:
             message.in_flight = False

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from . import headers as h
 from .durations import DurationError, parse_duration, parse_not_before
 from .errors import bad_request
+from .header_rules import check_header_fields
 from .quotas import Quota
 from .retry_delay import RetryDelay, RetryDelayError, compile_retry_delay
 from .state import CallbackConfig, FlowControl, Redaction
@@ -220,6 +221,7 @@ def parse_message_headers(
 ) -> MessageSpec:
     """Parse a publish's headers. `pairs` keeps repeated headers; names are case-insensitive."""
     pairs = list(pairs)
+    check_header_fields(pairs)
     lower: dict[str, str] = {}
     for key, value in pairs:
         lower.setdefault(key.lower(), value)
