@@ -25,7 +25,7 @@ from .llm_publish import LLMProviders
 from .llm_queue import LLMQueue
 from .llm_service import LLMService
 from .queues import Queues, queues_of
-from .scheduler import Scheduler
+from .scheduler import IDLE_HORIZON, IDLE_MAX_STEPS, Scheduler
 from .schedules import Schedules
 from .url_groups import UrlGroups, url_groups_of
 from .users import User, Users
@@ -277,8 +277,10 @@ class Emulator:
     async def aadvance(self, by: float | str) -> None:
         await self.scheduler.advance(_seconds(by))
 
-    async def arun_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        await self.scheduler.run_until_idle(_seconds(limit))
+    async def arun_until_idle(
+        self, limit: float | str = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
+    ) -> None:
+        await self.scheduler.run_until_idle(_seconds(limit), max_steps)
 
     async def asettle(self) -> None:
         await self.scheduler.catch_up()
@@ -307,9 +309,14 @@ class Emulator:
         """Move virtual time forward; everything due on the way runs, in order."""
         self.call(self.aadvance(by))
 
-    def run_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        """Run due work, jumping virtual time ahead, until nothing is left to do."""
-        self.call(self.arun_until_idle(limit))
+    def run_until_idle(
+        self, limit: float | str = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
+    ) -> None:
+        """Run due work, jumping virtual time ahead, until nothing is left to do.
+
+        Raises NotIdleError, naming what kept it busy (e.g. a cron schedule), when work is still
+        due after `limit` (a year of virtual time) or `max_steps` jumps (1,000)."""
+        self.call(self.arun_until_idle(limit, max_steps))
 
     def settle(self) -> None:
         """Wait (without moving time) until work that is due now has finished."""

@@ -207,7 +207,9 @@ class Engine:
 
     def schedule(self, message: Message, at: float | None = None) -> None:
         due = message.not_before if at is None else at
-        message.timer = self.scheduler.call_at(due, lambda: self._due(message), message.order)
+        message.timer = self.scheduler.call_at(
+            due, lambda: self._due(message), message.order, what=f"message {message.id}"
+        )
 
     async def _due(self, message: Message) -> None:
         message.timer = None

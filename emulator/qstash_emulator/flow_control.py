@@ -161,7 +161,9 @@ class FlowControl:
                 st.timer = None
                 self._release(st)
 
-        timer = self.engine.scheduler.call_at(due, reopen, st.waiting[0].order)
+        timer = self.engine.scheduler.call_at(
+            due, reopen, st.waiting[0].order, what=f"flow control {st.key}"
+        )
         st.timer = timer
 
     # -- management API ---------------------------------------------------------------------

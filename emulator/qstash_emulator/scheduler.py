@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,15 @@ log = logging.getLogger("qstash_emulator")
 
 Work = Callable[[], Awaitable[None]]
 
+# run_until_idle's bounds: a year of virtual time, and at most this many jumps from due work to
+# due work (a cron schedule is never idle; neither is an app that publishes on every delivery).
+IDLE_HORIZON = 366 * 86400.0
+IDLE_MAX_STEPS = 1000
+
+
+class NotIdleError(RuntimeError):
+    """run_until_idle reached its horizon or step limit with work still due."""
+
 
 @dataclass(order=True)
 class Timer:
@@ -30,6 +40,7 @@ class Timer:
     seq: int
     work: Work = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
+    what: str = field(default="", compare=False)  # "schedule scd_…", "message msg_…": for errors
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -45,10 +56,11 @@ class Scheduler:
         self._runner: asyncio.Task[None] | None = None
         self.errors: list[BaseException] = []
         self._progress: asyncio.Event | None = None  # set when started work ends (waiters)
+        self._fired: Counter[str] | None = None  # what ran, while run_until_idle counts
 
     # -- scheduling -------------------------------------------------------------------------
-    def call_at(self, due: float, work: Work, order: tuple[int, ...] = ()) -> Timer:
-        timer = Timer(due, order, next(self._seq), work)
+    def call_at(self, due: float, work: Work, order: tuple[int, ...] = (), what: str = "") -> Timer:
+        timer = Timer(due, order, next(self._seq), work, what=what)
         if due <= self.clock.now():
             self._start(timer)
         else:
@@ -63,6 +75,8 @@ class Scheduler:
     def _start(self, timer: Timer) -> None:
         if timer.cancelled:
             return
+        if self._fired is not None:
+            self._fired[timer.what] += 1
         task = asyncio.get_running_loop().create_task(self._run(timer.work))
         self._inflight.add(task)
         task.add_done_callback(self._finished)
@@ -124,18 +138,59 @@ class Scheduler:
             raise ValueError("cannot advance by a negative duration")
         await self.advance_to(self.clock.now() + seconds)
 
-    async def run_until_idle(self, limit: float = 366 * 86400.0) -> None:
-        """Jump from due entry to due entry until none is left (or `limit` seconds have passed).
+    async def run_until_idle(
+        self, limit: float = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
+    ) -> None:
+        """Jump from due entry to due entry until none is left.
 
-        The limit keeps a cron schedule, which is never idle, from running forever.
+        Bounded, because some work is never idle (a cron schedule): past `limit` seconds of
+        virtual time or `max_steps` jumps with work still due, raise NotIdleError naming what
+        kept firing.
         """
-        end = self.clock.now() + limit
-        await self.settle()
-        while True:
-            due = self.next_due()
-            if due is None or due > end:
-                break
-            await self.advance_to(due)
+        start = self.clock.now()
+        end = start + limit
+        self._fired = Counter()
+        try:
+            await self.settle()
+            steps = 0
+            while True:
+                due = self.next_due()
+                if due is None:
+                    return
+                if due > end:
+                    raise NotIdleError(
+                        self._busy_report(f"{limit:g} s of virtual time", due - start)
+                    )
+                if steps >= max_steps:
+                    raise NotIdleError(self._busy_report(f"{max_steps} steps", due - start))
+                steps += 1
+                await self.advance_to(due)
+        finally:
+            self._fired = None
+
+    def _busy_report(self, bound: str, elapsed: float) -> str:
+        fired = self._fired or Counter()
+        pending = Counter(t.what for t in self._heap if not t.cancelled)
+        schedules = sorted(
+            {w.split(" ", 1)[1] for w in fired + pending if w.startswith("schedule ")}
+        )
+        lines = [
+            f"run_until_idle: still busy after {bound} (next due work {elapsed:g} s after the "
+            "start)"
+        ]
+        if schedules:
+            lines.append(
+                f"schedules keep firing: {', '.join(schedules)}; use advance() to move time by "
+                "a set amount, or pause or delete them"
+            )
+        busiest = [f"{what} ({n}x)" for what, n in fired.most_common(5) if what]
+        if busiest:
+            lines.append("ran most often: " + ", ".join(busiest))
+        waiting = [what for what, _ in pending.most_common(5) if what]
+        if waiting:
+            lines.append("still due: " + ", ".join(waiting))
+        lines.append("(raise run_until_idle's limit= or max_steps= if this much work is expected)")
+        return "\n".join(lines)
 
     async def catch_up(self) -> None:
         """Run what fell due while time moved outside the scheduler (freezegun's tick/move_to),

@@ -182,7 +182,9 @@ class Schedules:
                 schedule.timer = None
                 self._fire(schedule, due)
 
-        timer = self.engine.scheduler.call_at(due, fire, schedule.order)
+        timer = self.engine.scheduler.call_at(
+            due, fire, schedule.order, what=f"schedule {schedule.id}"
+        )
         schedule.timer = timer
 
     def _disarm(self, schedule: Schedule) -> None:

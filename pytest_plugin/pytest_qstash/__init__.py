@@ -6,6 +6,7 @@ fixtures live in `pytest_qstash.plugin`; the objects tests get are exported here
 
 from qstash_emulator.http.capture import Captured, Reply
 from qstash_emulator.llm import LLMEngine, LLMErrorSpec
+from qstash_emulator.scheduler import NotIdleError
 
 from .assertions import Query
 from .config import Settings, UserSpec
@@ -18,6 +19,7 @@ __all__ = [
     "DeliveredMessage",
     "LLMEngine",
     "LLMErrorSpec",
+    "NotIdleError",
     "QStashHarness",
     "Query",
     "Reply",

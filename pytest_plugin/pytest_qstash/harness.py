@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qstash_emulator import Emulator
 from qstash_emulator.http.capture import Captured, ReplyLike, make_reply
 from qstash_emulator.http.capture import url as capture_url
+from qstash_emulator.scheduler import IDLE_HORIZON, IDLE_MAX_STEPS
 from qstash_emulator.users import User
 
 from .assertions import (
@@ -217,12 +218,17 @@ class QStashHarness:
     async def aadvance(self, by: float | str) -> None:
         await self._arun(self._emu.aadvance(by))
 
-    def run_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        """Jump from due work to due work until none is left (cron: up to `limit`)."""
-        self._run(self._emu.arun_until_idle(limit))
+    def run_until_idle(
+        self, limit: float | str = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
+    ) -> None:
+        """Jump from due work to due work until none is left. Raises NotIdleError naming what
+        kept it busy (a cron schedule never is idle) past `limit` or `max_steps` jumps."""
+        self._run(self._emu.arun_until_idle(limit, max_steps))
 
-    async def arun_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        await self._arun(self._emu.arun_until_idle(limit))
+    async def arun_until_idle(
+        self, limit: float | str = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
+    ) -> None:
+        await self._arun(self._emu.arun_until_idle(limit, max_steps))
 
     def settle(self) -> None:
         """Let work due now finish, without moving time (catches up with freezegun)."""

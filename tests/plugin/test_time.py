@@ -185,3 +185,15 @@ async def _loop_time() -> float:
     import asyncio
 
     return asyncio.get_running_loop().time()
+
+
+def test_run_until_idle_names_the_schedule_that_keeps_it_busy(
+    qstash: QStashHarness, qstash_client: QStash
+) -> None:
+    from pytest_qstash import NotIdleError
+
+    hook = qstash.capture("cron")
+    sid = qstash_client.schedule.create(destination=hook.url, cron="*/5 * * * *")
+    with pytest.raises(NotIdleError, match=f"schedules keep firing: {sid}"):
+        qstash.run_until_idle(max_steps=20)
+    assert len(hook) == 20
