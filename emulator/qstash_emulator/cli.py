@@ -27,7 +27,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dev.add_argument("--quota", choices=["payg", "pro"], default="payg", help="plan limits")
-    dev.add_argument("--seed", type=int, default=0, help="seed for ids")
+    dev.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for ids (same seed, same ids; default: random, so ids never repeat)",
+    )
     dev.add_argument(
         "--rewrite",
         action="append",

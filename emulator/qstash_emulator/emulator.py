@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import secrets
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -46,7 +47,7 @@ class Emulator:
         *,
         clock: str | Clock = "virtual",
         start_time: float = DEFAULT_EPOCH,
-        seed: int = 0,
+        seed: int | None = None,
         quota: str = "payg",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -64,7 +65,11 @@ class Emulator:
         # While something waits for a result (await_until), skip idle virtual time.
         self.auto_advance = auto_advance
         self.users = Users(quota)
-        self.ids = IdSource(seed)
+        # Ids follow a seed: 0 on a virtual clock (tests: the same ids every run); on a real clock
+        # a random one unless given, so a restarted dev server never reuses an id an app has
+        # already seen (apps use Upstash-Message-Id as their idempotency key).
+        self._random_ids = seed is None and not self.clock.virtual
+        self.ids = IdSource(random_seed() if self._random_ids else seed or 0)
         self.scheduler = Scheduler(self.clock)
         # At most this many deliveries on the network at once (default: from the fd limit).
         self.delivery = Delivery(delivery_concurrency)
@@ -333,7 +338,7 @@ class Emulator:
         self.scheduler.clear()
         self.scheduler.errors.clear()
         self.engine.reset()
-        self.ids.reset(seed)
+        self.ids.reset(random_seed() if seed is None and self._random_ids else seed)
         self.llm.seed = self.ids.seed  # LLM ids follow the emulator's seed
         self.users.reset_keys()
         if isinstance(self.clock, VirtualClock):
@@ -350,6 +355,10 @@ class Emulator:
         # One hop to the loop, no task, when nothing runs (a test suite resets per test).
         if not self.call_soon(self.reset_if_idle, seed):
             self.call(self.areset(seed))
+
+
+def random_seed() -> int:
+    return secrets.randbits(64)
 
 
 def _seconds(value: float | str | None, default: float = 0.0) -> float:
