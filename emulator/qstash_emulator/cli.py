@@ -8,6 +8,7 @@ import signal
 import sys
 
 from .emulator import Emulator
+from .history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -40,6 +41,31 @@ def parser() -> argparse.ArgumentParser:
         metavar="PUBLISHED=LOCAL",
         help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
     )
+    dev.add_argument(
+        "--history-max-entries",
+        type=int,
+        default=DEFAULT_MAX_LOG_ENTRIES,
+        metavar="N",
+        help=f"log entries kept per user, oldest dropped first (default {DEFAULT_MAX_LOG_ENTRIES})",
+    )
+    dev.add_argument(
+        "--history-max-age",
+        metavar="DURATION",
+        help="drop log entries older than this, e.g. 3d (default: no age limit)",
+    )
+    dev.add_argument(
+        "--keep-deliveries",
+        type=int,
+        default=DEFAULT_KEEP_DELIVERIES,
+        metavar="N",
+        help=f"delivery attempts kept for inspection (default {DEFAULT_KEEP_DELIVERIES})",
+    )
+    dev.add_argument(
+        "--delivery-concurrency",
+        type=int,
+        metavar="N",
+        help="deliveries on the network at once (default: a quarter of the fd limit)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -49,7 +75,15 @@ def parser() -> argparse.ArgumentParser:
 
 async def serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
-        clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
+        clock="real",
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        seed=args.seed,
+        keep_deliveries=args.keep_deliveries,
+        delivery_concurrency=args.delivery_concurrency,
+        history_max_entries=args.history_max_entries,
+        history_max_age=args.history_max_age,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")

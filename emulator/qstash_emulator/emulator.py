@@ -17,6 +17,7 @@ from .durations import parse_duration
 from .engine import Engine
 from .faults import Faults
 from .flow_control import FlowControl
+from .history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES, Retention
 from .http.app import create_app
 from .http.limits import LIMITS
 from .ids import IdSource
@@ -51,9 +52,11 @@ class Emulator:
         quota: str = "payg",
         host: str = "127.0.0.1",
         port: int = 0,
-        keep_deliveries: int | None = None,
+        keep_deliveries: int | None = DEFAULT_KEEP_DELIVERIES,
         auto_advance: bool = False,
         delivery_concurrency: int | None = None,
+        history_max_entries: int = DEFAULT_MAX_LOG_ENTRIES,
+        history_max_age: float | str | None = None,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -81,6 +84,10 @@ class Emulator:
             delivery=self.delivery,
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
+            retention=Retention(
+                history_max_entries,
+                None if history_max_age is None else _seconds(history_max_age),
+            ),
         )
         self.app = create_app(self.engine, self.users)
         self.limits = Limits(self.clock)

@@ -20,6 +20,7 @@ from .clock import Clock, ms
 from .delivery import Delivery
 from .durations import parse_reset_value
 from .errors import ApiError, bad_request, not_found
+from .history import DEFAULT_KEEP_DELIVERIES, DlqIndex, LogIndex, Retention
 from .ids import IdSource, digest
 from .options import MessageSpec, is_url
 from .scheduler import Scheduler
@@ -86,7 +87,8 @@ class Engine:
         ids: IdSource,
         delivery: Delivery,
         wall: Callable[[], float],
-        keep_deliveries: int | None = None,
+        keep_deliveries: int | None = DEFAULT_KEEP_DELIVERIES,
+        retention: Retention | None = None,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
@@ -96,7 +98,9 @@ class Engine:
         self.wall = wall  # the verifier's clock, for JWT times (see signing.sign)
         self.states: dict[str, UserState] = {}
         self.gates: list[Gate] = []
+        # History is bounded: the last `keep_deliveries` attempts, each user's logs by retention.
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
+        self.retention = retention or Retention()
         self.listeners: list[Callable[[Delivered], None]] = []
         # Resources with state of their own (queues, schedules, URL groups...) register a reset.
         self.resetters: list[Callable[[], None]] = []
@@ -104,7 +108,9 @@ class Engine:
     def state(self, user: User) -> UserState:
         st = self.states.get(user.name)
         if st is None:
-            st = self.states[user.name] = UserState()
+            st = self.states[user.name] = UserState(
+                logs=LogIndex(self.retention, self.clock.now), dlq=DlqIndex()
+            )
         return st
 
     def reset(self) -> None:
@@ -144,6 +150,11 @@ class Engine:
             return entry[0]
         return None
 
+    def _sweep_dedup(self, dedup: dict[str, tuple[str, float]]) -> None:
+        now = self.clock.now()
+        for key in [k for k, (_id, expiry) in dedup.items() if expiry <= now]:
+            del dedup[key]
+
     def publish_url(
         self,
         user: User,
@@ -162,7 +173,11 @@ class Engine:
             return {"messageId": duplicate, "deduplicated": True}
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
-            self.state(user).dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+            dedup = self.state(user).dedup
+            dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+            size = len(dedup)
+            if size >= 1024 and size & (size - 1) == 0:  # at each power of two: O(1) amortized
+                self._sweep_dedup(dedup)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -435,7 +450,7 @@ class Engine:
 
     def logs(self, user: User) -> list[LogEntry]:
         """Newest first, ties broken by message order and event index (deterministic)."""
-        return sorted(self.state(user).logs, key=lambda e: e.key, reverse=True)
+        return list(self.state(user).logs.newest_first())
 
     # -- messages -----------------------------------------------------------------------------
     def get_message(self, user: User, message_id: str) -> Message:
@@ -474,9 +489,7 @@ class Engine:
         return entry
 
     def dlq_entries(self, user: User) -> list[DlqEntry]:
-        return sorted(
-            self.state(user).dlq.values(), key=lambda e: (e.time, e.message.order), reverse=True
-        )
+        return list(self.state(user).dlq.newest_first())
 
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
         dlq = self.state(user).dlq

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -108,6 +109,39 @@ def decode_cursor(cursor: str) -> Any:
         raise bad_request(f"invalid cursor: {cursor!r}") from None
 
 
+def decode_key_cursor(cursor: str | None, last: type) -> tuple[float, tuple[int, ...], Any] | None:
+    """A cursor of the logs or the DLQ: the key (time, message order, `last`) of the last item
+    served. Anything else is a 400, never a comparison that fails later."""
+    if not cursor:
+        return None
+    key = decode_cursor(cursor)
+    ok = (
+        isinstance(key, list)
+        and len(key) == 3
+        and isinstance(key[0], (int, float))
+        and not isinstance(key[0], bool)
+        and isinstance(key[1], list)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in key[1])
+        and isinstance(key[2], last)
+        and not isinstance(key[2], bool)
+    )
+    if not ok:
+        raise bad_request(f"invalid cursor: {cursor!r}")
+    return (float(key[0]), tuple(key[1]), key[2])
+
+
+def page_of(
+    newest_first: Iterable[T], key: Callable[[T], Any], count: int
+) -> tuple[list[T], str | None]:
+    """Up to `count` items (already filtered, newest first) and the cursor for the next page:
+    reads one item past the page, never the whole history."""
+    chunk = list(itertools.islice(newest_first, count + 1))
+    if len(chunk) <= count:
+        return chunk, None
+    chunk = chunk[:count]
+    return chunk, encode_cursor(_jsonable(key(chunk[-1])))
+
+
 def page(
     items: Sequence[T], key: Callable[[T], Any], cursor: str | None, count: int
 ) -> tuple[list[T], str | None]:
@@ -115,8 +149,11 @@ def page(
     start = 0
     if cursor:
         after = decode_cursor(cursor)
-        while start < len(items) and _jsonable(key(items[start])) >= after:
-            start += 1
+        try:
+            while start < len(items) and _jsonable(key(items[start])) >= after:
+                start += 1
+        except TypeError:
+            raise bad_request(f"invalid cursor: {cursor!r}") from None
     chunk = list(items[start : start + count])
     more = start + count < len(items)
     return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None

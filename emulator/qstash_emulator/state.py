@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .headers import Headers
 from .retry_delay import RetryDelay
 from .scheduler import Timer
 from .users import User
+
+if TYPE_CHECKING:
+    from .history import DlqIndex, LogIndex
 
 # Message states, as QStash's logs name them.
 CREATED = "CREATED"
@@ -149,7 +152,7 @@ class Delivered:
 
 @dataclass
 class UserState:
+    logs: LogIndex  # ordered, within the retention (history.py)
+    dlq: DlqIndex  # by DLQ id, also in key order
     messages: dict[str, Message] = field(default_factory=dict)
-    logs: list[LogEntry] = field(default_factory=list)
-    dlq: dict[str, DlqEntry] = field(default_factory=dict)
     dedup: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (message id, expiry)

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aiohttp import web
 
-from ..filters import count_param, message_filter, page, values
+from ..filters import count_param, decode_key_cursor, message_filter, page_of, values
+from ..history import DlqKey, dlq_key
 from ..render import dlq_json
 from ..state import DlqEntry
 from .common import engine, json_response, read_json, user
 from .publish import parse_spec
 
 
-def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
-    return (entry.time, entry.message.order, entry.dlq_id)
-
-
-def _matching(request: web.Request) -> list[DlqEntry]:
+def _matching(request: web.Request, after: DlqKey | None = None) -> Iterator[DlqEntry]:
+    """Entries matching the query's filters, newest first, from the ordered index."""
     keep = message_filter(request.query)
     statuses = {int(s) for s in values(request.query, "responseStatus") if s.lstrip("-").isdigit()}
-    return [
-        e
-        for e in engine(request).dlq_entries(user(request))
-        if keep(e.message, e.time) and (not statuses or (e.response.status or 0) in statuses)
-    ]
+    for e in engine(request).state(user(request)).dlq.newest_first(after):
+        if keep(e.message, e.time) and (not statuses or (e.response.status or 0) in statuses):
+            yield e
+
+
+def _page(request: web.Request) -> tuple[list[DlqEntry], str | None]:
+    after = decode_key_cursor(request.query.get("cursor"), str)
+    return page_of(_matching(request, after), dlq_key, count_param(request.query, 100, 100))
 
 
 async def _ids(request: web.Request) -> list[str]:
@@ -34,9 +37,7 @@ async def _ids(request: web.Request) -> list[str]:
 
 
 async def list_dlq(request: web.Request) -> web.Response:
-    chunk, cursor = page(
-        _matching(request), _key, request.query.get("cursor"), count_param(request.query, 100, 100)
-    )
+    chunk, cursor = _page(request)
     body: dict[str, object] = {"messages": [dlq_json(e) for e in chunk]}
     if cursor:
         body["cursor"] = cursor
@@ -58,12 +59,7 @@ async def delete_dlq(request: web.Request) -> web.Response:
 async def delete_many(request: web.Request) -> web.Response:
     ids = await _ids(request)
     if not ids:
-        chunk, _cursor = page(
-            _matching(request),
-            _key,
-            request.query.get("cursor"),
-            count_param(request.query, 100, 100),
-        )
+        chunk, _cursor = _page(request)
         ids = [e.dlq_id for e in chunk]
     body: dict[str, object] = {"deleted": engine(request).dlq_delete(user(request), ids)}
     return json_response(body)
@@ -79,7 +75,7 @@ async def retry(request: web.Request) -> web.Response:
 async def retry_many(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     ids = await _ids(request)
-    entries = [eng.dlq_entry(who, i) for i in ids] if ids else _matching(request)
+    entries = [eng.dlq_entry(who, i) for i in ids] if ids else list(_matching(request))
     spec = parse_spec(request)
     responses = [eng.dlq_retry(who, e, spec) for e in entries]
     return json_response({"responses": responses}, 201)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..filters import count_param, message_filter, page, state_matches
+from ..filters import count_param, decode_key_cursor, message_filter, page_of, state_matches
 from ..render import log_json
 from .common import engine, json_response, user
 
@@ -13,14 +13,12 @@ def _logs(request: web.Request, field: str) -> web.Response:
     query = request.query
     keep = message_filter(query)
     wanted = query.get("state")
-    entries = [
-        e
-        for e in engine(request).logs(user(request))
-        if state_matches(wanted, e.state) and keep(e.message, e.time)
-    ]
-    chunk, cursor = page(
-        entries, lambda e: e.key, query.get("cursor"), count_param(query, 100, 1000)
-    )
+    after = decode_key_cursor(query.get("cursor"), int)
+    count = count_param(query, 100, 1000)
+    # From the ordered index: a page costs the entries it reads, not the whole history.
+    entries = engine(request).state(user(request)).logs.newest_first(after)
+    matching = (e for e in entries if state_matches(wanted, e.state) and keep(e.message, e.time))
+    chunk, cursor = page_of(matching, lambda e: e.key, count)
     body: dict[str, object] = {field: [log_json(e) for e in chunk]}
     if cursor:
         body["cursor"] = cursor
