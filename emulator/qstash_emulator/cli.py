@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import signal
 import sys
 
 from .emulator import Emulator
 from .history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES
+from .plain_int import plain_int
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -25,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
-    dev.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dev.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dev.add_argument("--quota", choices=["payg", "pro"], default="payg", help="plan limits")
     dev.add_argument(
@@ -96,7 +98,18 @@ async def serve(args: argparse.Namespace) -> None:
         chat_requests=args.chat_requests_limit,
         chat_tokens=args.chat_tokens_limit,
     )
-    await emulator.start_async()
+    try:
+        await emulator.start_async()
+    except OSError as exc:
+        await emulator.stop_async()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartError(
+                f"qstash-emulator: port {args.port} on {args.host} is already in use; "
+                "stop what is using it or choose another with --port"
+            ) from None
+        raise StartError(
+            f"qstash-emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -107,6 +120,20 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         await emulator.stop_async()
         print("QStash emulator stopped.", flush=True)
+
+
+class StartError(Exception):
+    """The server could not start: one line for the user, exit status 2."""
+
+
+def port_number(text: str) -> int:
+    try:
+        port = plain_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return port
 
 
 def banner(emulator: Emulator) -> str:
@@ -123,7 +150,11 @@ def banner(emulator: Emulator) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        try:
+            asyncio.run(serve(args))
+        except StartError as exc:
+            print(exc, file=sys.stderr, flush=True)
+            return 2
     return 0
 
 

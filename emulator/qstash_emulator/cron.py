@@ -92,7 +92,7 @@ def _load_zone(name: str, expr: str) -> ZoneInfo:
 
 
 def _value(spec: _Field, token: str) -> int | None:
-    if token.isdigit():
+    if token.isascii() and token.isdigit():
         number = int(token)
         return number if spec.low <= number <= spec.high else None
     return spec.names.get(token.lower())

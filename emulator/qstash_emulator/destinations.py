@@ -29,7 +29,7 @@ from typing import Any
 
 from .engine import Engine
 from .errors import ApiError, bad_request, not_found
-from .options import MessageSpec, is_url
+from .options import MessageSpec, check_url, is_url
 from .queues import NAME, queues_of
 from .url_groups import url_groups_of
 from .users import User
@@ -93,6 +93,8 @@ def plan(
             return Plan(destination, claimed, queue_name)
     if is_url(destination):
         return Plan(destination, [Fanout(destination)], queue_name)
+    if destination.lower().startswith(("http://", "https://")):
+        check_url(destination, "destination")  # a URL that could never be sent: say why
     if not NAME.match(destination):
         raise bad_request(
             f"invalid destination: {destination!r} is neither a URL (http:// or https://) "

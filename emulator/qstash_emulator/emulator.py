@@ -20,6 +20,7 @@ from .flow_control import FlowControl
 from .history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES, Retention
 from .http.app import create_app
 from .http.limits import LIMITS
+from .http.server_log import SERVER_LOG
 from .ids import IdSource
 from .limits import Limits
 from .llm import LLMEngine
@@ -179,7 +180,9 @@ class Emulator:
     # -- lifecycle in a running loop ------------------------------------------------------------
     async def start_async(self) -> Emulator:
         self._loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, logger=SERVER_LOG
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -14,6 +14,7 @@ from multidict import MultiMapping
 
 from .clock import ms
 from .errors import bad_request
+from .plain_int import plain_int
 from .state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ def int_param(query: MultiMapping[str], name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        return plain_int(raw)
     except ValueError:
         raise bad_request(f"invalid {name}: {raw!r} is not an integer") from None
 

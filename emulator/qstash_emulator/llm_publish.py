@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from email import policy
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
 from . import headers as h
+from . import safe_json
 from .delivery import Outgoing
 from .destinations import Fanout
 from .errors import bad_request
@@ -94,7 +94,7 @@ class LLMProviders:
 
 def _body_json(body: bytes) -> Any:
     try:
-        return json.loads(body) if body.strip() else None
+        return safe_json.loads(body) if body.strip() else None
     except ValueError:
         return _INVALID
 

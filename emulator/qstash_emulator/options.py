@@ -8,15 +8,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from . import headers as h
 from .durations import DurationError, parse_duration, parse_not_before
 from .errors import bad_request
 from .header_rules import check_header_fields
+from .plain_int import plain_int
 from .quotas import Quota
 from .retry_delay import RetryDelay, RetryDelayError, compile_retry_delay
 from .state import CallbackConfig, FlowControl, Redaction
+from .url_rules import url_problem
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_RETRIES = 3
@@ -63,19 +64,19 @@ class MessageSpec:
 
 
 def is_url(text: str) -> bool:
-    parts = urlsplit(text)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return url_problem(text) is None
 
 
 def check_url(text: str, what: str) -> str:
-    if not is_url(text):
-        raise bad_request(f"invalid {what} url: {text!r}: it must start with http:// or https://")
+    problem = url_problem(text)
+    if problem is not None:
+        raise bad_request(f"invalid {what} url: {text!r}: {problem}")
     return text
 
 
 def _int(value: str, name: str, *, minimum: int = 0) -> int:
     try:
-        n = int(value.strip())
+        n = plain_int(value)
     except ValueError:
         raise bad_request(f"invalid {name} header: {value!r} is not an integer") from None
     if n < minimum:

@@ -47,7 +47,10 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
         raise fail(exc.message) from None
     if queue is not None and spec.queue_name is not None and spec.queue_name != queue:
         raise fail(f"two queues given: queue {queue!r} and Upstash-Queue-Name {spec.queue_name!r}")
-    data = (body or "").encode()
+    try:
+        data = (body or "").encode()
+    except UnicodeEncodeError:
+        raise fail("body is not valid text (it holds a lone surrogate)") from None
     if len(data) > who.quota.max_message_size:
         raise ApiError(
             413,

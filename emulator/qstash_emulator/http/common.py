@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import safe_json
 from ..engine import Engine
 from ..errors import ApiError
 from ..users import User, Users
@@ -91,6 +92,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             message = f"{exc.reason}: {request.method} {request.path}"
             raise ApiError(exc.status, message, allow) from None
+        except (RecursionError, UnicodeError) as exc:
+            # Input no parser above caught (nested too deep, text that cannot be encoded): the
+            # request's fault, so a 400, never a 500.
+            raise ApiError(400, f"request could not be read: {type(exc).__name__}") from None
     except ApiError as exc:
         for prefix, render in request.app.get(ERROR_RENDERERS, ()):
             if request.path.startswith(prefix):
@@ -104,6 +109,6 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "request body is not valid JSON") from None
+        return safe_json.loads(raw)
+    except safe_json.JsonError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None

@@ -17,7 +17,11 @@ from .publish import parse_spec
 def _matching(request: web.Request, after: DlqKey | None = None) -> Iterator[DlqEntry]:
     """Entries matching the query's filters, newest first, from the ordered index."""
     keep = message_filter(request.query)
-    statuses = {int(s) for s in values(request.query, "responseStatus") if s.lstrip("-").isdigit()}
+    statuses = {
+        int(s)
+        for s in values(request.query, "responseStatus")
+        if s.lstrip("-").isascii() and s.lstrip("-").isdigit()
+    }
     for e in engine(request).state(user(request)).dlq.newest_first(after):
         if keep(e.message, e.time) and (not statuses or (e.response.status or 0) in statuses):
             yield e

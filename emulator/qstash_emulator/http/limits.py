@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
+from .. import safe_json
 from ..limits import Limits
 from .common import USER_KEY, Handler
 from .openai import OPENAI_PREFIXES
@@ -28,7 +27,7 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         count = 1
         if request.path.startswith("/v2/batch"):
             try:
-                entries = json.loads(await request.read() or b"[]")
+                entries = safe_json.loads(await request.read() or b"[]")
                 count = len(entries) if isinstance(entries, list) else 1
             except ValueError:
                 count = 1  # the batch handler answers the bad JSON

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from .. import safe_json
 from ..errors import ApiError
 from ..llm import LLMOutcome
 from ..llm import rules as r
@@ -124,7 +125,7 @@ async def decode(request: web.Request, endpoint: str, provider: str) -> LLMReque
     body: Any = None
     if raw.strip():
         try:
-            body = json.loads(raw)
+            body = safe_json.loads(raw)
         except ValueError:
             raise invalid_json() from None
     return LLMRequest(endpoint, body, provider=provider, image_base=base)
