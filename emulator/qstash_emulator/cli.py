@@ -68,6 +68,22 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="deliveries on the network at once (default: a quarter of the fd limit)",
     )
+    dev.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept browser requests from this origin, e.g. https://app.example:8443 "
+        "('*': any); by default only local origins",
+    )
+    dev.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also accept this Host name, e.g. host.docker.internal ('*': any); by default "
+        "only loopback names and the bind address",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -86,6 +102,8 @@ async def serve(args: argparse.Namespace) -> None:
         delivery_concurrency=args.delivery_concurrency,
         history_max_entries=args.history_max_entries,
         history_max_age=args.history_max_age,
+        allowed_origins=args.allow_origin,
+        allowed_hosts=args.allow_host,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")

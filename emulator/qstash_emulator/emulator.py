@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import secrets
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from .flow_control import FlowControl
 from .history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES, Retention
 from .http.app import create_app
 from .http.limits import LIMITS
+from .http.local_only import LOCAL_ONLY
 from .http.server_log import SERVER_LOG
 from .ids import IdSource
 from .limits import Limits
@@ -58,6 +59,8 @@ class Emulator:
         delivery_concurrency: int | None = None,
         history_max_entries: int = DEFAULT_MAX_LOG_ENTRIES,
         history_max_age: float | str | None = None,
+        allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -91,6 +94,12 @@ class Emulator:
             ),
         )
         self.app = create_app(self.engine, self.users)
+        # Requests from web pages (a foreign Origin) and foreign Host names are refused; these
+        # allow more (http/local_only.py).
+        self.local_only = self.app[LOCAL_ONLY]
+        self.local_only.serve_on(host)
+        self.local_only.allow_origins(allowed_origins)
+        self.local_only.allow_hosts(allowed_hosts)
         self.limits = Limits(self.clock)
         self.app[LIMITS] = self.limits
         self.faults = Faults()

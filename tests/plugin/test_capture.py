@@ -24,32 +24,38 @@ def test_sub_paths_query_and_methods_are_recorded(
 
 def test_control_routes(qstash: QStashHarness, qstash_client: QStash) -> None:
     base = f"{qstash.url}/__captures"
-    answer = httpx.put(
+    api = control(qstash)  # the control routes need a QStash token
+    answer = api.put(
         f"{base}/jobs",
         json={"status": 202, "body": "queued", "headers": {"X-Job": "1"}, "sequence": [500]},
     )
     assert answer.status_code == 200, answer.text
     qstash_client.message.publish(url=qstash.capture("jobs").url, body="j", retries=1)
     qstash.run_until_idle()
-    assert httpx.get(base).json() == {"jobs": 2}
-    records = httpx.get(f"{base}/jobs").json()
+    assert api.get(base).json() == {"jobs": 2}
+    records = api.get(f"{base}/jobs").json()
     assert [r["status"] for r in records] == [500, 202]
     assert records[0]["body"] == "j" and base64.b64decode(records[0]["body_base64"]) == b"j"
     [ok] = qstash.deliveries(status=202)
     assert ok.response_body == b"queued" and ok.retried == 1
-    assert httpx.delete(f"{base}/jobs").json() == {"ok": True}
-    assert httpx.get(f"{base}/jobs").json() == []
+    assert api.delete(f"{base}/jobs").json() == {"ok": True}
+    assert api.get(f"{base}/jobs").json() == []
 
 
 def test_control_routes_reject_bad_input(qstash: QStashHarness) -> None:
     base = f"{qstash.url}/__captures"
-    assert httpx.put(f"{base}/x", content=b"[1]").status_code == 400
-    assert httpx.put(f"{base}/x", json={"status": 999}).status_code == 400
-    assert httpx.post(f"{qstash.url}/__capture/bad%20name", content=b"").status_code == 400
+    api = control(qstash)
+    assert api.put(f"{base}/x", content=b"[1]").status_code == 400
+    assert api.put(f"{base}/x", json={"status": 999}).status_code == 400
+    assert api.post(f"{qstash.url}/__capture/bad%20name", content=b"").status_code == 400
 
 
 def test_captures_are_cleared_between_tests(qstash: QStashHarness) -> None:
-    assert httpx.get(f"{qstash.url}/__captures").json() == {}
+    assert control(qstash).get(f"{qstash.url}/__captures").json() == {}
+
+
+def control(qstash: QStashHarness) -> httpx.Client:
+    return httpx.Client(headers={"Authorization": f"Bearer {qstash.token}"})
 
 
 def test_make_reply_forms() -> None:

@@ -24,6 +24,7 @@ from . import (
 )
 from .common import ENGINE, ERROR_RENDERERS, USERS, api_middleware
 from .limits import limits_middleware
+from .local_only import LOCAL_ONLY, LocalOnly, local_only_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
 RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
@@ -32,8 +33,11 @@ RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes
 
 def create_app(engine: Engine, users: Users) -> web.Application:
     app = web.Application(
-        middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
+        # local_only first: a foreign web page is refused before anything else runs.
+        middlewares=[local_only_middleware, api_middleware, limits_middleware],
+        client_max_size=64 * 1024 * 1024,
     )
+    app[LOCAL_ONLY] = LocalOnly()
     app[ENGINE] = engine
     app[USERS] = users
     app[ERROR_RENDERERS] = []

@@ -5,6 +5,9 @@ Deliveries reach it over real HTTP like any destination (signed, retried, logged
 `/__` skip the API's authentication. Tests in Python use the `CaptureStore` directly (the
 pytest plugin does); other languages can use the control routes:
 
+The control routes need a QStash token (`Authorization: Bearer ...`), like the API; the capture
+URLs themselves do not (deliveries carry none), and take bodies up to the publish size limit.
+
 - `GET /__captures` -> `{"name": count, ...}`
 - `GET /__captures/{name}` -> the recorded requests (body as text and base64)
 - `PUT /__captures/{name}` with `{"status", "body", "headers"}` and/or `{"sequence": [...]}`
@@ -25,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from ..clock import Clock
-from .common import ENGINE, json_response, read_json
+from .common import ENGINE, USERS, authenticate, json_response, read_json
 
 PREFIX = "/__capture/"
 _NAME = re.compile(r"^[A-Za-z0-9._~-]+$")
@@ -188,9 +191,33 @@ def url(base: str, name: str) -> str:
     return base.rstrip("/") + PREFIX + name
 
 
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def receive(request: web.Request) -> web.Response:
     store = request.app[CAPTURES]
-    body = await request.read()
+    # The same limit as a publish: a capture URL is no way around it.
+    quota = request.app[USERS].default.quota
+    body = await read_limited(request, quota.max_message_size)
+    if body is None:
+        return json_response(
+            {
+                "error": f"request body exceeds the {quota.name} plan's message size limit of "
+                f"{quota.max_message_size} bytes"
+            },
+            413,
+        )
     try:
         reply = store.record(
             request.match_info["name"],
@@ -205,15 +232,18 @@ async def receive(request: web.Request) -> web.Response:
 
 
 async def list_captures(request: web.Request) -> web.Response:
+    authenticate(request)  # what any user's deliveries carried: token holders only
     return json_response(request.app[CAPTURES].counts())
 
 
 async def show(request: web.Request) -> web.Response:
+    authenticate(request)  # what any user's deliveries carried: token holders only
     records = request.app[CAPTURES].requests(request.match_info["name"])
     return json_response([r.as_dict() for r in records])
 
 
 async def configure(request: web.Request) -> web.Response:
+    authenticate(request)  # what any user's deliveries carried: token holders only
     data = await read_json(request)
     if not isinstance(data, dict):
         return json_response({"error": "expected a JSON object"}, 400)
@@ -227,6 +257,7 @@ async def configure(request: web.Request) -> web.Response:
 
 
 async def forget(request: web.Request) -> web.Response:
+    authenticate(request)  # what any user's deliveries carried: token holders only
     request.app[CAPTURES].forget(request.match_info["name"])
     return json_response({"ok": True})
 

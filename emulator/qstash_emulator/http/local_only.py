@@ -1,0 +1,119 @@
+"""Only local callers: a web page the developer happens to visit must not drive the emulator.
+
+Browsers attach `Origin` (and `Sec-Fetch-Site`) to cross-site requests, even "simple" ones that
+skip CORS preflight (a POST with `Content-Type: text/plain` and `?qstashToken=` in the URL), so a
+request from a foreign origin is refused with 403. A foreign `Host` is refused too: that is DNS
+rebinding (a foreign name resolving to 127.0.0.1). The official SDKs and curl send no `Origin`
+and name the server by the address they were given. More origins and hosts can be allowed
+(`--allow-origin`, `--allow-host`; `Emulator(allowed_origins=..., allowed_hosts=...)`).
+
+This runs for every route of the app: the API, captures, the LLM routes and the dashboard.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..errors import ApiError
+from .common import ERROR_RENDERERS, Handler, error_response
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+@dataclass
+class LocalOnly:
+    """Which hosts and origins count as local. `*` in either allows any."""
+
+    hosts: set[str] = field(default_factory=set)  # extra Host names (lower case, no port)
+    origins: set[str] = field(default_factory=set)  # extra origins: "https://app.example:8443"
+
+    def allow_hosts(self, hosts: Iterable[str]) -> None:
+        self.hosts.update(_host_only(h) for h in hosts)
+
+    def allow_origins(self, origins: Iterable[str]) -> None:
+        self.origins.update(o.strip().rstrip("/").lower() for o in origins)
+
+    def serve_on(self, bind_host: str) -> None:
+        """The names the server answers to: its bind address, and on a wildcard bind the
+        machine's own name (the LAN reaches it by that)."""
+        self.hosts.add(_host_only(bind_host))
+        if bind_host in ("0.0.0.0", "::", ""):
+            self.hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
+
+    def host_ok(self, host: str | None) -> bool:
+        if not host or "*" in self.hosts:
+            return True  # HTTP/1.0 without Host: nothing to rebind
+        name = _host_only(host)
+        return is_loopback(name) or name in self.hosts
+
+    def origin_ok(self, origin: str) -> bool:
+        if "*" in self.origins:
+            return True
+        if origin.strip().rstrip("/").lower() in self.origins:
+            return True
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False  # "null" (sandboxed pages, file://) and other schemes
+        return self.host_ok(parts.netloc)
+
+
+def is_loopback(name: str) -> bool:
+    if name in LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_only(host: str) -> str:
+    """ "127.0.0.1:8080" -> "127.0.0.1", "[::1]:80" -> "::1", lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+LOCAL_ONLY = web.AppKey("local_only", LocalOnly)
+
+
+def refusal(request: web.Request, local: LocalOnly) -> str | None:
+    """Why the request is refused, or None."""
+    if not local.host_ok(request.headers.get("Host")):
+        return (
+            f"Forbidden: Host {request.headers.get('Host')!r} is not this emulator's name (DNS "
+            "rebinding?); allow it with --allow-host"
+        )
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if not local.origin_ok(origin):
+            return (
+                f"Forbidden: requests from the web page at {origin!r} are refused; allow the "
+                "origin with --allow-origin"
+            )
+        return None
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return "Forbidden: cross-site requests from web pages are refused"
+    return None
+
+
+@web.middleware
+async def local_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    local = request.app.get(LOCAL_ONLY)
+    problem = refusal(request, local) if local is not None else None
+    if problem is None:
+        return await handler(request)
+    exc = ApiError(403, problem)
+    for prefix, render in request.app.get(ERROR_RENDERERS, ()):
+        if request.path.startswith(prefix):
+            rendered: web.Response = render(request, exc)
+            return rendered
+    return error_response(exc.status, exc.message)
