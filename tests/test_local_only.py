@@ -3,7 +3,6 @@ are refused; captures need a token and keep the publish size limit (issue 11, it
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 from qstash import QStash
