@@ -13,8 +13,8 @@ from pytest_httpserver import HTTPServer
 from qstash import QStash
 from qstash.message import BatchResponse, BatchUrlGroupResponse
 from qstash_emulator import Emulator
-from qstash_emulator.destinations import Fanout, add_resolver
-from qstash_emulator.users import User
+from qstash_emulator.core.users import User
+from qstash_emulator.resources.destinations import Fanout, add_resolver
 
 
 def post_batch(emu: Emulator, content: bytes) -> httpx.Response:

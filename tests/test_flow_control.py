@@ -14,9 +14,9 @@ import pytest
 from qstash import QStash
 from qstash.errors import QStashError
 from qstash_emulator import Emulator
-from qstash_emulator.clock import DEFAULT_EPOCH
-from qstash_emulator.options import MessageSpec
-from qstash_emulator.state import FlowControl as FlowControlConfig
+from qstash_emulator.core.clock import DEFAULT_EPOCH
+from qstash_emulator.core.state import FlowControl as FlowControlConfig
+from qstash_emulator.parsing.publish_headers import MessageSpec
 
 WAIT = 10.0  # upper bound for a thread handshake; never reached when things work
 

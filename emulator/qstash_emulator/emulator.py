@@ -10,25 +10,25 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic, wall_time
-from .delivery import Delivery
-from .durations import parse_duration
-from .engine import Engine
-from .faults import Faults
-from .flow_control import FlowControl
+from .controls.faults import Faults
+from .controls.limits import Limits
+from .core.clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic, wall_time
+from .core.delivery import Delivery
+from .core.engine import Engine
+from .core.ids import IdSource
+from .core.scheduler import Scheduler
+from .core.users import User, Users
 from .http.app import create_app
 from .http.limits import LIMITS
-from .ids import IdSource
-from .limits import Limits
 from .llm import LLMEngine
-from .llm_publish import LLMProviders
-from .llm_queue import LLMQueue
-from .llm_service import LLMService
-from .queues import Queues, queues_of
-from .scheduler import Scheduler
-from .schedules import Schedules
-from .url_groups import UrlGroups, url_groups_of
-from .users import User, Users
+from .llm.jobs import LLMQueue
+from .llm.publishing import LLMProviders
+from .llm.service import LLMService
+from .parsing.durations import parse_duration
+from .resources.flow_control import FlowControl
+from .resources.queues import Queues, queues_of
+from .resources.schedules import Schedules
+from .resources.url_groups import UrlGroups, url_groups_of
 
 T = TypeVar("T")
 

@@ -16,9 +16,9 @@ from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qstash_emulator import Emulator
+from qstash_emulator.core.users import User
 from qstash_emulator.http.capture import Captured, ReplyLike, make_reply
 from qstash_emulator.http.capture import url as capture_url
-from qstash_emulator.users import User
 
 from .assertions import (
     LLMQuery,

@@ -9,9 +9,9 @@ import threading
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from qstash_emulator import Emulator
+from qstash_emulator.core.quotas import QUOTAS
+from qstash_emulator.core.state import Delivered
 from qstash_emulator.http.capture import CAPTURES, PREFIX, CaptureStore
-from qstash_emulator.quotas import QUOTAS
-from qstash_emulator.state import Delivered
 
 from .config import Settings
 from .records import Verdict, check_signature, iso

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..engine import Engine
-from ..users import Users
+from ..core.engine import Engine
+from ..core.users import Users
 from . import (
     batch,
     capture,

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..destinations import BatchItem, publish_batch
-from ..errors import ApiError, bad_request
-from ..options import parse_message_headers
-from ..users import User
+from ..core.errors import ApiError, bad_request
+from ..core.users import User
+from ..parsing.publish_headers import parse_message_headers
+from ..resources.destinations import BatchItem, publish_batch
 from .common import engine, json_response, read_json, user
 
 # Client-side names of a destination: next to "destination" they would make it ambiguous.

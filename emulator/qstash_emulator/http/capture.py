@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clock import Clock
+from ..core.clock import Clock
 from .common import ENGINE, json_response, read_json
 
 PREFIX = "/__capture/"

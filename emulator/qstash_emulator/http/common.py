@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Engine
-from ..errors import ApiError
-from ..users import User, Users
+from ..core.engine import Engine
+from ..core.errors import ApiError
+from ..core.users import User, Users
 
 ENGINE = web.AppKey("engine", Engine)
 USERS = web.AppKey("users", Users)

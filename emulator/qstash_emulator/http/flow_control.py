@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import bad_request
-from ..filters import int_param
-from ..flow_control import FlowControl, KeyState
+from ..core.errors import bad_request
+from ..resources.flow_control import FlowControl, KeyState
 from .common import ENGINE, json_response, user
+from .filters import int_param
 
 FLOW_CONTROL = web.AppKey("flow_control", FlowControl)
 

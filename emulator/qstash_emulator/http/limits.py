@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from ..limits import Limits
+from ..controls.limits import Limits
 from .common import USER_KEY, Handler
 from .openai import OPENAI_PREFIXES
 

@@ -16,12 +16,12 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from ..errors import ApiError
+from ..core.errors import ApiError
 from ..llm import LLMOutcome
 from ..llm import rules as r
 from ..llm.errors import OpenAIError, error_body
-from ..llm_publish import NO_KEY, invalid_json, parse_multipart, rate_limited
-from ..llm_service import (
+from ..llm.publishing import NO_KEY, invalid_json, parse_multipart, rate_limited
+from ..llm.service import (
     FORM_ENDPOINTS,
     IMAGE_ROUTE_PREFIX,
     MODELS,

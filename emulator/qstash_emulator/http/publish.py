@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..destinations import publish_to, status_of
-from ..options import MessageSpec, is_url, parse_message_headers
-from ..schedules import Schedules
+from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
+from ..resources.destinations import publish_to, status_of
+from ..resources.schedules import Schedules
 from .common import TOKEN_PARAMS, engine, json_response, user
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..destinations import publish_to, status_of
-from ..errors import bad_request
-from ..queues import queues_of
+from ..core.errors import bad_request
+from ..resources.destinations import publish_to, status_of
+from ..resources.queues import queues_of
 from .common import engine, json_response, read_json, user
 from .publish import destination_of, parse_spec
 

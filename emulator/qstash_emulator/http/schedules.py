@@ -7,18 +7,18 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clock import ms
-from ..options import MessageSpec
-from ..render import (
+from ..core.clock import ms
+from ..parsing.publish_headers import MessageSpec
+from ..resources.schedules import Schedule, Schedules
+from .common import ENGINE, engine, json_response, user
+from .publish import destination_of, parse_spec
+from .render import (
     add_labels_and_flow_control,
     callback_headers,
     redact_body,
     redact_headers,
     text_or_base64,
 )
-from ..schedules import Schedule, Schedules
-from .common import ENGINE, engine, json_response, user
-from .publish import destination_of, parse_spec
 
 SCHEDULES = web.AppKey("schedules", Schedules)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..url_groups import parse_endpoints, url_groups_of
+from ..resources.url_groups import parse_endpoints, url_groups_of
 from .common import engine, json_response, read_json, user
 
 

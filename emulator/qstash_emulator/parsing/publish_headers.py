@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from . import headers as h
+from ..core.errors import bad_request
+from ..core.quotas import Quota
+from ..core.state import CallbackConfig, FlowControl, Redaction
+from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
-from .errors import bad_request
-from .quotas import Quota
-from .retry_delay import RetryDelay, RetryDelayError, compile_retry_delay
-from .state import CallbackConfig, FlowControl, Redaction
+from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_RETRIES = 3

@@ -14,12 +14,12 @@ import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
-from .engine import Engine
-from .errors import bad_request, not_found
-from .scheduler import Timer
-from .state import FlowControl as FlowControlConfig
-from .state import Message
-from .users import User
+from ..core.engine import Engine
+from ..core.errors import bad_request, not_found
+from ..core.scheduler import Timer
+from ..core.state import FlowControl as FlowControlConfig
+from ..core.state import Message
+from ..core.users import User
 
 # What /v2/globalParallelism reports as the maximum (reported, not enforced).
 GLOBAL_PARALLELISM_MAX = 500

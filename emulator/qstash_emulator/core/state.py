@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .headers import Headers
-from .retry_delay import RetryDelay
+from ..parsing.header_names import Headers
+from ..parsing.retry_expressions import RetryDelay
 from .scheduler import Timer
 from .users import User
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from . import headers as h
-from .clock import ms
-from .state import CallbackConfig, DlqEntry, FlowControl, LogEntry, Message, Redaction
+from ..core.clock import ms
+from ..core.state import CallbackConfig, DlqEntry, FlowControl, LogEntry, Message, Redaction
+from ..parsing import header_names as h
 
 
 def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:

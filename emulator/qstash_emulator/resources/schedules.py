@@ -14,14 +14,14 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cron import CronError, CronSpec
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.scheduler import Timer
+from ..core.state import DELIVERED, Message
+from ..core.users import User
+from ..parsing.cron import CronError, CronSpec
+from ..parsing.publish_headers import MessageSpec
 from .destinations import plan, publish_to
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .options import MessageSpec
-from .scheduler import Timer
-from .state import DELIVERED, Message
-from .users import User
 
 SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 

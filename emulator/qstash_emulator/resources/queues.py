@@ -21,11 +21,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .clock import ms
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .state import Message
-from .users import User
+from ..core.clock import ms
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.state import Message
+from ..core.users import User
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

@@ -14,13 +14,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from . import headers as h
+from ..parsing import header_names as h
+from ..parsing.durations import parse_reset_value
+from ..parsing.publish_headers import MessageSpec, is_url
 from .clock import Clock, ms
 from .delivery import Delivery
-from .durations import parse_reset_value
 from .errors import ApiError, bad_request, not_found
 from .ids import IdSource, digest
-from .options import MessageSpec, is_url
 from .scheduler import Scheduler
 from .signing import sign
 from .state import (

@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .options import MessageSpec, is_url
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.users import User
+from ..parsing.publish_headers import MessageSpec, is_url
 from .queues import NAME, queues_of
 from .url_groups import url_groups_of
-from .users import User
 
 
 @dataclass

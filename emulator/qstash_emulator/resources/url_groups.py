@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import ms
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .options import is_url
+from ..core.clock import ms
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.users import User
+from ..parsing.publish_headers import is_url
 from .queues import check_name
-from .users import User
 
 
 @dataclass

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Engine
-from .limits import Limits
-from .llm import LLMEngine, LLMOutcome
-from .llm import rules as r
-from .llm.errors import OpenAIError
-from .llm.tokens import count_message_tokens
+from ..controls.limits import Limits
+from ..core.engine import Engine
+from . import LLMEngine, LLMOutcome
+from . import rules as r
+from .errors import OpenAIError
+from .tokens import count_message_tokens
 
 # Path tails (after /v1, /v2, /llm/v1, /queue or a provider's base) -> the engine's endpoint.
 POST_ENDPOINTS: dict[str, str] = {
@@ -143,8 +143,8 @@ class LLMService:
     """The scripted LLM engine plus what its faces share: clock waits, limits, queue, hosts."""
 
     def __init__(self, engine: Engine) -> None:
-        from .llm_publish import LLMGateway, LLMProviders
-        from .llm_queue import LLMQueue
+        from .jobs import LLMQueue
+        from .publishing import LLMGateway, LLMProviders
 
         self.engine = engine
         self.clock = engine.clock
@@ -158,7 +158,7 @@ class LLMService:
         self.public_url: Callable[[], str] = lambda: ""  # for image URLs made in deliveries
         self._waiters: set[asyncio.Future[None]] = set()
         engine.resetters.append(self.reset)
-        from .destinations import add_resolver
+        from ..resources.destinations import add_resolver
 
         add_resolver(engine, self.gateway.resolve)
 
