@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
         clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
     )
@@ -62,7 +62,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(banner(emulator), flush=True)
+    print(_banner(emulator), flush=True)
     try:
         await stop.wait()
     finally:
@@ -70,7 +70,7 @@ async def serve(args: argparse.Namespace) -> None:
         print("QStash emulator stopped.", flush=True)
 
 
-def banner(emulator: Emulator) -> str:
+def _banner(emulator: Emulator) -> str:
     lines = [f"QStash emulator running at {emulator.url}", ""]
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):
@@ -84,7 +84,7 @@ def banner(emulator: Emulator) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        asyncio.run(_serve(args))
     return 0
 
 

@@ -33,7 +33,7 @@ from .resources.url_groups import UrlGroups
 
 __all__ = ["Emulator"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class Emulator:
@@ -277,7 +277,7 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run a coroutine on the emulator's loop from another thread and wait for it."""
         if self._thread is None or self._loop is None:
             coro.close()
@@ -286,14 +286,14 @@ class Emulator:
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def post(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    def post(self, fn: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
         """Run a plain function on the emulator's loop soon, from another thread, without
         waiting. The loop runs callbacks in order, so requests that reach the server after
         this call see its effect; read state directly only after the future is done."""
         loop = self._loop
         if self._thread is None or loop is None:
             raise RuntimeError("the emulator runs in this event loop: call it directly")
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
         def run() -> None:
             try:
@@ -304,12 +304,12 @@ class Emulator:
         loop.call_soon_threadsafe(run)
         return done
 
-    def call_soon(self, fn: Callable[..., T], *args: Any) -> T:
+    def call_soon(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a plain function on the emulator's loop from another thread and wait for it;
         cheaper than `call` (no task) for quick state changes."""
         return self.post(fn, *args).result()
 
-    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def acall(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Await a coroutine on the emulator's loop from any event loop (async tests while the
         emulator runs in its thread); in the emulator's own loop it is simply awaited."""
         loop = self._loop

@@ -38,7 +38,7 @@ from .server import Server
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 __tracebackhide__ = True  # failures point at the test's line, not at this module
 
 
@@ -186,11 +186,11 @@ class QStashHarness:
         return handle
 
     # -- time ---------------------------------------------------------------------------------
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         self.server.ready()
         return self._emu.call(coro)
 
-    async def _arun(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def _arun(self, coro: Coroutine[Any, Any, _T]) -> _T:
         self.server.ready()
         return await self._emu.acall(coro)
 

@@ -12,9 +12,9 @@ from qstash_emulator.core.signing import verify
 from qstash_emulator.core.state import Delivered
 
 # Snapshots replace the emulator's address (a new port every run) with this.
-SNAPSHOT_HOST = "http://qstash-emulator"
+_SNAPSHOT_HOST = "http://qstash-emulator"
 # Differs on every run (it carries the wall time), so snapshots leave it out.
-UNSTABLE_HEADERS = frozenset({"upstash-signature"})
+_UNSTABLE_HEADERS = frozenset({"upstash-signature"})
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,14 @@ class Verdict:
     error: str | None
 
 
-def header_of(headers: list[tuple[str, str]], name: str) -> str | None:
+def _header_of(headers: list[tuple[str, str]], name: str) -> str | None:
     lower = name.lower()
     return next((v for k, v in headers if k.lower() == lower), None)
 
 
 def check_signature(record: Delivered) -> Verdict:
     """Verify as the destination's Receiver would, with the user's current and next keys."""
-    signature = header_of(record.headers, "Upstash-Signature")
+    signature = _header_of(record.headers, "Upstash-Signature")
     if signature is None:
         return Verdict(None, "no Upstash-Signature header")
     user = record.message.user
@@ -76,7 +76,7 @@ class DeliveredMessage:
 
     def header(self, name: str) -> str | None:
         """The first value of a header (case-insensitive), or None."""
-        return header_of(self.record.headers, name)
+        return _header_of(self.record.headers, name)
 
     @property
     def body(self) -> bytes:
@@ -159,10 +159,10 @@ class DeliveredMessage:
     # -- output ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A dict that is the same on every run with the same seed (for snapshot tests):
-        no signature, the emulator's address replaced by SNAPSHOT_HOST, ISO times."""
+        no signature, the emulator's address replaced by `_SNAPSHOT_HOST`, ISO times."""
 
         def stable(value: str) -> str:
-            return value.replace(self.base_url, SNAPSHOT_HOST)
+            return value.replace(self.base_url, _SNAPSHOT_HOST)
 
         return {
             "message_id": self.message_id,
@@ -170,7 +170,7 @@ class DeliveredMessage:
             "method": self.method,
             "url": stable(self.url),
             "headers": [
-                [k, stable(v)] for k, v in self.record.headers if k.lower() not in UNSTABLE_HEADERS
+                [k, stable(v)] for k, v in self.record.headers if k.lower() not in _UNSTABLE_HEADERS
             ],
             "body": self.text,
             "time": iso(self.time),

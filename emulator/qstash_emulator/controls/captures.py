@@ -98,7 +98,7 @@ class Captured:
 
 
 @dataclass
-class Capture:
+class _Capture:
     """The requests one capture name received and the replies it will give."""
 
     name: str
@@ -116,15 +116,15 @@ class CaptureStore:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._captures: dict[str, Capture] = {}
+        self._captures: dict[str, _Capture] = {}
         self._lock = threading.Lock()
 
-    def _get(self, name: str) -> Capture:
+    def _get(self, name: str) -> _Capture:
         if not _NAME.match(name):
             raise ValueError(f"capture names use A-Z a-z 0-9 . _ ~ -, not {name!r}")
         found = self._captures.get(name)
         if found is None:
-            found = self._captures[name] = Capture(name)
+            found = self._captures[name] = _Capture(name)
         return found
 
     def respond(

@@ -12,9 +12,9 @@ from ..core.delivery import Outgoing
 from ..core.state import Response
 from ..parsing import header_names as h
 
-TIMEOUT = "timeout"  # the destination answers later than the message's timeout
-DROP = "drop"  # the connection is cut before an answer
-PASS = "pass"  # let this attempt through to the destination
+_TIMEOUT = "timeout"  # the destination answers later than the message's timeout
+_DROP = "drop"  # the connection is cut before an answer
+_PASS = "pass"  # let this attempt through to the destination
 
 Answer = int | str
 
@@ -76,9 +76,9 @@ class Faults:
         else:
             answer: Answer = status
             if timeout:
-                answer = TIMEOUT
+                answer = _TIMEOUT
             elif drop:
-                answer = DROP
+                answer = _DROP
             elif retry_after is not None:
                 answer = 429
                 extra.setdefault("Retry-After", retry_after)
@@ -102,13 +102,13 @@ class Faults:
             answer = fault.next()
             if answer is None:
                 continue
-            if answer == PASS:
+            if answer == _PASS:
                 return None
-            if answer == TIMEOUT:
+            if answer == _TIMEOUT:
                 return Response(
                     None, {}, b"", error=f"request timed out after {outgoing.timeout:g}s (injected)"
                 )
-            if answer == DROP:
+            if answer == _DROP:
                 return Response(
                     None, {}, b"", error="request failed: connection reset by peer (injected)"
                 )

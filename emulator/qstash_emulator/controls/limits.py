@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from ..core.clock import Clock
 from ..core.errors import ApiError
 
-DAY = 86400.0
-MINUTE = 60.0
+_DAY = 86400.0
+_MINUTE = 60.0
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Limits:
         if limit is None:
             return
         window = self._usage_of(user).day
-        reset = _roll(window, self.clock.now(), DAY)
+        reset = _roll(window, self.clock.now(), _DAY)
         if window.used + count > limit:
             raise ApiError(
                 429,
@@ -103,7 +103,7 @@ class Limits:
         """Count messages a request created (only accepted ones count toward the limit)."""
         if self.config(user).daily_messages is not None:
             window = self._usage_of(user).day
-            _roll(window, self.clock.now(), DAY)
+            _roll(window, self.clock.now(), _DAY)
             window.used += count
 
     def check_burst(self, user: str) -> None:
@@ -130,7 +130,7 @@ class Limits:
         if config.chat_requests is None and config.chat_tokens is None:
             return None
         window = self._usage_of(user).minute
-        reset = _roll(window, self.clock.now(), MINUTE)
+        reset = _roll(window, self.clock.now(), _MINUTE)
         over_requests = config.chat_requests is not None and window.used >= config.chat_requests
         over_tokens = config.chat_tokens is not None and window.tokens + tokens > config.chat_tokens
         wait = f"{max(0.0, reset - self.clock.now()):g}s"

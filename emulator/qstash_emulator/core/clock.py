@@ -28,7 +28,7 @@ class _Real:
     monotonic = staticmethod(_real("monotonic"))
 
 
-def freeze_factory() -> Any | None:
+def _freeze_factory() -> Any | None:
     """freezegun's innermost active freeze (its time factory), or None (freezegun is optional)."""
     api = sys.modules.get("freezegun.api")
     factories = getattr(api, "freeze_factories", None)
@@ -41,16 +41,16 @@ def _factory_time(factory: Any) -> float:
     return float(calendar.timegm(dt.timetuple()) + dt.microsecond / 1_000_000)
 
 
-def frozen_time() -> float | None:
+def _frozen_time() -> float | None:
     """The frozen time while a `freeze_time` is active, else None."""
-    factory = freeze_factory()
+    factory = _freeze_factory()
     return None if factory is None else _factory_time(factory)
 
 
 def wall_time() -> float:
     """The time a delivery's receiver checks signatures against: under freezegun the app reads
     the frozen time, so signatures are stamped with it; otherwise the real time."""
-    frozen = frozen_time()
+    frozen = _frozen_time()
     return _Real.time() if frozen is None else frozen
 
 
@@ -104,7 +104,7 @@ class VirtualClock:
         return self._now
 
     def _frozen(self) -> float | None:
-        factory = freeze_factory()
+        factory = _freeze_factory()
         if factory is None:
             return None
         t = _factory_time(factory)
@@ -120,7 +120,7 @@ class VirtualClock:
         # Time never runs backwards: a due entry in the past runs "now", it does not rewind.
         if t > self._now:
             self._now = float(t)
-            current = freeze_factory()
+            current = _freeze_factory()
             # The frozen time moves along (the app's time.time() agrees), never backwards.
             if (
                 current is not None

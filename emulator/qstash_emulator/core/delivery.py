@@ -12,7 +12,7 @@ from ..parsing import header_names as h
 from .state import Response
 
 # A destination's answer is kept (logs, DLQ, callbacks) up to this size.
-MAX_RESPONSE_BODY = 1_000_000
+_MAX_RESPONSE_BODY = 1_000_000
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Delivery:
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
             ) as resp:
-                data = await resp.content.read(MAX_RESPONSE_BODY)
+                data = await resp.content.read(_MAX_RESPONSE_BODY)
                 return Response(resp.status, h.from_pairs(resp.headers.items()), data)
         except asyncio.TimeoutError:
             return Response(None, {}, b"", error=f"request timed out after {timeout:g}s")

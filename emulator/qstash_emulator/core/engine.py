@@ -42,9 +42,9 @@ from .state import (
 )
 from .users import User, Users
 
-DAY = 86400.0
-DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
-RESET_HEADERS = (
+_DAY = 86400.0
+_DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
+_RESET_HEADERS = (
     "retry-after",
     "x-ratelimit-reset",
     "x-ratelimit-reset-requests",
@@ -66,10 +66,10 @@ class Gate(Protocol):
 
 def backoff(retried: int) -> float:
     """QStash's default: min(1 day, e^(2.5·n)) seconds before retry number n."""
-    return min(DAY, math.exp(2.5 * retried))
+    return min(_DAY, math.exp(2.5 * retried))
 
 
-def b64(data: bytes) -> str:
+def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
@@ -156,7 +156,7 @@ class Engine:
             return {"messageId": duplicate, "deduplicated": True}
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
-            self.state(user).dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+            self.state(user).dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -305,7 +305,7 @@ class Engine:
         # with several (requests and tokens both exhausted) the latest reset is the one to wait.
         resets = [
             seconds
-            for name in RESET_HEADERS
+            for name in _RESET_HEADERS
             if (value := _header(response, name)) is not None
             and (seconds := parse_reset_value(value, now)) is not None
         ]
@@ -344,14 +344,14 @@ class Engine:
         body: dict[str, Any] = {
             "status": response.status or 0,
             "header": response.headers,
-            "body": b64(response.body),
+            "body": _b64(response.body),
             "retried": message.retried,
             "maxRetries": message.max_retries,
             "sourceMessageId": message.id,
             "url": message.url,
             "method": message.method,
             "sourceHeader": message.headers,
-            "sourceBody": b64(message.body),
+            "sourceBody": _b64(message.body),
             "notBefore": str(ms(message.not_before)),
             "createdAt": str(ms(message.created_at)),
             "callerIP": message.caller_ip,
@@ -556,7 +556,7 @@ def _reason(status: int | None) -> str:
         return ""
 
 
-def require_url(destination: str) -> str:
+def _require_url(destination: str) -> str:
     if not is_url(destination):
         raise bad_request(f"invalid destination url: {destination!r}")
     return destination

@@ -10,10 +10,10 @@ import json
 import jwt
 
 # QStash signatures are valid for five minutes.
-SIGNATURE_TTL = 300
+_SIGNATURE_TTL = 300
 
 
-def body_hash(body: bytes) -> str:
+def _body_hash(body: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode()
 
 
@@ -35,11 +35,11 @@ def sign(key: str, *, url: str, body: bytes, now: float, jti: str) -> str:
     claims = {
         "iss": "Upstash",
         "sub": url,
-        "exp": t + SIGNATURE_TTL,
+        "exp": t + _SIGNATURE_TTL,
         "nbf": t,
         "iat": t,
         "jti": jti,
-        "body": body_hash(body),
+        "body": _body_hash(body),
     }
     # A plain HS256 JWT, made with hmac directly: the same token PyJWT would make, without its
     # per-call key checks (signing is on the hot path of every delivery).
@@ -69,7 +69,7 @@ def verify(
             continue
         if url is not None and claims["sub"] != url:
             raise ValueError(f"signature subject {claims['sub']!r} is not {url!r}")
-        if str(claims.get("body", "")).rstrip("=") != body_hash(body).rstrip("="):
+        if str(claims.get("body", "")).rstrip("=") != _body_hash(body).rstrip("="):
             raise ValueError("signature body hash does not match the body")
         return claims
     raise ValueError(f"invalid signature: {last}")

@@ -21,7 +21,7 @@ CANCEL_REQUESTED = "CANCEL_REQUESTED"
 # The reference spells it CANCELLED, but both official SDKs parse (and crash without) CANCELED.
 CANCELLED = "CANCELED"
 IN_PROGRESS = "IN_PROGRESS"  # a filter only: ACTIVE, RETRY or ERROR
-FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
+_FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Message:
 
     @property
     def finished(self) -> bool:
-        return self.state in FINAL_STATES
+        return self.state in _FINAL_STATES
 
 
 @dataclass

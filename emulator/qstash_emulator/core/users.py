@@ -62,7 +62,7 @@ def dev_token(user_id: str, password: str) -> str:
     return base64.b64encode(raw.encode()).decode()
 
 
-def new_signing_key(*parts: object) -> str:
+def _new_signing_key(*parts: object) -> str:
     return "sig_" + b58(digest("signing-key", *parts))[:28]
 
 
@@ -90,8 +90,8 @@ class Users:
         user = User(
             name=name,
             token=token or dev_token(name, "password"),
-            current_signing_key=current or new_signing_key(name, "current"),
-            next_signing_key=next or new_signing_key(name, "next"),
+            current_signing_key=current or _new_signing_key(name, "current"),
+            next_signing_key=next or _new_signing_key(name, "next"),
             quota=QUOTAS[quota or self.quota_name],
         )
         self._by_token[user.token] = user
@@ -112,7 +112,7 @@ class Users:
         """The next key becomes current and a fresh next key is made (deterministically)."""
         user.current_signing_key, user.next_signing_key = (
             user.next_signing_key,
-            new_signing_key(user.name, user.next_signing_key),
+            _new_signing_key(user.name, user.next_signing_key),
         )
 
     def reset_keys(self) -> None:

@@ -24,9 +24,20 @@ from . import (
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
 
-RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
-RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
-RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
+_RESOURCES = [
+    publish,
+    messages,
+    logs,
+    dlq,
+    keys,
+    schedules,
+    flow_control,
+    queues,
+    batch,
+    url_groups,
+]
+_RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
+_RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 
 
 def create_app(backend: Backend) -> web.Application:
@@ -35,6 +46,6 @@ def create_app(backend: Backend) -> web.Application:
     )
     app[BACKEND] = backend
     app[ERROR_RENDERERS] = []
-    for resource in RESOURCES:
+    for resource in _RESOURCES:
         resource.setup(app)
     return app

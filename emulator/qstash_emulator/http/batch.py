@@ -57,7 +57,7 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     return BatchItem(destination, spec, data, queue or spec.queue_name)
 
 
-async def batch(request: web.Request) -> web.Response:
+async def _batch(request: web.Request) -> web.Response:
     who = user(request)
     data = await read_json(request)
     if not isinstance(data, list) or not data:
@@ -70,4 +70,4 @@ async def batch(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/batch", batch)
+    app.router.add_post("/v2/batch", _batch)

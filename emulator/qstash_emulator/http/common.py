@@ -49,7 +49,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def error_response(
+def _error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     response = json_response({"error": message}, status)
@@ -101,7 +101,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             if request.path.startswith(prefix):
                 rendered: web.Response = render(request, exc)
                 return rendered
-        return error_response(exc.status, exc.message, exc.headers)
+        return _error_response(exc.status, exc.message, exc.headers)
 
 
 async def read_json(request: web.Request) -> Any:

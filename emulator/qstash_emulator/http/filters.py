@@ -15,7 +15,7 @@ from ..core.clock import ms
 from ..core.errors import bad_request
 from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 def values(query: MultiMapping[str], *names: str) -> list[str]:
@@ -96,11 +96,11 @@ def state_matches(wanted: str | None, state: str) -> bool:
     return state == wanted
 
 
-def encode_cursor(key: Any) -> str:
+def _encode_cursor(key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> Any:
+def _decode_cursor(cursor: str) -> Any:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -109,17 +109,17 @@ def decode_cursor(cursor: str) -> Any:
 
 
 def page(
-    items: Sequence[T], key: Callable[[T], Any], cursor: str | None, count: int
-) -> tuple[list[T], str | None]:
+    items: Sequence[_T], key: Callable[[_T], Any], cursor: str | None, count: int
+) -> tuple[list[_T], str | None]:
     """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
     start = 0
     if cursor:
-        after = decode_cursor(cursor)
+        after = _decode_cursor(cursor)
         while start < len(items) and _jsonable(key(items[start])) >= after:
             start += 1
     chunk = list(items[start : start + count])
     more = start + count < len(items)
-    return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
+    return chunk, _encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
 
 
 def _jsonable(key: Any) -> Any:

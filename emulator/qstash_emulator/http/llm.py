@@ -12,11 +12,11 @@ from aiohttp import web
 from ..llm.catalog import UPSTASH_PROVIDER
 from .openai import add_error_prefixes, add_routes, not_found
 
-PREFIX = "/llm/v1"
+_PREFIX = "/llm/v1"
 
 
 def setup(app: web.Application) -> None:
-    add_routes(app, PREFIX, UPSTASH_PROVIDER, chat_limits=True)
+    add_routes(app, _PREFIX, UPSTASH_PROVIDER, chat_limits=True)
     # Registered after the endpoints: any other /llm path is OpenAI's 404, not aiohttp's text.
     app.router.add_route("*", "/llm/{tail:.*}", not_found)
     add_error_prefixes(app, "/llm/")

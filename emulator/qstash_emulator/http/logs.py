@@ -9,7 +9,7 @@ from .filters import count_param, message_filter, page, state_matches
 from .render import log_json
 
 
-def _logs(request: web.Request, field: str) -> web.Response:
+def _log_page(request: web.Request, field: str) -> web.Response:
     query = request.query
     keep = message_filter(query)
     wanted = query.get("state")
@@ -27,14 +27,14 @@ def _logs(request: web.Request, field: str) -> web.Response:
     return json_response(body)
 
 
-async def logs(request: web.Request) -> web.Response:
-    return _logs(request, "logs")
+async def _logs(request: web.Request) -> web.Response:
+    return _log_page(request, "logs")
 
 
-async def events(request: web.Request) -> web.Response:
-    return _logs(request, "events")
+async def _events(request: web.Request) -> web.Response:
+    return _log_page(request, "events")
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v2/logs", logs)
-    app.router.add_get("/v2/events", events)
+    app.router.add_get("/v2/logs", _logs)
+    app.router.add_get("/v2/events", _events)

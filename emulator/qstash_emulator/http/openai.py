@@ -68,7 +68,7 @@ def openai_error(exc: OpenAIError, headers: Mapping[str, str] | None = None) -> 
     return openai_json(exc.body(), exc.status, headers)
 
 
-def render_api_error(request: web.Request, exc: ApiError) -> web.Response:
+def _render_api_error(request: web.Request, exc: ApiError) -> web.Response:
     """QStash's errors (auth, limits) on an OpenAI route, in OpenAI's shape."""
     if exc.status == 401:
         given = token_of(request)
@@ -103,13 +103,13 @@ async def render(request: web.Request, outcome: LLMOutcome) -> web.StreamRespons
 
 
 # -- requests -----------------------------------------------------------------------------------
-def image_base(request: web.Request) -> str:
+def _image_base(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}{IMAGE_ROUTE_PREFIX}"
 
 
 async def decode(request: web.Request, endpoint: str, provider: str) -> LLMRequest:
     """A request as the engine takes it; OpenAIError for a body that cannot be read."""
-    base = image_base(request)
+    base = _image_base(request)
     if endpoint in FORM_ENDPOINTS:
         fields: dict[str, list[str]] = {}
         files: Files = {}
@@ -152,7 +152,7 @@ def own_delivery(request: web.Request) -> bool:
     )
 
 
-def post_handler(endpoint: str, provider: str, *, chat_limits: bool) -> Handler:
+def _post_handler(endpoint: str, provider: str, *, chat_limits: bool) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
             req = await decode(request, endpoint, provider)
@@ -171,7 +171,7 @@ def models_handler(provider: str) -> Handler:
     return handle
 
 
-async def image_file(request: web.Request) -> web.Response:
+async def _image_file(request: web.Request) -> web.Response:
     """Generated images (`response_format: url`), unauthenticated as image URLs are."""
     data = service(request).llm.image_bytes(request.match_info["name"])
     if data is None:
@@ -188,7 +188,7 @@ def add_routes(app: web.Application, prefix: str, provider: str, *, chat_limits:
     """The OpenAI-compatible endpoints under `prefix` (e.g. /v1), answered synchronously."""
     for tail, endpoint in POST_ENDPOINTS.items():
         app.router.add_post(
-            f"{prefix}/{tail}", post_handler(endpoint, provider, chat_limits=chat_limits)
+            f"{prefix}/{tail}", _post_handler(endpoint, provider, chat_limits=chat_limits)
         )
     app.router.add_get(f"{prefix}/models", models_handler(provider))
     app.router.add_get(prefix + "/models/{model:.+}", models_handler(provider))
@@ -197,11 +197,11 @@ def add_routes(app: web.Application, prefix: str, provider: str, *, chat_limits:
 def add_error_prefixes(app: web.Application, *prefixes: str) -> None:
     if ERROR_RENDERERS not in app:
         app[ERROR_RENDERERS] = []
-    app[ERROR_RENDERERS].extend((prefix, render_api_error) for prefix in prefixes)
+    app[ERROR_RENDERERS].extend((prefix, _render_api_error) for prefix in prefixes)
 
 
 def setup(app: web.Application) -> None:
     for version in ("v1", "v2"):
         add_routes(app, f"/{version}", CUSTOM, chat_limits=True)
-    app.router.add_get(IMAGE_ROUTE_PREFIX + "/images/{name}", image_file)
+    app.router.add_get(IMAGE_ROUTE_PREFIX + "/images/{name}", _image_file)
     add_error_prefixes(app, *OPENAI_PREFIXES)

@@ -13,12 +13,12 @@ from .errors import OpenAIError
 from .hashing import unit_float
 from .validation import Fields, invalid_value, missing
 
-RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
-EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
-MAX_FILE_BYTES = 25 * 1024 * 1024
+_RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+_EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
+_MAX_FILE_BYTES = 25 * 1024 * 1024
 # Without a WAV header the duration is estimated as a 128 kbit/s stream.
-FALLBACK_BYTES_PER_SECOND = 16000
-LANGUAGES = {
+_FALLBACK_BYTES_PER_SECOND = 16000
+_LANGUAGES = {
     "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
     "pt": "portuguese", "nl": "dutch", "tr": "turkish", "ru": "russian", "ja": "japanese",
     "zh": "chinese", "ko": "korean", "ar": "arabic", "hi": "hindi", "pl": "polish",
@@ -41,7 +41,7 @@ class AudioRequest:
     duration: float
 
 
-def wav_duration(data: bytes) -> float | None:
+def _wav_duration(data: bytes) -> float | None:
     """Duration of a RIFF/WAVE file from its fmt and data chunks, or None if it is not one."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
@@ -59,10 +59,10 @@ def wav_duration(data: bytes) -> float | None:
     return float(data_size) / float(byte_rate)
 
 
-def duration_of(data: bytes) -> float:
-    seconds = wav_duration(data)
+def _duration_of(data: bytes) -> float:
+    seconds = _wav_duration(data)
     if seconds is None:
-        seconds = len(data) / FALLBACK_BYTES_PER_SECOND
+        seconds = len(data) / _FALLBACK_BYTES_PER_SECOND
     return round(max(seconds, 0.01), 2)
 
 
@@ -99,19 +99,19 @@ def validate_audio(
         raise missing("file")
     if not file:
         raise OpenAIError("The audio file is empty.", param="file", code="invalid_value")
-    if len(file) > MAX_FILE_BYTES:
+    if len(file) > _MAX_FILE_BYTES:
         raise OpenAIError(
             "Maximum content size limit (26214400) exceeded.", status=413, param="file"
         )
     if filename is not None:
         extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        if extension not in EXTENSIONS:
+        if extension not in _EXTENSIONS:
             raise OpenAIError(
-                f"Invalid file format. Supported formats: {list(EXTENSIONS)}",
+                f"Invalid file format. Supported formats: {list(_EXTENSIONS)}",
                 param="file",
                 code="invalid_value",
             )
-    response_format = form.choice("response_format", RESPONSE_FORMATS, default="json")
+    response_format = form.choice("response_format", _RESPONSE_FORMATS, default="json")
     granularities = _granularities(fields)
     if granularities and response_format != "verbose_json":
         raise OpenAIError(
@@ -130,7 +130,7 @@ def validate_audio(
         temperature=temperature,
         granularities=granularities or ("segment",),
         file_sha256=hashlib.sha256(file).hexdigest(),
-        duration=duration_of(file),
+        duration=_duration_of(file),
     )
 
 
@@ -203,7 +203,7 @@ def render_audio(req: AudioRequest, text: str) -> tuple[dict[str, Any], str | No
             return {"text": text}, "WEBVTT\n\n" + raw, "text/vtt; charset=utf-8"
         return {"text": text}, raw, "text/plain; charset=utf-8"
     language = (
-        "english" if req.task == "translate" else LANGUAGES.get(req.language or "en", req.language)
+        "english" if req.task == "translate" else _LANGUAGES.get(req.language or "en", req.language)
     )
     body: dict[str, Any] = {
         "task": req.task,

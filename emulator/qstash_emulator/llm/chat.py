@@ -26,7 +26,7 @@ class ChatEnvelope:
     engine_seed: int
 
 
-def default_key(req: ChatRequest, engine_seed: int, index: int) -> list[Any]:
+def _default_key(req: ChatRequest, engine_seed: int, index: int) -> list[Any]:
     """What the default answer depends on; greedy decoding (temperature 0) ignores the index."""
     return [
         engine_seed,
@@ -39,7 +39,7 @@ def default_key(req: ChatRequest, engine_seed: int, index: int) -> list[Any]:
 
 
 def _default_answer(req: ChatRequest, engine_seed: int, index: int) -> Answer:
-    key = default_key(req, engine_seed, index)
+    key = _default_key(req, engine_seed, index)
     forced = req.forced_tool()
     if forced is not None:
         function = forced["function"]

@@ -25,7 +25,7 @@ from .errors import OpenAIError
 from .tokens import count_tokens
 from .validation import Fields, require_model, type_error
 
-MAX_INPUTS = 2048
+_MAX_INPUTS = 2048
 _WORD = re.compile(r"\w+")
 
 
@@ -35,7 +35,7 @@ def _feature(model: str, feature: str, dim: int) -> tuple[float, ...]:
     return tuple(v / 32768.0 for v in struct.unpack(f"<{dim}h", raw))
 
 
-def embed(text: str, model: str, dim: int) -> list[float]:
+def _embed(text: str, model: str, dim: int) -> list[float]:
     words = [w.lower() for w in _WORD.findall(text)]
     weighted = [(f"w:{w}", 1.0) for w in words]
     weighted += [(f"b:{a} {b}", 0.5) for a, b in itertools.pairwise(words)]
@@ -50,7 +50,7 @@ def embed(text: str, model: str, dim: int) -> list[float]:
     return list(struct.unpack(f"<{dim}f", struct.pack(f"<{dim}f", *unit)))
 
 
-def encode_base64(vector: list[float]) -> str:
+def _encode_base64(vector: list[float]) -> str:
     """OpenAI's ``encoding_format: base64``: little-endian float32 bytes, base64-encoded."""
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
@@ -79,9 +79,10 @@ def _inputs(value: Any) -> list[str]:
             raise type_error("input", "a string or an array of strings or tokens", value)
     else:
         raise invalid
-    if len(items) > MAX_INPUTS:
+    if len(items) > _MAX_INPUTS:
         raise OpenAIError(
-            f"Invalid 'input': array too long. Expected an array with maximum length {MAX_INPUTS}, "
+            f"Invalid 'input': array too long. Expected an array with maximum length "
+            f"{_MAX_INPUTS}, "
             f"but got an array with length {len(items)} instead.",
             param="input",
             code="array_above_max_length",
@@ -117,9 +118,9 @@ def render_embeddings(req: EmbeddingsRequest, default_dim: int) -> dict[str, Any
     size = req.dimensions or default_dim
     data = []
     for index, item in enumerate(req.inputs):
-        vector = embed(item, req.model, size)
+        vector = _embed(item, req.model, size)
         embedding: list[float] | str = (
-            encode_base64(vector) if req.encoding_format == "base64" else vector
+            _encode_base64(vector) if req.encoding_format == "base64" else vector
         )
         data.append({"object": "embedding", "index": index, "embedding": embedding})
     tokens = sum(count_tokens(item) for item in req.inputs)

@@ -18,21 +18,21 @@ def canonical(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-def digest(*parts: Any) -> bytes:
+def _digest(*parts: Any) -> bytes:
     """SHA-256 digest of the parts, taken together."""
     return hashlib.sha256(canonical(list(parts))).digest()
 
 
 def hex_id(*parts: Any, length: int = 32) -> str:
     """Deterministic lowercase hex string of ``length`` characters (at most 64)."""
-    return digest(*parts).hex()[:length]
+    return _digest(*parts).hex()[:length]
 
 
 def int_seed(*parts: Any) -> int:
     """Deterministic 64-bit integer, e.g. to seed Faker."""
-    return int.from_bytes(digest(*parts)[:8], "big")
+    return int.from_bytes(_digest(*parts)[:8], "big")
 
 
 def unit_float(*parts: Any) -> float:
     """Deterministic float in [0, 1)."""
-    return int.from_bytes(digest(*parts)[:7], "big") / float(1 << 56)
+    return int.from_bytes(_digest(*parts)[:7], "big") / float(1 << 56)

@@ -26,13 +26,13 @@ if TYPE_CHECKING:
 
     from .service import LLMService
 
-QUEUED = "queued"
-IN_PROGRESS = "in_progress"
+_QUEUED = "queued"
+_IN_PROGRESS = "in_progress"
 COMPLETED = "completed"  # the engine answered 2xx
 FAILED = "failed"  # the engine answered an error (the result holds it)
 CANCELLED = "cancelled"
-FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
-KEEP_FINISHED = 10_000  # finished jobs kept for polling; the oldest go first
+_FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+_KEEP_FINISHED = 10_000  # finished jobs kept for polling; the oldest go first
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Job:
     run: Callable[[float], LLMOutcome]
     created_at: float
     serial: int
-    status: str = QUEUED
+    status: str = _QUEUED
     started_at: float | None = None
     completed_at: float | None = None
     outcome: LLMOutcome | None = None
@@ -59,7 +59,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in _FINISHED
 
 
 class LLMQueue:
@@ -159,7 +159,7 @@ class LLMQueue:
     def cancel(self, user: str, job_id: str) -> Job:
         """Cancel a job still waiting for a worker (one already answered cannot be)."""
         job = self.get(user, job_id)
-        if job.status != QUEUED:
+        if job.status != _QUEUED:
             raise OpenAIError(
                 f"Job '{job_id}' is {job.status} and can no longer be cancelled.",
                 status=409,
@@ -174,7 +174,7 @@ class LLMQueue:
 
     def position(self, job: Job) -> int | None:
         """How many jobs are ahead of a waiting job (0: next), None once it has started."""
-        if job.status != QUEUED:
+        if job.status != _QUEUED:
             return None
         return self._waiting.index(job)
 
@@ -241,7 +241,7 @@ class LLMQueue:
         self._wakeup = self.service.scheduler.call_at(due, wake, (0,))
 
     def _start(self, job: Job, now: float) -> None:
-        job.status = IN_PROGRESS
+        job.status = _IN_PROGRESS
         job.started_at = now
         self._running += 1
         try:
@@ -262,7 +262,7 @@ class LLMQueue:
         self.service.scheduler.call_at(now + max(0.0, outcome.latency), finish, (1, job.serial))
 
     def _release(self, job: Job) -> None:
-        if job.status not in FINISHED:
+        if job.status not in _FINISHED:
             job.status = CANCELLED
         for waiter in job.waiters:
             if not waiter.done():
@@ -270,7 +270,7 @@ class LLMQueue:
         job.waiters.clear()
 
     def _forget_old(self) -> None:
-        while len(self.jobs) > KEEP_FINISHED:
+        while len(self.jobs) > _KEEP_FINISHED:
             oldest = next((j for j in self.jobs.values() if j.finished), None)
             if oldest is None:
                 return

@@ -48,11 +48,11 @@ if TYPE_CHECKING:
     from . import LLMOutcome
     from .service import LLMService
 
-API_LLM = "api/llm"
+_API_LLM = "api/llm"
 # Where `api/llm` messages go (their `url` in logs and callbacks): Upstash's own chat API.
-UPSTASH_LLM_BASE = "https://qstash.upstash.io/llm"
-UPSTASH_LLM_URL = UPSTASH_LLM_BASE + "/v1/chat/completions"
-OPENAI_BASE = "https://api.openai.com"
+_UPSTASH_LLM_BASE = "https://qstash.upstash.io/llm"
+UPSTASH_LLM_URL = _UPSTASH_LLM_BASE + "/v1/chat/completions"
+_OPENAI_BASE = "https://api.openai.com"
 _SDK_SUFFIX = re.compile(r"/(v1/)?chat/completions$")  # what the SDKs' custom() strips
 
 NO_KEY = (
@@ -70,7 +70,7 @@ class LLMProviders:
         self.reset()
 
     def reset(self) -> None:
-        self.bases = {OPENAI_BASE: "openai"}
+        self.bases = {_OPENAI_BASE: "openai"}
         self.passthrough = False
 
     def add(self, base_url: str, name: str = "custom") -> None:
@@ -102,7 +102,7 @@ def _body_json(body: bytes) -> Any:
 _INVALID = object()
 
 
-def check_chat_publish(
+def _check_chat_publish(
     spec: MessageSpec, body: bytes, provider: str, upstash_models: dict[str, Any]
 ) -> None:
     """What QStash requires of an LLM publish; raises QStash's 400."""
@@ -160,14 +160,14 @@ class LLMGateway:
     def resolve(self, user: User, destination: str) -> list[Fanout] | None:
         """A `destinations` resolver: `api/llm` and provider chat URLs, with their checks."""
         models = self.service.llm.upstash_models
-        if destination.rstrip("/") == API_LLM:
+        if destination.rstrip("/") == _API_LLM:
 
             def check_upstash(spec: MessageSpec, body: bytes) -> None:
-                check_chat_publish(spec, body, UPSTASH_PROVIDER, models)
+                _check_chat_publish(spec, body, UPSTASH_PROVIDER, models)
 
             return [
                 Fanout(
-                    UPSTASH_LLM_URL, {"api": "llm"}, dedup_destination=API_LLM, check=check_upstash
+                    UPSTASH_LLM_URL, {"api": "llm"}, dedup_destination=_API_LLM, check=check_upstash
                 )
             ]
         target = self.service.providers.match(destination) if is_url(destination) else None
@@ -176,7 +176,7 @@ class LLMGateway:
         provider = target[0]
 
         def check_provider(spec: MessageSpec, body: bytes) -> None:
-            check_chat_publish(spec, body, provider, models)
+            _check_chat_publish(spec, body, provider, models)
 
         return [Fanout(destination, check=check_provider)]
 
@@ -184,8 +184,8 @@ class LLMGateway:
     def target(self, url: str) -> tuple[str, str] | None:
         """(provider, path tail) when the engine answers `url`'s deliveries."""
         path = url.split("?", 1)[0]
-        if path.startswith(UPSTASH_LLM_BASE + "/"):
-            return UPSTASH_PROVIDER, path[len(UPSTASH_LLM_BASE) :]
+        if path.startswith(_UPSTASH_LLM_BASE + "/"):
+            return UPSTASH_PROVIDER, path[len(_UPSTASH_LLM_BASE) :]
         if self.service.providers.passthrough:
             return None
         return self.service.providers.match(url)
@@ -199,17 +199,17 @@ class LLMGateway:
         headers = {name.lower(): value for name, value in out.headers}
         service = self.service
         if provider != UPSTASH_PROVIDER and not _bearer(headers.get("authorization")):
-            return to_response(error_outcome(OpenAIError(NO_KEY, status=401)))
+            return _to_response(error_outcome(OpenAIError(NO_KEY, status=401)))
         decoded = self._decode(out, tail, headers.get("content-type", ""), provider)
         if not isinstance(decoded, LLMRequest):
-            return to_response(decoded)
+            return _to_response(decoded)
         if provider == UPSTASH_PROVIDER and decoded.endpoint == r.CHAT:
             # Upstash's chat limits hold for published requests too; the 429's reset headers
             # schedule the retry.
             who = self._user_of(headers.get("upstash-message-id"))
             limited = service.check_chat_limit(who, decoded.body) if who else None
             if limited is not None:
-                return to_response(error_outcome(rate_limited(), limited))
+                return _to_response(error_outcome(rate_limited(), limited))
         outcome = run_request(service.llm, decoded, service.now())
         if outcome.latency >= out.timeout:
             return Response(None, {}, b"", error=f"request timed out after {out.timeout:g}s")
@@ -217,7 +217,7 @@ class LLMGateway:
             await service.sleep(outcome.latency)
         # On a virtual clock the answer is immediate: a delivery runs inside the scheduler's
         # step, which cannot wait for a later step (only a timeout is simulated).
-        return to_response(outcome)
+        return _to_response(outcome)
 
     def _decode(
         self, out: Outgoing, tail: str, content_type: str, provider: str
@@ -279,7 +279,7 @@ def rate_limited() -> OpenAIError:
     )
 
 
-def to_response(outcome: LLMOutcome) -> Response:
+def _to_response(outcome: LLMOutcome) -> Response:
     """An engine answer as a delivery's response (what logs, the DLQ and callbacks show)."""
     body, content_type = encode_outcome(outcome)
     pairs = [("Content-Type", content_type), *outcome.headers.items()]

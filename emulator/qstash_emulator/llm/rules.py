@@ -25,15 +25,15 @@ IMAGE = "image"
 IMAGE_EDIT = "image_edit"
 ENDPOINTS = (CHAT, COMPLETION, EMBEDDINGS, TRANSCRIPTION, TRANSLATION, IMAGE, IMAGE_EDIT)
 # Rules without ``endpoint`` script the text-generating endpoints.
-DEFAULT_ENDPOINTS = (CHAT, COMPLETION)
+_DEFAULT_ENDPOINTS = (CHAT, COMPLETION)
 # Endpoints whose answer is text that a rule may script; the others only take errors/latency.
-TEXT_ANSWER_ENDPOINTS = (CHAT, COMPLETION, TRANSCRIPTION, TRANSLATION)
+_TEXT_ANSWER_ENDPOINTS = (CHAT, COMPLETION, TRANSCRIPTION, TRANSLATION)
 
 # Which message text ``contains``/``regex`` look at.
 TARGETS = ("last_user", "last", "system", "all")
-FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+_FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
-ANSWER_KEYS = (
+_ANSWER_KEYS = (
     "content",
     "json",
     "tool_calls",
@@ -179,7 +179,7 @@ def _error(value: Any) -> LLMErrorSpec:
     raise ValueError(f"error must be an LLMErrorSpec, a status or a mapping, got {value!r}")
 
 
-def make_answer(
+def _make_answer(
     *,
     content: str | None = None,
     json: Any = None,
@@ -222,8 +222,8 @@ def make_answer(
             content = "".join(deltas)
         elif content != "".join(deltas):
             raise ValueError("the chunks must join to the content")
-    if finish_reason is not None and finish_reason not in FINISH_REASONS:
-        raise ValueError(f"finish_reason must be one of {FINISH_REASONS}")
+    if finish_reason is not None and finish_reason not in _FINISH_REASONS:
+        raise ValueError(f"finish_reason must be one of {_FINISH_REASONS}")
     return Answer(
         content=content,
         tool_calls=calls,
@@ -238,16 +238,16 @@ def make_answer(
 def _step(item: Any, defaults: Mapping[str, Any]) -> Answer:
     """A sequence step: a string (content), an error spec, None (default text) or a mapping."""
     if item is None:
-        return make_answer(**defaults)
+        return _make_answer(**defaults)
     if isinstance(item, str):
-        return make_answer(**{**defaults, "content": item})
+        return _make_answer(**{**defaults, "content": item})
     if isinstance(item, LLMErrorSpec):
-        return make_answer(**{**defaults, "error": item})
+        return _make_answer(**{**defaults, "error": item})
     if isinstance(item, Mapping):
-        unknown = set(item) - set(ANSWER_KEYS)
+        unknown = set(item) - set(_ANSWER_KEYS)
         if unknown:
             raise ValueError(f"unknown answer keys in sequence step: {sorted(unknown)}")
-        return make_answer(**{**defaults, **item})
+        return _make_answer(**{**defaults, **item})
     raise ValueError(f"a sequence step must be a string, a mapping or None, got {item!r}")
 
 
@@ -275,7 +275,7 @@ def make_rule(
     name: str | None = None,
 ) -> Rule:
     """Build a rule; raises ValueError on an inconsistent or malformed spec."""
-    endpoints = _names(endpoint, "endpoint") or frozenset(DEFAULT_ENDPOINTS)
+    endpoints = _names(endpoint, "endpoint") or frozenset(_DEFAULT_ENDPOINTS)
     unknown = endpoints - set(ENDPOINTS)
     if unknown:
         raise ValueError(f"unknown endpoint(s) {sorted(unknown)}; expected some of {ENDPOINTS}")
@@ -314,13 +314,13 @@ def make_rule(
         answers = [_step(item, defaults) for item in sequence]
     else:
         answers = [
-            make_answer(content=content, json=json, tool_calls=tool_calls, error=error, **defaults)
+            _make_answer(content=content, json=json, tool_calls=tool_calls, error=error, **defaults)
         ]
-    if not endpoints <= set(TEXT_ANSWER_ENDPOINTS) and any(
+    if not endpoints <= set(_TEXT_ANSWER_ENDPOINTS) and any(
         a.content is not None or a.tool_calls is not None for a in answers
     ):
         raise ValueError(
-            f"only {TEXT_ANSWER_ENDPOINTS} take scripted content; other endpoints take "
+            f"only {_TEXT_ANSWER_ENDPOINTS} take scripted content; other endpoints take "
             "error/latency answers"
         )
     return Rule(match, answers, times=times, name=name)

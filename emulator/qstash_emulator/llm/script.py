@@ -26,7 +26,7 @@ import yaml
 
 from .rules import Rule, make_rule
 
-RULE_KEYS = frozenset(inspect.signature(make_rule).parameters)
+_RULE_KEYS = frozenset(inspect.signature(make_rule).parameters)
 
 
 class ScriptError(ValueError):
@@ -59,7 +59,7 @@ def rules_from_data(data: Any, source: str = "<script>") -> list[Rule]:
         where = f"{source}: rule {index}"
         if not isinstance(spec, Mapping):
             raise ScriptError(f"{where}: a rule must be a mapping, got {spec!r}")
-        unknown = set(spec) - RULE_KEYS
+        unknown = set(spec) - _RULE_KEYS
         if unknown:
             raise ScriptError(f"{where}: unknown keys {sorted(unknown)}")
         try:

@@ -16,7 +16,7 @@ from .tokens import split_tokens
 
 
 @dataclass(frozen=True)
-class Delta:
+class _Delta:
     """One piece of a streamed text, with the positions of the tokens that start in it."""
 
     text: str
@@ -24,9 +24,9 @@ class Delta:
     tokens: list[str]
 
 
-def text_deltas(
+def _text_deltas(
     text: str, tokens: Sequence[str], chunking: int | Sequence[str] | None
-) -> list[Delta]:
+) -> list[_Delta]:
     """Cut ``text`` (whose tokens are ``tokens``) into deltas.
 
     ``chunking`` is a number of tokens per delta (default 1) or explicit deltas; explicit
@@ -35,7 +35,7 @@ def text_deltas(
     if chunking is None or isinstance(chunking, int):
         size = chunking or 1
         return [
-            Delta("".join(tokens[i : i + size]), i, list(tokens[i : i + size]))
+            _Delta("".join(tokens[i : i + size]), i, list(tokens[i : i + size]))
             for i in range(0, len(tokens), size)
         ]
     starts, at = [], 0
@@ -49,7 +49,7 @@ def text_deltas(
         end = min(begin + len(piece), len(text))
         inside = [i for i, s in enumerate(starts) if begin <= s < end]
         first = inside[0] if inside else len(tokens)
-        deltas.append(Delta(text[begin:end], first, [tokens[i] for i in inside]))
+        deltas.append(_Delta(text[begin:end], first, [tokens[i] for i in inside]))
         begin = end
     return deltas
 
@@ -88,7 +88,7 @@ def _chat_choice_deltas(choice: StreamChoice) -> list[dict[str, Any]]:
 
     first_content = "" if choice.content is not None or not choice.tool_calls else None
     items = [item({"role": "assistant", "content": first_content})]
-    for delta in text_deltas(choice.content or "", choice.tokens, choice.chunking):
+    for delta in _text_deltas(choice.content or "", choice.tokens, choice.chunking):
         logprobs = None
         if choice.logprobs_top is not None:
             content = chat_token_logprobs(
@@ -166,7 +166,7 @@ def completion_chunks(
     for choice in choices:
         items = []
         offset = 0
-        for delta in text_deltas(choice.text, choice.tokens, choice.chunking):
+        for delta in _text_deltas(choice.text, choice.tokens, choice.chunking):
             logprobs = None
             if choice.logprobs_top is not None:
                 logprobs = completion_logprobs(

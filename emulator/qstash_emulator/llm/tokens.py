@@ -18,9 +18,9 @@ from typing import Any
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 
-MESSAGE_OVERHEAD = 4
-REPLY_PRIMING = 3
-IMAGE_PART_TOKENS = 85  # what OpenAI charges for a low-detail image
+_MESSAGE_OVERHEAD = 4
+_REPLY_PRIMING = 3
+_IMAGE_PART_TOKENS = 85  # what OpenAI charges for a low-detail image
 
 
 def split_tokens(text: str) -> list[str]:
@@ -49,7 +49,7 @@ def content_text(content: Any) -> str:
 def _content_tokens(content: Any) -> int:
     tokens = count_tokens(content_text(content))
     if isinstance(content, list):
-        tokens += IMAGE_PART_TOKENS * sum(
+        tokens += _IMAGE_PART_TOKENS * sum(
             1 for part in content if isinstance(part, Mapping) and part.get("type") == "image_url"
         )
     return tokens
@@ -59,9 +59,9 @@ def count_message_tokens(
     messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] = ()
 ) -> int:
     """Prompt tokens of a chat request: contents, names, tool calls, tool definitions, framing."""
-    total = REPLY_PRIMING
+    total = _REPLY_PRIMING
     for message in messages:
-        total += MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
+        total += _MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
         name = message.get("name")
         if isinstance(name, str):
             total += count_tokens(name)

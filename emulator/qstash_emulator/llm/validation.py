@@ -17,8 +17,8 @@ from .catalog import CONTEXT_LENGTH, UPSTASH_PROVIDER
 from .errors import OpenAIError
 from .tokens import count_message_tokens, count_tokens
 
-CHAT_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-MAX_STOP_SEQUENCES = 4
+_CHAT_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+_MAX_STOP_SEQUENCES = 4
 
 
 def _describe(value: Any) -> str:
@@ -199,10 +199,10 @@ class Fields:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
             raise type_error("stop", "a string or an array of strings", value)
-        if len(items) > MAX_STOP_SEQUENCES:
+        if len(items) > _MAX_STOP_SEQUENCES:
             raise OpenAIError(
                 f"Invalid 'stop': array too long. Expected an array with maximum length "
-                f"{MAX_STOP_SEQUENCES}, but got an array with length {len(items)} instead.",
+                f"{_MAX_STOP_SEQUENCES}, but got an array with length {len(items)} instead.",
                 param="stop",
                 code="array_above_max_length",
             )
@@ -246,7 +246,7 @@ def require_model(body: Mapping[str, Any]) -> str:
     return model
 
 
-def check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, Any]) -> None:
+def _check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, Any]) -> None:
     """Upstash serves a fixed list of models; OpenAI and custom providers accept any name.
 
     An unknown model is a 404 with code ``model_not_found``, as OpenAI and vLLM (which the
@@ -260,7 +260,7 @@ def check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, 
         )
 
 
-def check_context(model: str, provider: str, prompt_tokens: int, max_tokens: int | None) -> None:
+def _check_context(model: str, provider: str, prompt_tokens: int, max_tokens: int | None) -> None:
     """The Upstash models have a context window; vLLM refuses requests that cannot fit."""
     limit = CONTEXT_LENGTH.get(model) if provider == UPSTASH_PROVIDER else None
     if limit is None:
@@ -352,8 +352,8 @@ def _validate_message(index: int, message: Any) -> dict[str, Any]:
         raise missing(f"{where}.role")
     if not isinstance(role, str):
         raise type_error(f"{where}.role", "a string", role)
-    if role not in CHAT_ROLES:
-        raise invalid_value(f"{where}.role", role, CHAT_ROLES)
+    if role not in _CHAT_ROLES:
+        raise invalid_value(f"{where}.role", role, _CHAT_ROLES)
     content = message.get("content")
     may_omit_content = role == "assistant" and (
         message.get("tool_calls") or message.get("function_call")
@@ -468,7 +468,7 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
             code="empty_array",
         )
     checked = [_validate_message(i, m) for i, m in enumerate(messages)]
-    check_upstash_model(model, provider, upstash_models)
+    _check_upstash_model(model, provider, upstash_models)
     logprobs = fields.boolean("logprobs")
     top_logprobs = fields.integer("top_logprobs", lo=0, hi=20)
     if top_logprobs is not None and not logprobs:
@@ -486,7 +486,7 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
     tools = _validate_tools(fields)
     response_format, json_schema = _validate_response_format(fields)
     prompt_tokens = count_message_tokens(checked, tools)
-    check_context(model, provider, prompt_tokens, max_tokens)
+    _check_context(model, provider, prompt_tokens, max_tokens)
     n = fields.integer("n", lo=1, hi=128, default=1)
     assert n is not None
     return ChatRequest(
@@ -525,7 +525,7 @@ class CompletionRequest:
     prompt_tokens: int
 
 
-DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's (and vLLM's) default for the legacy endpoint
+_DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's (and vLLM's) default for the legacy endpoint
 
 
 def _prompts(value: Any) -> list[str]:
@@ -552,7 +552,7 @@ def validate_completion(
     fields = Fields(body)
     model = require_model(body)
     prompts = _prompts(body.get("prompt"))
-    check_upstash_model(model, provider, upstash_models)
+    _check_upstash_model(model, provider, upstash_models)
     n = fields.integer("n", lo=1, hi=128, default=1)
     assert n is not None
     best_of = fields.integer("best_of", lo=1, hi=20)
@@ -560,10 +560,10 @@ def validate_completion(
         raise OpenAIError(
             "best_of must be greater than or equal to n.", param="best_of", code="invalid_value"
         )
-    max_tokens = fields.integer("max_tokens", lo=1, default=DEFAULT_COMPLETION_MAX_TOKENS)
+    max_tokens = fields.integer("max_tokens", lo=1, default=_DEFAULT_COMPLETION_MAX_TOKENS)
     assert max_tokens is not None
     prompt_tokens = sum(count_tokens(p) for p in prompts)
-    check_context(model, provider, max(count_tokens(p) for p in prompts), max_tokens)
+    _check_context(model, provider, max(count_tokens(p) for p in prompts), max_tokens)
     fields.string("suffix")
     stream = fields.boolean("stream")
     return CompletionRequest(

@@ -17,8 +17,8 @@ from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
 from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-DEFAULT_RETRIES = 3
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_DEFAULT_RETRIES = 3
 # Headers that describe the publish request itself and are never forwarded.
 _NOT_FORWARDED = {
     "authorization",
@@ -43,7 +43,7 @@ _REDACT_HEADER = re.compile(r"^headers?\[([^\]]+)\]$", re.IGNORECASE)
 class MessageSpec:
     method: str = "POST"
     headers: h.Headers = field(default_factory=dict)
-    retries: int = DEFAULT_RETRIES
+    retries: int = _DEFAULT_RETRIES
     retry_delay: RetryDelay | None = None
     timeout: float | None = None
     delay: float = 0.0
@@ -66,7 +66,7 @@ def is_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def check_url(text: str, what: str) -> str:
+def _check_url(text: str, what: str) -> str:
     if not is_url(text):
         raise bad_request(f"invalid {what} url: {text!r}: it must start with http:// or https://")
     return text
@@ -128,7 +128,7 @@ def _delay(value: str, name: str, quota: Quota) -> float:
     return seconds
 
 
-def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
+def _parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
     if key is None and value is None:
         return None
     if not key:
@@ -160,7 +160,7 @@ def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | 
     return fc
 
 
-def parse_redact(value: str) -> Redaction:
+def _parse_redact(value: str) -> Redaction:
     redact = Redaction()
     names: set[str] = set()
     for part in value.split(","):
@@ -189,7 +189,7 @@ def _callback(
     url = lower.get(prefix.lower())
     if url is None:
         return None
-    cfg = CallbackConfig(url=check_url(url.strip(), name))
+    cfg = CallbackConfig(url=_check_url(url.strip(), name))
     p = prefix.lower()
     if (m := lower.get(p + "-method")) is not None:
         cfg.method = _method(m, prefix + "-Method")
@@ -210,8 +210,8 @@ def _callback(
 
 def _method(value: str, name: str) -> str:
     method = value.strip().upper()
-    if method not in METHODS:
-        raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(METHODS)}")
+    if method not in _METHODS:
+        raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(_METHODS)}")
     return method
 
 
@@ -237,7 +237,7 @@ def parse_message_headers(
             h.add(spec.headers, key, value)
     if (r := lower.get("upstash-retries")) is not None:
         spec.retries = _retries(r, "Upstash-Retries", quota)
-    elif quota.max_retries < DEFAULT_RETRIES:
+    elif quota.max_retries < _DEFAULT_RETRIES:
         spec.retries = quota.max_retries
     if (d := lower.get("upstash-retry-delay")) is not None:
         spec.retry_delay = _retry_delay(d, "Upstash-Retry-Delay")
@@ -267,8 +267,8 @@ def parse_message_headers(
         pairs, lower, "Upstash-Failure-Callback", "failure callback", quota
     )
     if (redact := lower.get("upstash-redact-fields")) is not None:
-        spec.redact = parse_redact(redact)
-    spec.flow_control = parse_flow_control(
+        spec.redact = _parse_redact(redact)
+    spec.flow_control = _parse_flow_control(
         lower.get("upstash-flow-control-key"), lower.get("upstash-flow-control-value")
     )
     if (cron := lower.get("upstash-cron")) is not None:

@@ -20,7 +20,7 @@ from ..core.state import FlowControlSpec, Message
 from ..core.users import User
 
 # What /v2/globalParallelism reports as the maximum (reported, not enforced).
-GLOBAL_PARALLELISM_MAX = 500
+_GLOBAL_PARALLELISM_MAX = 500
 
 
 @dataclass
@@ -219,4 +219,4 @@ class FlowControl:
 
     def global_parallelism(self, user: User) -> tuple[int, int]:
         """(maximum, current): flow-controlled messages in flight across the user's keys."""
-        return GLOBAL_PARALLELISM_MAX, sum(len(st.active) for st in self._keys(user).values())
+        return _GLOBAL_PARALLELISM_MAX, sum(len(st.active) for st in self._keys(user).values())

@@ -22,7 +22,7 @@ from ..parsing.cron import CronError, CronSpec
 from ..parsing.publish_headers import MessageSpec
 from .destinations import Destinations
 
-SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # lastScheduleStates values, as the SDK's ScheduleState enum names them.
 IN_PROGRESS, SUCCESS, FAIL = "IN_PROGRESS", "SUCCESS", "FAIL"
@@ -89,7 +89,7 @@ class Schedules:
         self._check_destination(user, destination, spec, body)
         schedules = self._of(user)
         old = schedules.get(spec.schedule_id) if spec.schedule_id is not None else None
-        if spec.schedule_id is not None and not SCHEDULE_ID.match(spec.schedule_id):
+        if spec.schedule_id is not None and not _SCHEDULE_ID.match(spec.schedule_id):
             raise bad_request(
                 "Schedule ID is invalid. Schedule IDs can only contain alphanumeric characters, "
                 "hyphens, periods, and underscores."
