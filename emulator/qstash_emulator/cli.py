@@ -9,6 +9,8 @@ import sys
 
 from .emulator import Emulator
 
+__all__ = ["main", "parser"]
+
 
 def _normalize(argv: list[str]) -> list[str]:
     # The official CLI spells flags Go-style: `-port=8080`, `-quota pro`.

@@ -10,6 +10,17 @@ from typing import Any
 
 from .records import DeliveredMessage, iso
 
+__all__ = [
+    "LLMQuery",
+    "Pending",
+    "Query",
+    "Situation",
+    "count_text",
+    "failure",
+    "llm_failure",
+    "url_of",
+]
+
 _UNSET: Any = object()  # "not given" for filters where None is a meaningful value
 _SHOWN = 20  # deliveries listed in a failure message (the most recent)
 

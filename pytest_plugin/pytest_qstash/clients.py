@@ -15,6 +15,8 @@ import pytest
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
+__all__ = ["Clients"]
+
 
 def _sdk() -> Any:
     try:

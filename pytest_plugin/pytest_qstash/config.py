@@ -15,6 +15,16 @@ from typing import Any
 import pytest
 from qstash_emulator.core.quotas import QUOTAS
 
+__all__ = [
+    "RateLimits",
+    "Settings",
+    "UserSpec",
+    "add_options",
+    "for_test",
+    "from_config",
+    "marker_kwargs",
+]
+
 _MARKER_KEYS = frozenset(
     {
         "seed",

@@ -38,6 +38,8 @@ from .server import Server
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
+__all__ = ["CaptureHandle", "QStashHarness"]
+
 _T = TypeVar("_T")
 __tracebackhide__ = True  # failures point at the test's line, not at this module
 

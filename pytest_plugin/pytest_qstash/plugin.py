@@ -23,6 +23,17 @@ from .server import Server
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
+__all__ = [
+    "QStashEmulatorWarning",
+    "qstash",
+    "qstash_async_client",
+    "qstash_client",
+    "qstash_fresh",
+    "qstash_llm",
+    "qstash_receiver",
+    "qstash_server",
+]
+
 
 class QStashEmulatorWarning(UserWarning):
     """Something failed inside the emulator during a test (a bug there, not in the app)."""

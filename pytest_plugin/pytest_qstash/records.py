@@ -11,6 +11,8 @@ from typing import Any
 from qstash_emulator.core.signing import verify
 from qstash_emulator.core.state import Delivered
 
+__all__ = ["DeliveredMessage", "Verdict", "check_signature", "iso"]
+
 # Snapshots replace the emulator's address (a new port every run) with this.
 _SNAPSHOT_HOST = "http://qstash-emulator"
 # Differs on every run (it carries the wall time), so snapshots leave it out.

@@ -15,6 +15,8 @@ from qstash_emulator.core.state import Delivered
 from .config import Settings
 from .records import Verdict, check_signature, iso
 
+__all__ = ["Server"]
+
 
 class Server:
     """A started emulator (in its own thread) plus the plugin's per-test bookkeeping."""

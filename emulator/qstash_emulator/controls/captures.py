@@ -17,6 +17,8 @@ from typing import Any
 
 from ..core.clock import Clock
 
+__all__ = ["PREFIX", "CaptureStore", "Captured", "Reply", "ReplyLike", "make_reply", "url"]
+
 PREFIX = "/__capture/"
 _NAME = re.compile(r"^[A-Za-z0-9._~-]+$")
 

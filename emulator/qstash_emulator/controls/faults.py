@@ -12,6 +12,8 @@ from ..core.delivery import Outgoing
 from ..core.state import Response
 from ..parsing import header_names as h
 
+__all__ = ["Answer", "Fault", "Faults"]
+
 _TIMEOUT = "timeout"  # the destination answers later than the message's timeout
 _DROP = "drop"  # the connection is cut before an answer
 _PASS = "pass"  # let this attempt through to the destination

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from ..core.clock import Clock
 from ..core.errors import ApiError
 
+__all__ = ["LimitConfig", "Limits"]
+
 _DAY = 86400.0
 _MINUTE = 60.0
 

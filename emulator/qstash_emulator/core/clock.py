@@ -10,6 +10,16 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+__all__ = [
+    "DEFAULT_EPOCH",
+    "Clock",
+    "RealClock",
+    "VirtualClock",
+    "ms",
+    "real_monotonic",
+    "wall_time",
+]
+
 # 2025-01-01T00:00:00Z: a fixed start makes virtual timestamps identical on every run.
 DEFAULT_EPOCH = 1_735_689_600.0
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

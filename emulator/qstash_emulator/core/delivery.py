@@ -11,6 +11,8 @@ import aiohttp
 from ..parsing import header_names as h
 from .state import Response
 
+__all__ = ["Delivery", "Interceptor", "Outgoing"]
+
 # A destination's answer is kept (logs, DLQ, callbacks) up to this size.
 _MAX_RESPONSE_BODY = 1_000_000
 

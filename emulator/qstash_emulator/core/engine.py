@@ -42,6 +42,8 @@ from .state import (
 )
 from .users import User, Users
 
+__all__ = ["Engine", "Gate", "backoff"]
+
 _DAY = 86400.0
 _DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
 _RESET_HEADERS = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["ApiError", "bad_request", "not_found"]
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:

@@ -7,6 +7,8 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 
+__all__ = ["IdSource", "b58", "digest"]
+
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["QUOTAS", "Quota"]
+
 _DAY = 86400.0
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 from .clock import Clock, VirtualClock
 
-log = logging.getLogger("qstash_emulator")
+__all__ = ["Scheduler", "Timer", "Work"]
+
+_log = logging.getLogger("qstash_emulator")
 
 Work = Callable[[], Awaitable[None]]
 
@@ -78,7 +80,7 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in one job must not stop the scheduler
-            log.exception("scheduled work failed")
+            _log.exception("scheduled work failed")
             self.errors.append(exc)
 
     def _start_due(self) -> None:

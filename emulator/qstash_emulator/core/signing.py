@@ -9,6 +9,8 @@ import json
 
 import jwt
 
+__all__ = ["sign", "verify"]
+
 # QStash signatures are valid for five minutes.
 _SIGNATURE_TTL = 300
 

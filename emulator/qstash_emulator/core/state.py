@@ -10,6 +10,27 @@ from ..parsing.retry_expressions import RetryDelay
 from .scheduler import Timer
 from .users import User
 
+__all__ = [
+    "ACTIVE",
+    "CANCELLED",
+    "CANCEL_REQUESTED",
+    "CREATED",
+    "DELIVERED",
+    "ERROR",
+    "FAILED",
+    "IN_PROGRESS",
+    "RETRY",
+    "CallbackConfig",
+    "Delivered",
+    "DlqEntry",
+    "FlowControlSpec",
+    "LogEntry",
+    "Message",
+    "Redaction",
+    "Response",
+    "UserState",
+]
+
 # Message states, as QStash's logs name them.
 CREATED = "CREATED"
 ACTIVE = "ACTIVE"

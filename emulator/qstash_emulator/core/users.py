@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from .ids import b58, digest
 from .quotas import QUOTAS, Quota
 
+__all__ = ["DEV_SERVER_USERS", "User", "Users", "dev_token"]
+
 
 @dataclass
 class User:

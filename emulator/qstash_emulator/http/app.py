@@ -24,6 +24,8 @@ from . import (
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
 
+__all__ = ["create_app"]
+
 _RESOURCES = [
     publish,
     messages,

@@ -12,6 +12,8 @@ from ..parsing.publish_headers import parse_message_headers
 from ..resources.destinations import BatchItem
 from .common import backend, json_response, read_json, user
 
+__all__ = ["setup"]
+
 # Client-side names of a destination: next to "destination" they would make it ambiguous.
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
 

@@ -18,6 +18,8 @@ from aiohttp import web
 from ..controls.captures import PREFIX, make_reply
 from .common import backend, json_response, read_json
 
+__all__ = ["setup"]
+
 
 async def _receive(request: web.Request) -> web.Response:
     store = backend(request).captures

@@ -13,6 +13,22 @@ from ..core.engine import Engine
 from ..core.errors import ApiError
 from ..core.users import User
 
+__all__ = [
+    "BACKEND",
+    "ERROR_RENDERERS",
+    "TOKEN_PARAMS",
+    "USER_KEY",
+    "Handler",
+    "api_middleware",
+    "authenticate",
+    "backend",
+    "engine",
+    "json_response",
+    "read_json",
+    "token_of",
+    "user",
+]
+
 BACKEND = web.AppKey("backend", Backend)
 # Routes with another error shape (the OpenAI-compatible LLM API): `(path prefix, render)` with
 # `render(request, exc) -> web.Response`; the first prefix the path starts with renders.

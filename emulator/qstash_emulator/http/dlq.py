@@ -10,6 +10,8 @@ from .filters import count_param, message_filter, page, values
 from .publish import parse_spec
 from .render import dlq_json
 
+__all__ = ["setup"]
+
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
     return (entry.time, entry.message.order, entry.dlq_id)

@@ -15,6 +15,16 @@ from ..core.clock import ms
 from ..core.errors import bad_request
 from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
+__all__ = [
+    "MessageFilter",
+    "count_param",
+    "int_param",
+    "message_filter",
+    "page",
+    "state_matches",
+    "values",
+]
+
 _T = TypeVar("_T")
 
 

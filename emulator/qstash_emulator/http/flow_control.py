@@ -11,6 +11,8 @@ from ..resources.flow_control import FlowControl, KeyState
 from .common import backend, json_response, user
 from .filters import int_param
 
+__all__ = ["setup"]
+
 
 def _key_json(st: KeyState) -> dict[str, Any]:
     out: dict[str, Any] = {

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from .common import engine, json_response, user
 
+__all__ = ["setup"]
+
 
 async def _get_keys(request: web.Request) -> web.Response:
     who = user(request)

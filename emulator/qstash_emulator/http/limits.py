@@ -9,6 +9,8 @@ from aiohttp import web
 from .common import USER_KEY, Handler, backend
 from .openai import OPENAI_PREFIXES
 
+__all__ = ["limits_middleware"]
+
 # QStash has no per-second limit on these; they count toward the daily message limit instead.
 _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
 

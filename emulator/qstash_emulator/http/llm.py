@@ -12,6 +12,8 @@ from aiohttp import web
 from ..llm.catalog import UPSTASH_PROVIDER
 from .openai import add_error_prefixes, add_routes, not_found
 
+__all__ = ["setup"]
+
 _PREFIX = "/llm/v1"
 
 

@@ -8,6 +8,8 @@ from .common import engine, json_response, user
 from .filters import count_param, message_filter, page, state_matches
 from .render import log_json
 
+__all__ = ["setup"]
+
 
 def _log_page(request: web.Request, field: str) -> web.Response:
     query = request.query

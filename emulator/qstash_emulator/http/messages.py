@@ -8,6 +8,8 @@ from .common import engine, json_response, read_json, user
 from .filters import int_param, message_filter, values
 from .render import message_json
 
+__all__ = ["setup"]
+
 
 async def _get_message(request: web.Request) -> web.Response:
     message = engine(request).get_message(user(request), request.match_info["messageId"])

@@ -36,6 +36,23 @@ from ..llm.requests import (
 from ..llm.service import LLMService
 from .common import ERROR_RENDERERS, Handler, backend, token_of, user
 
+__all__ = [
+    "CUSTOM",
+    "OPENAI_PREFIXES",
+    "add_error_prefixes",
+    "add_routes",
+    "answer",
+    "decode",
+    "models_handler",
+    "not_found",
+    "openai_error",
+    "openai_json",
+    "own_delivery",
+    "render",
+    "service",
+    "setup",
+]
+
 CUSTOM = "custom"  # the provider name rules see for /v1, /v2 and /queue requests
 # Path prefixes of the OpenAI-compatible routes under /v1 and /v2 (QStash's own routes share
 # those roots): exempt from QStash's burst limit, errors in OpenAI's shape.

@@ -37,6 +37,8 @@ from .openai import (
     service,
 )
 
+__all__ = ["setup"]
+
 _PREFIX = "/queue"
 _JOBS = _PREFIX + "/jobs"
 

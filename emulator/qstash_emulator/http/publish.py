@@ -8,6 +8,8 @@ from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
 from ..resources.destinations import status_of
 from .common import TOKEN_PARAMS, backend, json_response, user
 
+__all__ = ["destination_of", "parse_spec", "publish", "setup"]
+
 
 def destination_of(request: web.Request) -> str:
     """The destination as the client wrote it: path tail plus its own query string."""

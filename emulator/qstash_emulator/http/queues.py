@@ -9,6 +9,8 @@ from ..resources.destinations import status_of
 from .common import backend, json_response, read_json, user
 from .publish import destination_of, parse_spec
 
+__all__ = ["setup"]
+
 
 async def _upsert(request: web.Request) -> web.Response:
     data = await read_json(request)

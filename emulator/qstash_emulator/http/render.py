@@ -9,6 +9,17 @@ from ..core.clock import ms
 from ..core.state import CallbackConfig, DlqEntry, FlowControlSpec, LogEntry, Message, Redaction
 from ..parsing import header_names as h
 
+__all__ = [
+    "add_labels_and_flow_control",
+    "callback_headers",
+    "dlq_json",
+    "log_json",
+    "message_json",
+    "redact_body",
+    "redact_headers",
+    "text_or_base64",
+]
+
 
 def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
     if redact.all_headers:

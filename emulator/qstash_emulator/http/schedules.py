@@ -20,6 +20,8 @@ from .render import (
     text_or_base64,
 )
 
+__all__ = ["setup"]
+
 
 def _schedule_json(schedule: Schedule) -> dict[str, Any]:
     spec = schedule.spec

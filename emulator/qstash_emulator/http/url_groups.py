@@ -7,6 +7,8 @@ from aiohttp import web
 from ..resources.url_groups import parse_endpoints
 from .common import backend, json_response, read_json, user
 
+__all__ = ["setup"]
+
 
 async def _list_groups(request: web.Request) -> web.Response:
     groups = backend(request).url_groups.all(user(request))

@@ -13,6 +13,8 @@ from .errors import OpenAIError
 from .hashing import unit_float
 from .validation import Fields, invalid_value, missing
 
+__all__ = ["AudioRequest", "FormFields", "render_audio", "validate_audio"]
+
 _RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 _EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 _MAX_FILE_BYTES = 25 * 1024 * 1024

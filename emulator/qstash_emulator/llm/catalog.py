@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "CONTEXT_LENGTH",
+    "LLAMA_3_8B",
+    "MISTRAL_7B",
+    "OTHER_MODELS",
+    "UPSTASH_MODELS",
+    "UPSTASH_PROVIDER",
+    "model_entry",
+    "models_list",
+]
+
 UPSTASH_PROVIDER = "upstash"
 
 LLAMA_3_8B = "meta-llama/Meta-Llama-3-8B-Instruct"

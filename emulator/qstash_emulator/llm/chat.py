@@ -15,6 +15,8 @@ from .streaming import StreamChoice, chat_chunks
 from .tokens import count_tokens
 from .validation import ChatRequest
 
+__all__ = ["ChatEnvelope", "render_chat"]
+
 
 @dataclass(frozen=True)
 class ChatEnvelope:

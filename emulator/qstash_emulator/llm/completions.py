@@ -13,6 +13,8 @@ from .streaming import TextStreamChoice, completion_chunks
 from .tokens import split_tokens
 from .validation import CompletionRequest
 
+__all__ = ["render_completion"]
+
 
 def render_completion(
     req: CompletionRequest,

@@ -25,6 +25,8 @@ from .errors import OpenAIError
 from .tokens import count_tokens
 from .validation import Fields, require_model, type_error
 
+__all__ = ["EmbeddingsRequest", "render_embeddings", "validate_embeddings"]
+
 _MAX_INPUTS = 2048
 _WORD = re.compile(r"\w+")
 

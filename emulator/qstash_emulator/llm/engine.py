@@ -31,6 +31,8 @@ from .script import read_script, rules_from_data
 from .tokens import content_text
 from .validation import validate_chat, validate_completion
 
+__all__ = ["LLMCall", "LLMEngine", "LLMOutcome"]
+
 
 @dataclass
 class LLMOutcome:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["LLMErrorSpec", "OpenAIError", "error_body"]
+
 # Types and codes OpenAI uses for the statuses a script is likely to simulate.
 _DEFAULT_TYPE = {429: "requests", 500: "server_error", 502: "server_error", 503: "server_error"}
 _DEFAULT_CODE = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}

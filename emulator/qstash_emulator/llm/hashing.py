@@ -10,6 +10,8 @@ import hashlib
 import json
 from typing import Any
 
+__all__ = ["canonical", "hex_id", "int_seed", "unit_float"]
+
 
 def canonical(value: Any) -> bytes:
     """Canonical bytes of a JSON-like value (sorted keys, no spaces); other objects via ``repr``."""

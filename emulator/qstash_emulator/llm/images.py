@@ -19,6 +19,8 @@ from .errors import OpenAIError
 from .hashing import canonical
 from .validation import Fields
 
+__all__ = ["ImageRequest", "ImageStore", "make_png", "png_size", "render_images", "validate_image"]
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GRID = 8
 _SIZES = {

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     from .service import LLMService
 
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "Job", "LLMQueue", "QueueConfig"]
+
 _QUEUED = "queued"
 _IN_PROGRESS = "in_progress"
 COMPLETED = "completed"  # the engine answered 2xx

@@ -13,6 +13,8 @@ from typing import Any
 
 from .hashing import unit_float
 
+__all__ = ["chat_token_logprobs", "completion_logprobs"]
+
 # Candidate alternatives for top_logprobs (20 of them, the most top_logprobs allows).
 _ALTERNATIVES = (
     " the", " a", ",", ".", " and", " to", " of", " in", " is", " it",

@@ -48,6 +48,16 @@ if TYPE_CHECKING:
     from . import LLMOutcome
     from .service import LLMService
 
+__all__ = [
+    "NO_KEY",
+    "UPSTASH_LLM_URL",
+    "LLMGateway",
+    "LLMProviders",
+    "invalid_json",
+    "parse_multipart",
+    "rate_limited",
+]
+
 _API_LLM = "api/llm"
 # Where `api/llm` messages go (their `url` in logs and callbacks): Upstash's own chat API.
 _UPSTASH_LLM_BASE = "https://qstash.upstash.io/llm"

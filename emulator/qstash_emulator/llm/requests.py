@@ -14,6 +14,23 @@ from . import rules as r
 from .errors import OpenAIError
 from .tokens import count_message_tokens
 
+__all__ = [
+    "FORM_ENDPOINTS",
+    "IMAGE_ROUTE_PREFIX",
+    "MODELS",
+    "POST_ENDPOINTS",
+    "YEAR",
+    "Files",
+    "LLMRequest",
+    "chat_tokens",
+    "encode_outcome",
+    "endpoint_for_tail",
+    "error_outcome",
+    "form_fields",
+    "run_request",
+    "sse_events",
+]
+
 # Path tails (after /v1, /v2, /llm/v1, /queue or a provider's base) -> the engine's endpoint.
 POST_ENDPOINTS: dict[str, str] = {
     "chat/completions": r.CHAT,

@@ -16,6 +16,8 @@ from faker import Faker
 
 from .hashing import int_seed
 
+__all__ = ["default_json_object", "default_text", "default_transcript", "schema_value"]
+
 _faker: Faker | None = None
 _lock = threading.Lock()
 

@@ -16,6 +16,23 @@ from typing import Any
 
 from .errors import LLMErrorSpec
 
+__all__ = [
+    "CHAT",
+    "COMPLETION",
+    "EMBEDDINGS",
+    "ENDPOINTS",
+    "IMAGE",
+    "IMAGE_EDIT",
+    "TARGETS",
+    "TRANSCRIPTION",
+    "TRANSLATION",
+    "Answer",
+    "Match",
+    "MatchContext",
+    "Rule",
+    "make_rule",
+]
+
 CHAT = "chat"
 COMPLETION = "completion"
 EMBEDDINGS = "embeddings"

@@ -26,6 +26,8 @@ import yaml
 
 from .rules import Rule, make_rule
 
+__all__ = ["ScriptError", "read_script", "rules_from_data"]
+
 _RULE_KEYS = frozenset(inspect.signature(make_rule).parameters)
 
 

@@ -18,6 +18,8 @@ from .jobs import LLMQueue
 from .publishing import LLMGateway, LLMProviders
 from .requests import YEAR, chat_tokens
 
+__all__ = ["LLMService"]
+
 
 class LLMService:
     """The scripted LLM engine plus what its faces share: clock waits, limits, queue, hosts."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from .tokens import split_tokens
 
+__all__ = ["Shaped", "shape"]
+
 
 @dataclass(frozen=True)
 class Shaped:

@@ -14,6 +14,8 @@ from typing import Any
 from .logprobs import chat_token_logprobs, completion_logprobs
 from .tokens import split_tokens
 
+__all__ = ["StreamChoice", "TextStreamChoice", "chat_chunks", "completion_chunks"]
+
 
 @dataclass(frozen=True)
 class _Delta:

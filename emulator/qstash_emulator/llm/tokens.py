@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+__all__ = ["content_text", "count_message_tokens", "count_tokens", "split_tokens"]
+
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 
 _MESSAGE_OVERHEAD = 4

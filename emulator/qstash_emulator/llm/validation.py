@@ -17,6 +17,19 @@ from .catalog import CONTEXT_LENGTH, UPSTASH_PROVIDER
 from .errors import OpenAIError
 from .tokens import count_message_tokens, count_tokens
 
+__all__ = [
+    "ChatRequest",
+    "CompletionRequest",
+    "Fields",
+    "Sampling",
+    "invalid_value",
+    "missing",
+    "require_model",
+    "type_error",
+    "validate_chat",
+    "validate_completion",
+]
+
 _CHAT_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 _MAX_STOP_SEQUENCES = 4
 

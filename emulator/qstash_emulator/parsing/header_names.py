@@ -6,6 +6,8 @@ import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 
+__all__ = ["Headers", "add", "canonical", "flat", "from_pairs", "redacted"]
+
 Headers = dict[str, list[str]]
 
 

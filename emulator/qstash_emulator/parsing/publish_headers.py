@@ -17,6 +17,8 @@ from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
 from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
+__all__ = ["MessageSpec", "is_url", "parse_message_headers"]
+
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _DEFAULT_RETRIES = 3
 # Headers that describe the publish request itself and are never forwarded.

@@ -35,6 +35,8 @@ from ..parsing.publish_headers import MessageSpec, is_url
 from .queues import NAME, Queues
 from .url_groups import UrlGroups
 
+__all__ = ["BatchItem", "Destinations", "Fanout", "Plan", "Resolver", "status_of"]
+
 
 @dataclass
 class Fanout:

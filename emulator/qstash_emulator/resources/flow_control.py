@@ -19,6 +19,8 @@ from ..core.scheduler import Timer
 from ..core.state import FlowControlSpec, Message
 from ..core.users import User
 
+__all__ = ["FlowControl", "KeyState"]
+
 # What /v2/globalParallelism reports as the maximum (reported, not enforced).
 _GLOBAL_PARALLELISM_MAX = 500
 

@@ -26,6 +26,8 @@ from ..core.errors import ApiError, bad_request, not_found
 from ..core.state import Message
 from ..core.users import User
 
+__all__ = ["NAME", "Queue", "Queues", "check_name"]
+
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 

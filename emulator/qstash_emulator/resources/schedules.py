@@ -22,6 +22,8 @@ from ..parsing.cron import CronError, CronSpec
 from ..parsing.publish_headers import MessageSpec
 from .destinations import Destinations
 
+__all__ = ["Answer", "Schedule", "Schedules"]
+
 _SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # lastScheduleStates values, as the SDK's ScheduleState enum names them.

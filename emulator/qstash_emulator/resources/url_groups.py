@@ -17,6 +17,8 @@ from ..core.users import User
 from ..parsing.publish_headers import is_url
 from .queues import check_name
 
+__all__ = ["Endpoint", "UrlGroup", "UrlGroups", "parse_endpoints"]
+
 
 @dataclass
 class Endpoint:
