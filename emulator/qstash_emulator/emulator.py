@@ -149,7 +149,8 @@ class Emulator:
     @property
     def deliveries(self) -> list[Delivered]:
         """Every delivery attempt so far, oldest first (read on the emulator's loop, or
-        after `settle()`)."""
+        after `settle()`).
+        """
         return list(self.backend.engine.delivered)
 
     @property
@@ -190,7 +191,8 @@ class Emulator:
     @property
     def llm(self) -> LLMEngine:
         """The scripted LLM engine: `emu.llm.reply(...)`, `emu.llm.load_script(path)`,
-        `emu.llm.calls`."""
+        `emu.llm.calls`.
+        """
         return self.llm_service.llm
 
     @property
@@ -289,7 +291,8 @@ class Emulator:
     def post(self, fn: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
         """Run a plain function on the emulator's loop soon, from another thread, without
         waiting. The loop runs callbacks in order, so requests that reach the server after
-        this call see its effect; read state directly only after the future is done."""
+        this call see its effect; read state directly only after the future is done.
+        """
         loop = self._loop
         if self._thread is None or loop is None:
             raise RuntimeError("the emulator runs in this event loop: call it directly")
@@ -306,12 +309,14 @@ class Emulator:
 
     def call_soon(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a plain function on the emulator's loop from another thread and wait for it;
-        cheaper than `call` (no task) for quick state changes."""
+        cheaper than `call` (no task) for quick state changes.
+        """
         return self.post(fn, *args).result()
 
     async def acall(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Await a coroutine on the emulator's loop from any event loop (async tests while the
-        emulator runs in its thread); in the emulator's own loop it is simply awaited."""
+        emulator runs in its thread); in the emulator's own loop it is simply awaited.
+        """
         loop = self._loop
         if self._thread is None or loop is None or loop is asyncio.get_running_loop():
             return await coro
@@ -366,7 +371,8 @@ class Emulator:
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:
         """Forget every message, log, DLQ entry and timer; keys and users go back to defaults.
-        Work still running is cancelled (a slow or dead destination must not stall it)."""
+        Work still running is cancelled (a slow or dead destination must not stall it).
+        """
         await self.scheduler.cancel_running()
         self._reset_state(seed)
 

@@ -213,7 +213,8 @@ def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
 
 def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None) -> Settings:
     """The session settings with a marker's options on top (relative script paths are
-    looked up from the working directory, then from `here`, the test file's directory)."""
+    looked up from the working directory, then from `here`, the test file's directory).
+    """
     if not kwargs:
         return base
     changes: dict[str, Any] = {}

@@ -66,7 +66,8 @@ class CaptureHandle:
         headers: Mapping[str, str] | None = None,
     ) -> CaptureHandle:
         """Answer every request (after any queued sequence) with this; a non-bytes, non-str
-        body is sent as JSON."""
+        body is sent as JSON.
+        """
         reply = make_reply(status=status, body=body, headers=headers)
         self._harness.server.ready()
         self._harness.server.captures.respond(self.name, reply)
@@ -74,7 +75,8 @@ class CaptureHandle:
 
     def respond_sequence(self, replies: Iterable[ReplyLike]) -> CaptureHandle:
         """Answer the next requests with these, one each, in order (statuses, Reply objects or
-        {status, body, headers} mappings); after them the `respond` reply (default 200)."""
+        {status, body, headers} mappings); after them the `respond` reply (default 200).
+        """
         self._harness.server.ready()
         self._harness.server.captures.respond(self.name, sequence=list(replies))
         return self
@@ -138,7 +140,8 @@ class QStashHarness:
 
     def env(self, user: str | User | None = None) -> dict[str, str]:
         """QSTASH_URL, QSTASH_TOKEN and both signing keys (the fixture sets the default user's
-        in os.environ for the test's duration)."""
+        in os.environ for the test's duration).
+        """
         self.server.ready()
         return self._emu.env(user)
 
@@ -205,7 +208,8 @@ class QStashHarness:
     @property
     def auto_advance(self) -> bool:
         """Skip idle virtual time while the test waits for a delivery (wait_for,
-        assert_delivered). Off by default; the marker and --qstash-auto-advance set it."""
+        assert_delivered). Off by default; the marker and --qstash-auto-advance set it.
+        """
         return self._emu.auto_advance
 
     @auto_advance.setter
@@ -330,7 +334,8 @@ class QStashHarness:
         """Wait until `times` deliveries match and return the matches. With auto_advance,
         idle virtual time is skipped (up to `timeout` virtual seconds, default a year); on the
         real clock it waits up to `timeout` seconds (default 10); otherwise it only lets work
-        due now finish."""
+        due now finish.
+        """
         query = self._query(url, filters)
         situation = self._run(self._look(query, times, timeout))
         return self._waited(query, times, situation)
@@ -372,7 +377,8 @@ class QStashHarness:
     ) -> list[DeliveredMessage]:
         """Assert deliveries matching the filters (see `deliveries`) were made: at least one,
         or exactly `times`; each with a valid signature unless signed=False. Returns them.
-        With auto_advance (or on the real clock) it first waits for them."""
+        With auto_advance (or on the real clock) it first waits for them.
+        """
         query = self._query(url, filters)
         situation = self._run(self._look(query, 1 if times is None else times, timeout))
         return self._check_delivered(query, times, signed, situation)
@@ -446,7 +452,8 @@ class QStashHarness:
         **filters: Any,
     ) -> list[DeliveredMessage]:
         """Assert a (failure) callback was delivered, optionally for a given source message
-        and the status its destination answered (fields of the callback's JSON body)."""
+        and the status its destination answered (fields of the callback's JSON body).
+        """
         kind = "failure_callback" if failure_callback else "callback"
         predicate = filters.pop("where", None)
 

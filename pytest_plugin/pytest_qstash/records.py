@@ -161,7 +161,8 @@ class DeliveredMessage:
     # -- output ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A dict that is the same on every run with the same seed (for snapshot tests):
-        no signature, the emulator's address replaced by `_SNAPSHOT_HOST`, ISO times."""
+        no signature, the emulator's address replaced by `_SNAPSHOT_HOST`, ISO times.
+        """
 
         def stable(value: str) -> str:
             return value.replace(self.base_url, _SNAPSHOT_HOST)

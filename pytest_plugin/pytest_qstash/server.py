@@ -1,5 +1,6 @@
 """An emulator started for tests, with what the plugin keeps beside it: signature verdicts and
-the request/delivery log. One is shared by a session (reset per test); a test may get its own."""
+the request/delivery log. One is shared by a session (reset per test); a test may get its own.
+"""
 
 from __future__ import annotations
 

@@ -114,7 +114,8 @@ class _Capture:
 
 class CaptureStore:
     """All capture names of one emulator. Safe to use from a test's thread while the emulator's
-    loop records requests (one lock; every operation is short)."""
+    loop records requests (one lock; every operation is short).
+    """
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock

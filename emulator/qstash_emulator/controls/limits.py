@@ -1,5 +1,6 @@
 """Injectable rate limits, per user, on the emulator's clock: QStash's daily message limit, its
-burst limit on the non-publishing endpoints, and the chat API's request and token limits."""
+burst limit on the non-publishing endpoints, and the chat API's request and token limits.
+"""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class _Real:
 
 
 def _freeze_factory() -> Any | None:
-    """freezegun's innermost active freeze (its time factory), or None (freezegun is optional)."""
+    """Freezegun's innermost active freeze (its time factory), or None (freezegun is optional)."""
     api = sys.modules.get("freezegun.api")
     factories = getattr(api, "freeze_factories", None)
     return factories[-1] if factories else None
@@ -59,7 +59,8 @@ def _frozen_time() -> float | None:
 
 def wall_time() -> float:
     """The time a delivery's receiver checks signatures against: under freezegun the app reads
-    the frozen time, so signatures are stamped with it; otherwise the real time."""
+    the frozen time, so signatures are stamped with it; otherwise the real time.
+    """
     frozen = _frozen_time()
     return _Real.time() if frozen is None else frozen
 
@@ -142,7 +143,8 @@ class VirtualClock:
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
         """Read only this clock's own time, not a frozen time ahead of it (while the scheduler
-        catches up with freezegun, each piece of work runs at its own due time)."""
+        catches up with freezegun, each piece of work runs at its own due time).
+        """
         self._pinned += 1
         try:
             yield

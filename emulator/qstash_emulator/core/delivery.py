@@ -95,7 +95,8 @@ class Delivery:
 
     def rewrite(self, published: str, local: str) -> None:
         """Deliver what is published to `published...` to `local...` (the signature keeps the
-        published URL as its subject, as QStash would sign it)."""
+        published URL as its subject, as QStash would sign it).
+        """
         self.rewrites.append((published.rstrip("/"), local.rstrip("/")))
 
     async def close(self) -> None:

@@ -56,7 +56,8 @@ _RESET_HEADERS = (
 
 class Gate(Protocol):
     """Holds messages back (queues, flow control). `admit` returns False to hold a message; the
-    gate must later call `engine.start(message, self)` for it. `done` runs after every attempt."""
+    gate must later call `engine.start(message, self)` for it. `done` runs after every attempt.
+    """
 
     def admit(self, message: Message) -> bool: ...
 
@@ -214,7 +215,8 @@ class Engine:
 
     def start(self, message: Message, admitted_by: Gate) -> None:
         """Run a message a gate held back and now admits: the gates after it still get their
-        say (a queue's message may wait on flow control), then the attempt starts."""
+        say (a queue's message may wait on flow control), then the attempt starts.
+        """
         gates = self.gates
         later = gates[gates.index(admitted_by) + 1 :] if admitted_by in gates else []
         if all(gate.admit(message) for gate in later):

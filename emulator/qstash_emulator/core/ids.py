@@ -27,7 +27,8 @@ def digest(*parts: object) -> bytes:
 
 class IdSource:
     """Counter-based ids for things created in request order; hash-derived ids for things
-    created after a network await (callbacks), whose creation order may vary between runs."""
+    created after a network await (callbacks), whose creation order may vary between runs.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

@@ -141,7 +141,8 @@ class Scheduler:
 
     async def catch_up(self) -> None:
         """Run what fell due while time moved outside the scheduler (freezegun's tick/move_to),
-        each at its due time, and wait for work due now. Sync point before any assertion."""
+        each at its due time, and wait for work due now. Sync point before any assertion.
+        """
         if isinstance(self.clock, VirtualClock):
             await self.advance_to(self.clock.now())
         else:
@@ -150,7 +151,8 @@ class Scheduler:
     async def run_until(self, done: Callable[[], bool], limit: float) -> bool:
         """Auto-advance: skip idle virtual time, from due entry to due entry, until `done()`
         holds; False when nothing is due within `limit` seconds. On the real clock: wait (up
-        to `limit` wall seconds) for started work to make `done()` true."""
+        to `limit` wall seconds) for started work to make `done()` true.
+        """
         if not isinstance(self.clock, VirtualClock):
             return await self.wait_real(done, limit)
         await self.catch_up()

@@ -101,7 +101,8 @@ def _render_api_error(request: web.Request, exc: ApiError) -> web.Response:
 
 async def render(request: web.Request, outcome: LLMOutcome) -> web.StreamResponse:
     """Send an engine answer: SSE events for a stream (each chunk, then `data: [DONE]`), raw
-    text for the audio text formats, otherwise JSON with its status and headers."""
+    text for the audio text formats, otherwise JSON with its status and headers.
+    """
     if outcome.chunks is not None and outcome.ok:
         response = web.StreamResponse(status=outcome.status)
         response.headers.update(outcome.headers)
@@ -163,7 +164,8 @@ async def answer(request: web.Request, req: LLMRequest, *, chat_limits: bool) ->
 def own_delivery(request: web.Request) -> bool:
     """A delivery of this emulator's (a publish to its own LLM API as a custom provider). On a
     virtual clock it is answered without its latency: the delivery runs inside a scheduler step,
-    which cannot wait for a later step."""
+    which cannot wait for a later step.
+    """
     return request.headers.get("User-Agent") == "Upstash-QStash" and bool(
         request.headers.get("Upstash-Message-Id")
     )

@@ -1,5 +1,6 @@
 """/v2/schedules: create (or replace), list, get, delete, pause, resume; and Upstash-Cron on
-a publish (v1 or v2), which creates a schedule instead of a one-off message."""
+a publish (v1 or v2), which creates a schedule instead of a one-off message.
+"""
 
 from __future__ import annotations
 

@@ -237,7 +237,8 @@ class LLMEngine:
 
     def chat(self, body: Any, *, now: float, provider: str = UPSTASH_PROVIDER) -> LLMOutcome:
         """``POST /v1/chat/completions``; ``provider`` is "upstash" (fixed models) or any other
-        name ("openai", "custom": any model, answered by the same script)."""
+        name ("openai", "custom": any model, answered by the same script).
+        """
         provider = provider.lower()
         with self._lock:
             serial = self._next_serial()
@@ -312,7 +313,8 @@ class LLMEngine:
 
     def embeddings(self, body: Any, *, now: float) -> LLMOutcome:
         """``POST /v1/embeddings``: deterministic unit vectors of ``embedding_dim`` floats
-        (or ``dimensions`` from the request); scripts can only fail or delay it."""
+        (or ``dimensions`` from the request); scripts can only fail or delay it.
+        """
         with self._lock:
             self._next_serial()
             rule: Rule | None = None
@@ -344,7 +346,8 @@ class LLMEngine:
     ) -> LLMOutcome:
         """``POST /v1/audio/transcriptions`` (or ``translations``): multipart form ``fields``
         plus the uploaded ``file``. Rules for the "transcription"/"translation" endpoint may
-        script the text; ``contains``/``regex`` test the ``prompt`` field."""
+        script the text; ``contains``/``regex`` test the ``prompt`` field.
+        """
         endpoint = r.TRANSLATION if translate else r.TRANSCRIPTION
         with self._lock:
             self._next_serial()
@@ -384,7 +387,8 @@ class LLMEngine:
         form fields in ``body``, the uploaded ``image`` and optional ``mask``).
 
         ``url`` answers point to ``{base_url}/images/<id>.png``; serve those bytes with
-        :meth:`image_bytes`."""
+        :meth:`image_bytes`.
+        """
         endpoint = r.IMAGE_EDIT if edit else r.IMAGE
         with self._lock:
             self._next_serial()

@@ -87,7 +87,8 @@ class LLMQueue:
         max_size: int | None = None,
     ) -> QueueConfig:
         """Set the worker count, start rate (`rate` jobs per `period` seconds; 0 lifts it) and
-        how many jobs may wait. Unset arguments keep their value."""
+        how many jobs may wait. Unset arguments keep their value.
+        """
         if concurrency is not None:
             if concurrency < 1:
                 raise ValueError("concurrency must be >= 1")

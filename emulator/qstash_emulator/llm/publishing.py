@@ -85,7 +85,8 @@ class LLMProviders:
 
     def add(self, base_url: str, name: str = "custom") -> None:
         """Answer deliveries under `base_url` from the script (rules see `provider=name`).
-        Give the base as for the SDKs' `custom(base_url, token)`."""
+        Give the base as for the SDKs' `custom(base_url, token)`.
+        """
         if not is_url(base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.bases[_SDK_SUFFIX.sub("", base_url.rstrip("/"))] = name.lower()

@@ -67,7 +67,8 @@ class LLMService:
 
     async def wait(self, fut: asyncio.Future[None]) -> None:
         """Await `fut`; on a virtual clock with auto-advance, idle time is skipped meanwhile
-        (otherwise the test moves the clock)."""
+        (otherwise the test moves the clock).
+        """
         if not fut.done() and self.clock.virtual and self.auto_advance():
             await self.scheduler.run_until(fut.done, YEAR)
         await fut

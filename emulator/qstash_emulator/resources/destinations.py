@@ -102,7 +102,8 @@ class Destinations:
         body: bytes = b"",
     ) -> Plan:
         """Resolve a destination and check the queue without changing anything (with `spec`, also
-        what the claiming resolver requires of the message)."""
+        what the claiming resolver requires of the message).
+        """
         if queue_name is not None:
             self.queues.check_room(user, [queue_name])
         for resolver in self.resolvers:
