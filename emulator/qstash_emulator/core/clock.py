@@ -58,8 +58,10 @@ def _frozen_time() -> float | None:
 
 
 def wall_time() -> float:
-    """The time a delivery's receiver checks signatures against: under freezegun the app reads
-    the frozen time, so signatures are stamped with it; otherwise the real time.
+    """The time a delivery's receiver checks signatures against.
+
+    Under freezegun the app reads the frozen time, so signatures are stamped with it;
+    otherwise this is the real time.
     """
     frozen = _frozen_time()
     return _Real.time() if frozen is None else frozen
@@ -75,7 +77,8 @@ class Clock(Protocol):
 
     virtual: bool
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """Seconds since the Unix epoch."""
 
 
 class RealClock:
@@ -84,6 +87,7 @@ class RealClock:
     virtual = False
 
     def now(self) -> float:
+        """`time.time()`."""
         return time.time()
 
 
@@ -108,6 +112,7 @@ class VirtualClock:
         self._pinned = 0
 
     def now(self) -> float:
+        """The virtual time, or freezegun's frozen time when that is ahead and followed."""
         if self.follow_freezegun and not self._pinned:
             frozen = self._frozen()
             if frozen is not None and frozen > self._now + self._RESOLUTION:
@@ -126,6 +131,7 @@ class VirtualClock:
         return t
 
     def set(self, t: float) -> None:
+        """Move to `t`, never backwards; a followed freezegun time moves along."""
         if self.follow_freezegun:
             self._frozen()
         # Time never runs backwards: a due entry in the past runs "now", it does not rewind.
@@ -142,8 +148,10 @@ class VirtualClock:
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
-        """Read only this clock's own time, not a frozen time ahead of it (while the scheduler
-        catches up with freezegun, each piece of work runs at its own due time).
+        """Read only this clock's own time, not a frozen time ahead of it.
+
+        Used while the scheduler catches up with freezegun, so each piece of work runs at its own
+        due time.
         """
         self._pinned += 1
         try:

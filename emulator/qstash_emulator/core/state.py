@@ -47,6 +47,7 @@ _FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
 
 @dataclass
 class Redaction:
+    """What `Upstash-Redact-Fields` hides in logs and API answers (deliveries keep it)."""
     body: bool = False
     all_headers: bool = False
     headers: frozenset[str] = frozenset()  # canonical names
@@ -80,6 +81,13 @@ class FlowControlSpec:
 
 @dataclass
 class Message:
+    """One published message (or callback) and its delivery state.
+
+    Times (`created_at`, `not_before`) are clock seconds and `timeout` seconds; the API renders
+    them in Unix milliseconds. `headers` are what reaches the destination. The engine changes
+    `state`, `retried` and `timer` as attempts happen; a finished message leaves the user's
+    store (its log events and DLQ entry stay).
+    """
     id: str
     user: User
     url: str
@@ -116,6 +124,7 @@ class Message:
 
     @property
     def finished(self) -> bool:
+        """True once the message is DELIVERED, FAILED or CANCELED."""
         return self.state in _FINAL_STATES
 
 
@@ -130,11 +139,13 @@ class Response:
 
     @property
     def ok(self) -> bool:
+        """True for a 2xx answer."""
         return self.status is not None and 200 <= self.status < 300
 
 
 @dataclass
 class LogEntry:
+    """One event of a message's log (GET /v2/logs); `time` in clock seconds."""
     time: float
     message: Message
     state: str
@@ -145,11 +156,13 @@ class LogEntry:
 
     @property
     def key(self) -> tuple[float, tuple[int, ...], int]:
+        """Sort key: time, then message order, then the event's index (deterministic logs)."""
         return (self.time, self.message.order, self.idx)
 
 
 @dataclass
 class DlqEntry:
+    """A message that failed all its retries, with the last answer; `time` in clock seconds."""
     dlq_id: str
     message: Message
     response: Response
@@ -172,6 +185,7 @@ class Delivered:
 
 @dataclass
 class UserState:
+    """Everything the engine stores for one user: live messages, logs, DLQ and dedup keys."""
     messages: dict[str, Message] = field(default_factory=dict)
     logs: list[LogEntry] = field(default_factory=list)
     dlq: dict[str, DlqEntry] = field(default_factory=dict)

@@ -15,6 +15,7 @@ __all__ = ["DEV_SERVER_USERS", "User", "Users", "dev_token"]
 
 @dataclass
 class User:
+    """A QStash user: token, signing keys and the plan quota publishes are checked against."""
     name: str
     token: str
     current_signing_key: str
@@ -22,6 +23,7 @@ class User:
     quota: Quota
 
     def env(self, url: str) -> dict[str, str]:
+        """The environment variables an app needs to reach the emulator at `url` as this user."""
         return {
             "QSTASH_URL": url,
             "QSTASH_TOKEN": self.token,
@@ -60,6 +62,7 @@ DEV_SERVER_USERS = [
 
 
 def dev_token(user_id: str, password: str) -> str:
+    """The token `qstash dev` gives a user: base64 of its id and password as JSON."""
     raw = json.dumps({"UserID": user_id, "Password": password}, separators=(",", ":"))
     return base64.b64encode(raw.encode()).decode()
 
@@ -69,6 +72,14 @@ def _new_signing_key(*parts: object) -> str:
 
 
 class Users:
+    """The users the emulator accepts, by token and by name.
+
+    Starts with the official dev server's four users (same tokens and signing keys), so apps
+    configured for `qstash dev` work unchanged.
+
+    Args:
+        quota: The plan tier (a key of `QUOTAS`) of users added without one.
+    """
     def __init__(self, quota: str = "payg") -> None:
         self.quota_name = quota
         self._by_token: dict[str, User] = {}
@@ -87,6 +98,21 @@ class Users:
         next: str | None = None,
         quota: str | None = None,
     ) -> User:
+        """Add a user; missing token and keys are derived from the name (deterministic).
+
+        Args:
+            name: The user id.
+            token: The QStash token (default: the dev server's form with password "password").
+            current: The current signing key.
+            next: The next signing key.
+            quota: The plan tier (default: the one `Users` was built with).
+
+        Returns:
+            The new user.
+
+        Raises:
+            ValueError: If a user of that name exists.
+        """
         if name in self._by_name:
             raise ValueError(f"user {name!r} exists")
         user = User(
@@ -102,6 +128,7 @@ class Users:
         return user
 
     def by_token(self, token: str) -> User | None:
+        """The user a bearer token belongs to, or None."""
         return self._by_token.get(token)
 
     def __getitem__(self, name: str) -> User:
@@ -118,6 +145,7 @@ class Users:
         )
 
     def reset_keys(self) -> None:
+        """Give every user back the signing keys it was added with (a test's reset)."""
         for name, (current, nxt) in self._initial.items():
             self._by_name[name].current_signing_key = current
             self._by_name[name].next_signing_key = nxt
