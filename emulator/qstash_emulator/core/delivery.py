@@ -40,6 +40,7 @@ class Delivery:
     `close` before the loop ends. `interceptors` may answer an attempt first (faults, the LLM
     gateway), and `rewrites` map published URL prefixes to local ones.
     """
+
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self.interceptors: list[Interceptor] = []

@@ -98,6 +98,7 @@ class Engine:
         wall: The receiver's clock for JWT `iat`/`exp` (follows freezegun), not `clock`.
         keep_deliveries: How many `Delivered` records to keep (None: all).
     """
+
     def __init__(
         self,
         *,

@@ -13,6 +13,7 @@ class ApiError(Exception):
         message: The error text.
         headers: Extra response headers (e.g. rate-limit headers).
     """
+
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status

@@ -16,6 +16,7 @@ _DAY = 86400.0
 @dataclass(frozen=True)
 class Quota:
     """The limits of one plan tier (seconds and bytes as commented per field)."""
+
     name: str
     max_retries: int
     max_delay: float  # seconds

@@ -28,6 +28,7 @@ Work = Callable[[], Awaitable[None]]
 @dataclass(order=True)
 class Timer:
     """An entry of the scheduler's heap: `work` due at `due` (clock seconds), then by `order`."""
+
     due: float
     order: tuple[int, ...]
     seq: int
@@ -51,6 +52,7 @@ class Scheduler:
     Args:
         clock: The clock due times are compared with (seconds since the Unix epoch).
     """
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._heap: list[Timer] = []

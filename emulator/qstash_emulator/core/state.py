@@ -48,6 +48,7 @@ _FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
 @dataclass
 class Redaction:
     """What `Upstash-Redact-Fields` hides in logs and API answers (deliveries keep it)."""
+
     body: bool = False
     all_headers: bool = False
     headers: frozenset[str] = frozenset()  # canonical names
@@ -88,6 +89,7 @@ class Message:
     `state`, `retried` and `timer` as attempts happen; a finished message leaves the user's
     store (its log events and DLQ entry stay).
     """
+
     id: str
     user: User
     url: str
@@ -146,6 +148,7 @@ class Response:
 @dataclass
 class LogEntry:
     """One event of a message's log (GET /v2/logs); `time` in clock seconds."""
+
     time: float
     message: Message
     state: str
@@ -163,6 +166,7 @@ class LogEntry:
 @dataclass
 class DlqEntry:
     """A message that failed all its retries, with the last answer; `time` in clock seconds."""
+
     dlq_id: str
     message: Message
     response: Response
@@ -186,6 +190,7 @@ class Delivered:
 @dataclass
 class UserState:
     """Everything the engine stores for one user: live messages, logs, DLQ and dedup keys."""
+
     messages: dict[str, Message] = field(default_factory=dict)
     logs: list[LogEntry] = field(default_factory=list)
     dlq: dict[str, DlqEntry] = field(default_factory=dict)

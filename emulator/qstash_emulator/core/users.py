@@ -16,6 +16,7 @@ __all__ = ["DEV_SERVER_USERS", "User", "Users", "dev_token"]
 @dataclass
 class User:
     """A QStash user: token, signing keys and the plan quota publishes are checked against."""
+
     name: str
     token: str
     current_signing_key: str
@@ -80,6 +81,7 @@ class Users:
     Args:
         quota: The plan tier (a key of `QUOTAS`) of users added without one.
     """
+
     def __init__(self, quota: str = "payg") -> None:
         self.quota_name = quota
         self._by_token: dict[str, User] = {}
