@@ -23,6 +23,7 @@ def _normalize(argv: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `qstash-emulator` argument parser (the `dev` command and its options)."""
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
@@ -84,6 +85,10 @@ def _banner(emulator: Emulator) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line (default: `sys.argv`); returns the exit status.
+
+    Accepts the dev server's single-dash options (`-port=8080`) as well as `--port 8080`.
+    """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
         asyncio.run(_serve(args))

@@ -43,6 +43,11 @@ _RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI route
 
 
 def create_app(backend: Backend) -> web.Application:
+    """The aiohttp application serving QStash's API (and the LLM API) for `backend`.
+
+    Every resource module adds its routes; handlers find `backend` through
+    `http.common.backend(request)`.
+    """
     app = web.Application(
         middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
     )

@@ -72,4 +72,5 @@ async def _batch(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add POST /v2/batch to `app`."""
     app.router.add_post("/v2/batch", _batch)

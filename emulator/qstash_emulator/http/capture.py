@@ -1,5 +1,7 @@
-"""Built-in capture URLs: `{emulator}/__capture/{name}[/anything]` records every request that
-reaches it and answers with a chosen reply, so a test needs no second server.
+"""Built-in capture URLs, so a test needs no second server.
+
+`{emulator}/__capture/{name}[/anything]` records every request that reaches it and answers
+with a chosen reply.
 
 Deliveries reach it over real HTTP like any destination (signed, retried, logged). Paths under
 `/__` skip the API's authentication. Tests in Python use the `CaptureStore` directly
@@ -65,6 +67,7 @@ async def _forget(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the capture URLs and their control routes to `app`."""
     app.router.add_route("*", PREFIX + "{name}", _receive)
     app.router.add_route("*", PREFIX + "{name}/{tail:.*}", _receive)
     app.router.add_get("/__captures", _list_captures)

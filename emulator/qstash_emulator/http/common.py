@@ -49,15 +49,18 @@ def backend(request: web.Request) -> Backend:
 
 
 def engine(request: web.Request) -> Engine:
+    """The engine of the backend serving `request`."""
     return request.app[BACKEND].engine
 
 
 def user(request: web.Request) -> User:
+    """The user `api_middleware` authenticated for `request`."""
     found: User = request[USER_KEY]
     return found
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
+    """A compact JSON response."""
     return web.Response(
         body=json.dumps(data, separators=(",", ":")).encode(),
         status=status,
@@ -75,6 +78,7 @@ def _error_response(
 
 
 def token_of(request: web.Request) -> str | None:
+    """The bearer token of `request`, or one passed as a query parameter (`TOKEN_PARAMS`)."""
     auth = request.headers.get("Authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -86,6 +90,11 @@ def token_of(request: web.Request) -> str | None:
 
 
 def authenticate(request: web.Request) -> User:
+    """The user whose QStash token `request` carries.
+
+    Raises:
+        ApiError: 401 without a token, or for a token no user has.
+    """
     token = token_of(request)
     if not token:
         raise ApiError(
@@ -121,6 +130,11 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or None for an empty body.
+
+    Raises:
+        ApiError: 400 when the body is not valid JSON.
+    """
     raw = await request.read()
     if not raw.strip():
         return None

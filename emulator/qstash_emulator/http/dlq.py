@@ -88,6 +88,7 @@ async def _retry_many(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/dlq routes to `app`."""
     app.router.add_get("/v2/dlq", _list_dlq)
     app.router.add_delete("/v2/dlq", _delete_many)
     app.router.add_post("/v2/dlq/retry", _retry_many)

@@ -38,6 +38,11 @@ def values(query: MultiMapping[str], *names: str) -> list[str]:
 
 
 def int_param(query: MultiMapping[str], name: str) -> int | None:
+    """The query parameter `name` as an integer, or None when absent or empty.
+
+    Raises:
+        ApiError: 400 when it is not an integer.
+    """
     raw = query.get(name)
     if raw is None or raw == "":
         return None
@@ -48,6 +53,11 @@ def int_param(query: MultiMapping[str], name: str) -> int | None:
 
 
 def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
+    """The `count` query parameter, capped at `maximum` (`default` when absent).
+
+    Raises:
+        ApiError: 400 when it is not a positive integer.
+    """
     count = int_param(query, "count")
     if count is None:
         return default
@@ -63,10 +73,20 @@ class MessageFilter:
     checks: list[Callable[[Message, float], bool]]
 
     def __call__(self, message: Message, time: float) -> bool:
+        """Whether `message` (its event at `time`, clock seconds) passes every filter."""
         return all(check(message, time) for check in self.checks)
 
 
 def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> MessageFilter:
+    """The predicate a logs, DLQ or cancel request's filter parameters describe.
+
+    Args:
+        query: The request's query (or the JSON body's filter fields).
+        time_field: Which time `fromDate`/`toDate` compare with.
+
+    Raises:
+        ApiError: 400 for a malformed parameter.
+    """
     checks: list[Callable[[Message, float], bool]] = []
 
     def any_of(names: tuple[str, ...], get: Callable[[Message], Any]) -> None:
@@ -97,6 +117,7 @@ def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> Me
 
 
 def state_matches(wanted: str | None, state: str) -> bool:
+    """Whether a log event's `state` matches the `state` filter (IN_PROGRESS covers three)."""
     if not wanted:
         return True
     if wanted == IN_PROGRESS:

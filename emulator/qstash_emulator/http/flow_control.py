@@ -97,6 +97,7 @@ async def _global_parallelism(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/flowControl and /v2/globalParallelism routes to `app`."""
     one = "/v2/flowControl/{flowControlKey:[^/]+}"
     app.router.add_get("/v2/flowControl", _list_keys)
     app.router.add_get(one, _get_key)

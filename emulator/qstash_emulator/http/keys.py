@@ -21,5 +21,6 @@ async def _rotate(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/keys routes to `app`."""
     app.router.add_get("/v2/keys", _get_keys)
     app.router.add_post("/v2/keys/rotate", _rotate)

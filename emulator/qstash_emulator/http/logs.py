@@ -38,5 +38,6 @@ async def _events(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add GET /v2/logs and GET /v2/events to `app`."""
     app.router.add_get("/v2/logs", _logs)
     app.router.add_get("/v2/events", _events)

@@ -41,6 +41,7 @@ async def _cancel_many(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/messages routes to `app`."""
     app.router.add_get("/v2/messages/{messageId}", _get_message)
     app.router.add_delete("/v2/messages/{messageId}", _cancel)
     app.router.add_delete("/v2/messages", _cancel_many)

@@ -1,6 +1,7 @@
-"""OpenAI-compatible endpoints answered by the scripted LLM engine, under /v1 and /v2 (so the
-emulator also stands in for a custom provider) — and the shared decoding and rendering that
-/llm/v1 (http/llm.py) and /queue (http/openai_queue.py) use.
+"""OpenAI-compatible endpoints answered by the scripted LLM engine, under /v1 and /v2.
+
+So the emulator also stands in for a custom provider. Also the shared decoding and
+rendering that /llm/v1 (http/llm.py) and /queue (http/openai_queue.py) use.
 
 Authenticated with the QStash token (`Authorization: Bearer <token>`, what the openai client
 sends with `api_key=<token>`); every error is in OpenAI's shape
@@ -64,6 +65,7 @@ OPENAI_PREFIXES = tuple(
 
 
 def service(request: web.Request) -> LLMService:
+    """The LLM side of the backend serving `request`."""
     return backend(request).llm
 
 
@@ -71,6 +73,7 @@ def service(request: web.Request) -> LLMService:
 def openai_json(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
+    """A compact JSON response with extra headers."""
     response = web.Response(
         body=json.dumps(data, separators=(",", ":")).encode(),
         status=status,
@@ -82,6 +85,7 @@ def openai_json(
 
 
 def openai_error(exc: OpenAIError, headers: Mapping[str, str] | None = None) -> web.Response:
+    """An `OpenAIError` as OpenAI's error response."""
     return openai_json(exc.body(), exc.status, headers)
 
 
@@ -100,8 +104,10 @@ def _render_api_error(request: web.Request, exc: ApiError) -> web.Response:
 
 
 async def render(request: web.Request, outcome: LLMOutcome) -> web.StreamResponse:
-    """Send an engine answer: SSE events for a stream (each chunk, then `data: [DONE]`), raw
-    text for the audio text formats, otherwise JSON with its status and headers.
+    """Send an engine answer in the shape its request asked for.
+
+    SSE events for a stream (each chunk, then `data: [DONE]`), raw text for the audio text
+    formats, otherwise JSON with its status and headers.
     """
     if outcome.chunks is not None and outcome.ok:
         response = web.StreamResponse(status=outcome.status)
@@ -162,7 +168,9 @@ async def answer(request: web.Request, req: LLMRequest, *, chat_limits: bool) ->
 
 
 def own_delivery(request: web.Request) -> bool:
-    """A delivery of this emulator's (a publish to its own LLM API as a custom provider). On a
+    """Whether `request` is a delivery of this emulator's own.
+
+    That is, a publish to its own LLM API as a custom provider. On a
     virtual clock it is answered without its latency: the delivery runs inside a scheduler step,
     which cannot wait for a later step.
     """
@@ -183,6 +191,8 @@ def _post_handler(endpoint: str, provider: str, *, chat_limits: bool) -> Handler
 
 
 def models_handler(provider: str) -> Handler:
+    """The handler of GET .../models (and .../models/{model}) for `provider`."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
         req = LLMRequest(MODELS, provider=provider, model_id=request.match_info.get("model"))
         return await answer(request, req, chat_limits=False)
@@ -214,12 +224,14 @@ def add_routes(app: web.Application, prefix: str, provider: str, *, chat_limits:
 
 
 def add_error_prefixes(app: web.Application, *prefixes: str) -> None:
+    """Render QStash's own errors (auth, limits) in OpenAI's shape under these path prefixes."""
     if ERROR_RENDERERS not in app:
         app[ERROR_RENDERERS] = []
     app[ERROR_RENDERERS].extend((prefix, _render_api_error) for prefix in prefixes)
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v1 and /v2 OpenAI-compatible routes and the image files route to `app`."""
     for version in ("v1", "v2"):
         add_routes(app, f"/{version}", CUSTOM, chat_limits=True)
     app.router.add_get(IMAGE_ROUTE_PREFIX + "/images/{name}", _image_file)

@@ -1,10 +1,11 @@
-"""The queued mirror of the OpenAI-compatible endpoints: `/queue/chat/completions`,
-`/queue/completions`, `/queue/embeddings`, `/queue/audio/transcriptions`,
+"""The queued mirror of the OpenAI-compatible endpoints.
+
+`/queue/chat/completions`, `/queue/completions`, `/queue/embeddings`, `/queue/audio/transcriptions`,
 `/queue/audio/translations`, `/queue/images/generations`, `/queue/images/edits` and
 `GET /queue/models` (also under `/queue/v1/...` and `/queue/v2/...`).
 
 The request body is the standard endpoint's; the request waits in the worker queue
-(llm_queue.py) and the caller gets the standard endpoint's response. Submit without waiting
+(llm/jobs.py) and the caller gets the standard endpoint's response. Submit without waiting
 with `Prefer: respond-async` (or `?wait=false`): 202 with the job, then poll:
 
     GET    /queue/jobs               the caller's jobs
@@ -125,6 +126,7 @@ async def _cancel_job(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /queue routes (and their /queue/v1, /queue/v2 forms) and the jobs API to `app`."""
     app.router.add_get(_JOBS, _list_jobs)
     app.router.add_get(_JOBS + "/{job}", _get_job)
     app.router.add_get(_JOBS + "/{job}/result", _job_result)

@@ -69,6 +69,7 @@ async def _enqueue(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/queues routes and POST /v2/enqueue to `app`."""
     app.router.add_post("/v2/queues", _upsert)
     app.router.add_post("/v2/queues/", _upsert)
     app.router.add_get("/v2/queues", _list_queues)

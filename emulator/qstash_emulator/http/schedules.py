@@ -1,5 +1,7 @@
-"""/v2/schedules: create (or replace), list, get, delete, pause, resume; and Upstash-Cron on
-a publish (v1 or v2), which creates a schedule instead of a one-off message.
+"""/v2/schedules: create (or replace), list, get, delete, pause, resume.
+
+Also Upstash-Cron on a publish (v1 or v2), which creates a schedule instead of a one-off
+message.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ async def _resume(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/schedules routes to `app`."""
     one = "/v2/schedules/{scheduleId:[^/]+}"
     app.router.add_get("/v2/schedules", _list_schedules)
     # The API reference says POST, the Python SDK sends PATCH: accept both.

@@ -38,6 +38,7 @@ async def _remove_endpoints(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/topics routes (URL groups) to `app`."""
     app.router.add_get("/v2/topics", _list_groups)
     app.router.add_get("/v2/topics/{name}", _get_group)
     app.router.add_delete("/v2/topics/{name}", _delete_group)

@@ -43,6 +43,13 @@ _REDACT_HEADER = re.compile(r"^headers?\[([^\]]+)\]$", re.IGNORECASE)
 
 @dataclass
 class MessageSpec:
+    """What a publish asks for, parsed from its headers and checked; the engine's input.
+
+    Times (`delay`, `timeout`) are seconds and `not_before` is seconds since the Unix epoch.
+    `headers` are those that reach the destination; `given` names the headers the request
+    set, so a DLQ retry overrides only those.
+    """
+
     method: str = "POST"
     headers: h.Headers = field(default_factory=dict)
     retries: int = _DEFAULT_RETRIES
@@ -64,6 +71,7 @@ class MessageSpec:
 
 
 def is_url(text: str) -> bool:
+    """Whether `text` is an absolute http(s) URL."""
     parts = urlsplit(text)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
