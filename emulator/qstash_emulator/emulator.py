@@ -166,7 +166,7 @@ class Emulator:
 
     @property
     def faults(self) -> Faults:
-        """Injected delivery faults: `emu.faults.fail(url, times=2)`, ..."""
+        """Injected delivery faults: `emu.faults.add(url, fail_times=2)`, ..."""
         return self.backend.faults
 
     @property

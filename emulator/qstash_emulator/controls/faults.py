@@ -23,6 +23,8 @@ Answer = int | str
 
 @dataclass
 class Fault:
+    """One scripted fault: the answers attempts to `url` (or a prefix ending in `*`) get in turn."""
+
     url: str
     answers: list[Answer]
     headers: dict[str, str] = field(default_factory=dict)
@@ -31,11 +33,13 @@ class Fault:
     used: int = 0
 
     def matches(self, url: str) -> bool:
+        """Whether the fault applies to a delivery to `url`."""
         if self.url.endswith("*"):
             return url.startswith(self.url[:-1])
         return url == self.url
 
     def next(self) -> Answer | None:
+        """The next scripted answer, or None once they are used up (then attempts pass through)."""
         if self.used >= len(self.answers) and not self.repeat:
             return None
         answer = self.answers[min(self.used, len(self.answers) - 1)]
@@ -44,6 +48,12 @@ class Fault:
 
 
 class Faults:
+    """Injected delivery faults: a delivery interceptor that answers instead of the destination.
+
+    Rules are tried in the order they were added; the first that matches and still has an
+    answer decides the attempt.
+    """
+
     def __init__(self) -> None:
         self.rules: list[Fault] = []
 
@@ -95,9 +105,15 @@ class Faults:
         return fault
 
     def clear(self) -> None:
+        """Remove every rule (a test's reset)."""
         self.rules.clear()
 
     async def intercept(self, outgoing: Outgoing) -> Response | None:
+        """Answer an attempt as a matching rule says, or return None to let it go out.
+
+        A status answers with that status and the rule's headers and body; "timeout" answers as
+        a timed-out attempt and "drop" as a cut connection, at once; "pass" lets it through.
+        """
         for fault in self.rules:
             if not fault.matches(outgoing.url):
                 continue

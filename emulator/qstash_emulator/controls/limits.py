@@ -1,5 +1,7 @@
-"""Injectable rate limits, per user, on the emulator's clock: QStash's daily message limit, its
-burst limit on the non-publishing endpoints, and the chat API's request and token limits.
+"""Injectable rate limits, per user, on the emulator's clock.
+
+QStash's daily message limit, its burst limit on the non-publishing endpoints, and the chat
+API's request and token limits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ _MINUTE = 60.0
 
 @dataclass
 class LimitConfig:
+    """The rate limits of one user (None: unlimited), as `Limits.configure` sets them."""
+
     daily_messages: int | None = None  # messages a day (publish, enqueue, batch entries)
     burst: int | None = None  # requests a second on the other endpoints
     chat_requests: int | None = None  # chat requests a minute
@@ -47,6 +51,14 @@ def _roll(window: _Window, now: float, length: float) -> float:
 
 
 class Limits:
+    """Injected rate limits and their usage, per user, counted on the emulator's clock.
+
+    No limit applies until one is configured (`emu.limits.configure(...)`).
+
+    Args:
+        clock: The clock usage windows roll with.
+    """
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.default = LimitConfig()
@@ -73,6 +85,7 @@ class Limits:
         )
 
     def config(self, user: str) -> LimitConfig:
+        """The limits in force for `user` (its own, or the default ones)."""
         return self._per_user.get(user, self.default)
 
     def reset(self) -> None:
@@ -110,6 +123,11 @@ class Limits:
             window.used += count
 
     def check_burst(self, user: str) -> None:
+        """Count one request toward the per-second burst limit.
+
+        Raises:
+            ApiError: 429 with Burst-RateLimit-* headers when the limit is exhausted.
+        """
         limit = self.config(user).burst
         if limit is None:
             return
