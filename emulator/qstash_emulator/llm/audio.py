@@ -32,6 +32,8 @@ FormFields = Mapping[str, str | Sequence[str]]
 
 @dataclass(frozen=True)
 class AudioRequest:
+    """A validated transcription or translation request."""
+
     model: str
     task: str  # "transcribe" or "translate"
     prompt: str
@@ -93,6 +95,17 @@ def _granularities(fields: FormFields) -> tuple[str, ...]:
 def validate_audio(
     fields: FormFields, file: bytes | None, *, filename: str | None, translate: bool
 ) -> AudioRequest:
+    """Check a transcription (or, with `translate`, translation) form as OpenAI does.
+
+    Args:
+        fields: The multipart form fields.
+        file: The uploaded audio, or None when missing.
+        filename: The upload's file name (its extension names the format).
+        translate: Whether this is /audio/translations.
+
+    Raises:
+        OpenAIError: 400 in OpenAI's words for a missing or invalid field or file.
+    """
     flat = {name: _field(fields, name) for name in fields}
     form = Fields(flat, form=True)
     model = form.string("model", required=True)
@@ -184,9 +197,9 @@ def _words(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_audio(req: AudioRequest, text: str) -> tuple[dict[str, Any], str | None, str]:
-    """(JSON body, raw text or None, content type). ``text``/``srt``/``vtt`` answer in plain text.
+    """(JSON body, raw text or None, content type). `text`/`srt`/`vtt` answer in plain text.
 
-    The body always holds at least ``{"text": ...}`` so recorded calls are easy to assert on.
+    The body always holds at least `{"text": ...}` so recorded calls are easy to assert on.
     """
     if req.response_format == "json":
         return {"text": text}, None, "application/json"

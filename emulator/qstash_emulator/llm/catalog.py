@@ -42,10 +42,12 @@ CONTEXT_LENGTH: dict[str, int] = {LLAMA_3_8B: 8192, MISTRAL_7B: 32768}
 
 
 def model_entry(model_id: str, created: int, owned_by: str) -> dict[str, Any]:
+    """One model as GET /v1/models lists it."""
     return {"id": model_id, "object": "model", "created": created, "owned_by": owned_by}
 
 
 def models_list(models: dict[str, tuple[int, str]]) -> dict[str, Any]:
+    """GET /v1/models's answer for `models` (id -> (created, owner))."""
     return {
         "object": "list",
         "data": [model_entry(m, created, owner) for m, (created, owner) in models.items()],

@@ -130,9 +130,9 @@ def _logprobs(choice: StreamChoice) -> dict[str, Any] | None:
 def render_chat(
     req: ChatRequest, answer: Answer | None, envelope: ChatEnvelope
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """The ``chat.completion`` body, and the stream chunks when the request asked to stream.
+    """The `chat.completion` body, and the stream chunks when the request asked to stream.
 
-    A scripted answer gives every one of the ``n`` choices the same content; default answers
+    A scripted answer gives every one of the `n` choices the same content; default answers
     differ per choice (unless temperature is 0).
     """
     choices = [_choice(req, answer, envelope, i) for i in range(req.n)]

@@ -4,8 +4,8 @@ A vector is the normalized sum of pseudo-random vectors, one per lowercased word
 per word bigram (0.5) and for the whole input (0.25), each drawn from SHAKE-256 of
 (model, feature). The same input always gives the same vector; inputs sharing words have a
 positive cosine similarity, which keeps retrieval code under test meaningful; word order and
-exact spelling still make vectors differ. Values are rounded to float32 so the ``float`` and
-``base64`` encodings carry the same numbers.
+exact spelling still make vectors differ. Values are rounded to float32 so the `float` and
+`base64` encodings carry the same numbers.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _embed(text: str, model: str, dim: int) -> list[float]:
 
 
 def _encode_base64(vector: list[float]) -> str:
-    """OpenAI's ``encoding_format: base64``: little-endian float32 bytes, base64-encoded."""
+    """OpenAI's `encoding_format: base64`: little-endian float32 bytes, base64-encoded."""
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
@@ -96,6 +96,8 @@ def _inputs(value: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class EmbeddingsRequest:
+    """A validated embeddings request."""
+
     model: str
     inputs: list[str]
     encoding_format: str  # "float" or "base64"
@@ -103,6 +105,11 @@ class EmbeddingsRequest:
 
 
 def validate_embeddings(body: Any) -> EmbeddingsRequest:
+    """Check an embeddings request body as OpenAI does.
+
+    Raises:
+        OpenAIError: 400 in OpenAI's words for a missing or invalid field.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     model = require_model(body)
@@ -116,7 +123,7 @@ def validate_embeddings(body: Any) -> EmbeddingsRequest:
 
 
 def render_embeddings(req: EmbeddingsRequest, default_dim: int) -> dict[str, Any]:
-    """The embeddings ``list`` response; ``dimensions`` overrides the engine's default size."""
+    """The embeddings `list` response; `dimensions` overrides the engine's default size."""
     size = req.dimensions or default_dim
     data = []
     for index, item in enumerate(req.inputs):

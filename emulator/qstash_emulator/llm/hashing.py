@@ -1,6 +1,6 @@
 """Stable hashing helpers: every "random" choice of the LLM engine derives from these.
 
-Python's ``hash()`` is salted per process, so it would break "same request, same answer across
+Python's `hash()` is salted per process, so it would break "same request, same answer across
 processes". Everything here goes through SHA-256 over a canonical JSON encoding instead.
 """
 
@@ -14,7 +14,7 @@ __all__ = ["canonical", "hex_id", "int_seed", "unit_float"]
 
 
 def canonical(value: Any) -> bytes:
-    """Canonical bytes of a JSON-like value (sorted keys, no spaces); other objects via ``repr``."""
+    """Canonical bytes of a JSON-like value (sorted keys, no spaces); other objects via `repr`."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
     ).encode("utf-8")
@@ -26,7 +26,7 @@ def _digest(*parts: Any) -> bytes:
 
 
 def hex_id(*parts: Any, length: int = 32) -> str:
-    """Deterministic lowercase hex string of ``length`` characters (at most 64)."""
+    """Deterministic lowercase hex string of `length` characters (at most 64)."""
     return _digest(*parts).hex()[:length]
 
 

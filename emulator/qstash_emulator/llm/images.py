@@ -37,7 +37,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def make_png(width: int, height: int, *key: Any) -> bytes:
-    """A valid 8-bit RGB PNG of the given size, deterministic from ``key``."""
+    """A valid 8-bit RGB PNG of the given size, deterministic from `key`."""
     palette = hashlib.shake_256(canonical(["png", *key])).digest(_GRID * _GRID * 3)
     colors = [palette[i * 3 : i * 3 + 3] for i in range(_GRID * _GRID)]
     bounds = [width * i // _GRID for i in range(_GRID + 1)]
@@ -67,6 +67,8 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class ImageRequest:
+    """A validated image generation or edit request (sizes in pixels)."""
+
     model: str
     prompt: str
     n: int
@@ -84,6 +86,18 @@ def validate_image(
     mask: bytes | None,
     form: bool,
 ) -> ImageRequest:
+    """Check an image generation (or, with `edit`, edit) request as OpenAI does.
+
+    Args:
+        body: The JSON body, or the form fields of an edit.
+        edit: Whether this is /images/edits.
+        image: The uploaded image of an edit.
+        mask: The uploaded mask of an edit, if any.
+        form: Whether `body` holds form fields (numbers written as text).
+
+    Raises:
+        OpenAIError: 400 in OpenAI's words for a missing or invalid field or image.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     fields = Fields(body, form=form)
@@ -138,20 +152,23 @@ def validate_image(
 
 
 class ImageStore:
-    """Generated PNGs by id, so that ``response_format: url`` has something to serve."""
+    """Generated PNGs by id, so that `response_format: url` has something to serve."""
 
     def __init__(self) -> None:
         self._images: dict[str, bytes] = {}
 
     def put(self, data: bytes) -> str:
+        """Store a PNG; returns its id (derived from the bytes)."""
         image_id = "img-" + hashlib.sha256(data).hexdigest()[:24]
         self._images[image_id] = data
         return image_id
 
     def get(self, image_id: str) -> bytes | None:
+        """A stored PNG by id (with or without ".png"), or None."""
         return self._images.get(image_id.removesuffix(".png"))
 
     def clear(self) -> None:
+        """Forget every image."""
         self._images.clear()
 
 
@@ -162,6 +179,15 @@ def _image_path(image_id: str) -> str:
 def render_images(
     req: ImageRequest, store: ImageStore, *, created: int, engine_seed: int, base_url: str
 ) -> dict[str, Any]:
+    """The images response: deterministic PNGs, as URLs into `store` or base64.
+
+    Args:
+        req: The validated request.
+        store: Where URL answers' images are kept for serving.
+        created: The `created` timestamp (Unix seconds).
+        engine_seed: Makes the pictures differ between seeds.
+        base_url: Prefix of the image URLs.
+    """
     data = []
     for index in range(req.n):
         png = make_png(

@@ -1,7 +1,7 @@
-"""The `/queue` mirror's worker queue: a bounded FIFO served by a fixed number of workers, at an
-optional start rate, on the emulator's clock.
+"""The `/queue` mirror's worker queue, on the emulator's clock.
 
-A job's request is answered by the scripted engine when a worker picks it up (so rules are
+A bounded FIFO served by a fixed number of workers, at an optional start rate. A job's
+request is answered by the scripted engine when a worker picks it up (so rules are
 consumed in queue order); the job finishes `latency` clock seconds later, which frees its
 worker for the next job. Callers either wait for the answer (the standard OpenAI-compatible
 behaviour) or submit and poll (see http/openai_queue.py). Transport-free: dispatch and finish
@@ -39,6 +39,8 @@ _KEEP_FINISHED = 10_000  # finished jobs kept for polling; the oldest go first
 
 @dataclass
 class QueueConfig:
+    """The worker queue's settings (see `LLMQueue.configure`)."""
+
     concurrency: int = 4  # jobs answered at the same time
     rate: int | None = None  # jobs started per `period` seconds (None: no limit)
     period: float = 1.0
@@ -47,6 +49,8 @@ class QueueConfig:
 
 @dataclass
 class Job:
+    """One queued request: its status, and its outcome once answered (times in clock seconds)."""
+
     id: str
     user: str
     path: str  # the queue path it was submitted to, e.g. /queue/chat/completions
@@ -61,10 +65,17 @@ class Job:
 
     @property
     def finished(self) -> bool:
+        """True once the job completed, failed or was cancelled."""
         return self.status in _FINISHED
 
 
 class LLMQueue:
+    """The `/queue` worker queue of one emulator (see the module docstring).
+
+    Args:
+        service: The LLM service whose engine answers jobs and whose clock runs them.
+    """
+
     def __init__(self, service: LLMService) -> None:
         self.service = service
         self.config = QueueConfig()
@@ -86,8 +97,18 @@ class LLMQueue:
         period: float | None = None,
         max_size: int | None = None,
     ) -> QueueConfig:
-        """Set the worker count, start rate (`rate` jobs per `period` seconds; 0 lifts it) and
-        how many jobs may wait. Unset arguments keep their value.
+        """Set the worker count, start rate and how many jobs may wait.
+
+        Unset arguments keep their value.
+
+        Args:
+            concurrency: Jobs answered at the same time (at least 1).
+            rate: Jobs started per `period` seconds; 0 lifts the limit.
+            period: The rate's window, in seconds.
+            max_size: Jobs that may wait for a worker; past it a submit gets 429.
+
+        Raises:
+            ValueError: For a value out of range.
         """
         if concurrency is not None:
             if concurrency < 1:
@@ -149,6 +170,11 @@ class LLMQueue:
         return job
 
     def get(self, user: str, job_id: str) -> Job:
+        """The user's job `job_id`.
+
+        Raises:
+            OpenAIError: 404 for an unknown job (or another user's).
+        """
         job = self.jobs.get(job_id)
         if job is None or job.user != user:
             raise OpenAIError(
@@ -157,6 +183,7 @@ class LLMQueue:
         return job
 
     def list(self, user: str) -> list[Job]:
+        """The user's jobs, oldest first."""
         return [job for job in self.jobs.values() if job.user == user]
 
     def cancel(self, user: str, job_id: str) -> Job:

@@ -80,18 +80,24 @@ class LLMProviders:
         self.reset()
 
     def reset(self) -> None:
+        """Back to answering api.openai.com only, with passthrough off."""
         self.bases = {_OPENAI_BASE: "openai"}
         self.passthrough = False
 
     def add(self, base_url: str, name: str = "custom") -> None:
         """Answer deliveries under `base_url` from the script (rules see `provider=name`).
+
         Give the base as for the SDKs' `custom(base_url, token)`.
+
+        Raises:
+            ValueError: If `base_url` is not an http(s) URL.
         """
         if not is_url(base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.bases[_SDK_SUFFIX.sub("", base_url.rstrip("/"))] = name.lower()
 
     def remove(self, base_url: str) -> None:
+        """Stop answering deliveries under `base_url`."""
         self.bases.pop(_SDK_SUFFIX.sub("", base_url.rstrip("/")), None)
 
     def match(self, url: str) -> tuple[str, str] | None:
@@ -274,6 +280,7 @@ def _bearer(value: str | None) -> bool:
 
 
 def invalid_json() -> OpenAIError:
+    """OpenAI's error for a body that is not valid JSON."""
     return OpenAIError(
         "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
         "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
@@ -282,6 +289,7 @@ def invalid_json() -> OpenAIError:
 
 
 def rate_limited() -> OpenAIError:
+    """OpenAI's 429 for the chat request limit."""
     return OpenAIError(
         "Rate limit reached for chat completions. Please try again later.",
         status=429,

@@ -1,6 +1,7 @@
-"""Requests to the scripted LLM engine, whichever face they come through: the endpoint a path
-names, the decoded request, running it, and encoding the outcome (a leaf module: the service,
-the HTTP handlers, the /queue jobs and LLM publishing all use it).
+"""Requests to the scripted LLM engine, whichever face they come through.
+
+The endpoint a path names, the decoded request, running it, and encoding the outcome. A
+leaf module: the service, the HTTP handlers, the /queue jobs and LLM publishing all use it.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ def form_fields(fields: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
 
 
 def chat_tokens(body: Any) -> int:
-    """Tokens a chat request counts toward the chat token limit: the prompt plus the largest
-    completion it asked for (what OpenAI-style limiters reserve before answering).
+    """Tokens a chat request counts toward the chat token limit.
+
+    The prompt plus the largest completion it asked for (what OpenAI-style limiters reserve
+    before answering).
     """
     if not isinstance(body, Mapping):
         return 0
@@ -132,6 +135,7 @@ def run_request(llm: LLMEngine, req: LLMRequest, now: float) -> LLMOutcome:
 
 
 def error_outcome(exc: OpenAIError, headers: Mapping[str, str] | None = None) -> LLMOutcome:
+    """An `OpenAIError` as an engine outcome."""
     return LLMOutcome(exc.status, exc.body(), dict(headers or {}))
 
 

@@ -2,7 +2,7 @@
 
 Rules are tried in the order they were added; the first rule that matches and is not exhausted
 answers. A sequence answers its steps in order, one step per request, and then keeps repeating
-its last step; ``times=N`` retires a rule after N answers (so ``times=len(sequence)`` makes a
+its last step; `times=N` retires a rule after N answers (so `times=len(sequence)` makes a
 sequence run once and then fall through to later rules or to the default answer).
 """
 
@@ -41,12 +41,12 @@ TRANSLATION = "translation"
 IMAGE = "image"
 IMAGE_EDIT = "image_edit"
 ENDPOINTS = (CHAT, COMPLETION, EMBEDDINGS, TRANSCRIPTION, TRANSLATION, IMAGE, IMAGE_EDIT)
-# Rules without ``endpoint`` script the text-generating endpoints.
+# Rules without `endpoint` script the text-generating endpoints.
 _DEFAULT_ENDPOINTS = (CHAT, COMPLETION)
 # Endpoints whose answer is text that a rule may script; the others only take errors/latency.
 _TEXT_ANSWER_ENDPOINTS = (CHAT, COMPLETION, TRANSCRIPTION, TRANSLATION)
 
-# Which message text ``contains``/``regex`` look at.
+# Which message text `contains`/`regex` look at.
 TARGETS = ("last_user", "last", "system", "all")
 _FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
@@ -77,6 +77,8 @@ class MatchContext:
 
 @dataclass(frozen=True)
 class Match:
+    """Which requests a rule answers: every field that is set must hold."""
+
     endpoints: frozenset[str]
     models: frozenset[str] | None = None
     providers: frozenset[str] | None = None
@@ -88,6 +90,7 @@ class Match:
     turn: int | None = None
 
     def matches(self, ctx: MatchContext) -> bool:
+        """Whether the request described by `ctx` meets every condition."""
         if ctx.endpoint not in self.endpoints:
             return False
         if self.models is not None and ctx.model not in self.models:
@@ -108,7 +111,7 @@ class Match:
 
 @dataclass(frozen=True)
 class Answer:
-    """One scripted answer. ``content`` and ``tool_calls`` both None means "the default text"."""
+    """One scripted answer. `content` and `tool_calls` both None means "the default text"."""
 
     content: str | None = None
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
@@ -120,7 +123,7 @@ class Answer:
 
 
 class Rule:
-    """A scripted rule; ``uses`` counts the requests it answered."""
+    """A scripted rule; `uses` counts the requests it answered."""
 
     def __init__(
         self,
@@ -138,9 +141,11 @@ class Rule:
 
     @property
     def exhausted(self) -> bool:
+        """True once the rule answered its `times` requests."""
         return self.times is not None and self.uses >= self.times
 
     def applies(self, ctx: MatchContext) -> bool:
+        """Whether the rule answers the request described by `ctx` (and is not exhausted)."""
         return not self.exhausted and self.match.matches(ctx)
 
     def take(self) -> Answer:
@@ -164,7 +169,7 @@ def _names(value: str | Sequence[str] | None, what: str) -> frozenset[str] | Non
 
 
 def _tool_call(raw: Any) -> Mapping[str, Any]:
-    """Accept ``{"name", "arguments"}`` or OpenAI's ``{"type", "function": {...}}`` shape."""
+    """Accept `{"name", "arguments"}` or OpenAI's `{"type", "function": {...}}` shape."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"a tool call must be a mapping, got {raw!r}")
     function = raw.get("function", raw)

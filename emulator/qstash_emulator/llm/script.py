@@ -1,7 +1,7 @@
 """Loading rules from YAML or JSON script files.
 
-A script is a list of rules, or a mapping with a ``rules`` list (and an optional
-``description``). Each rule uses the keyword names of :meth:`LLMEngine.reply`, e.g.::
+A script is a list of rules, or a mapping with a `rules` list (and an optional
+`description`). Each rule uses the keyword names of `LLMEngine.reply`, e.g.:
 
     rules:
       - contains: weather
@@ -36,7 +36,7 @@ class ScriptError(ValueError):
 
 
 def read_script(path: str | os.PathLike[str]) -> Any:
-    """The decoded file: JSON for ``.json``, YAML otherwise."""
+    """The decoded file: JSON for `.json`, YAML otherwise."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
-"""Split rendered completions into OpenAI stream chunks.
+r"""Split rendered completions into OpenAI stream chunks.
 
-The engine returns the chunk dicts; the HTTP layer writes each as ``data: <json>\\n\\n`` and ends
-the stream with ``data: [DONE]``. With ``n > 1`` the choices' chunks are interleaved round-robin,
+The engine returns the chunk dicts; the HTTP layer writes each as `data: <json>\n\n` and ends
+the stream with `data: [DONE]`. With `n > 1` the choices' chunks are interleaved round-robin,
 one choice per chunk, as OpenAI does.
 """
 
@@ -29,10 +29,10 @@ class _Delta:
 def _text_deltas(
     text: str, tokens: Sequence[str], chunking: int | Sequence[str] | None
 ) -> list[_Delta]:
-    """Cut ``text`` (whose tokens are ``tokens``) into deltas.
+    """Cut `text` (whose tokens are `tokens`) into deltas.
 
-    ``chunking`` is a number of tokens per delta (default 1) or explicit deltas; explicit
-    deltas are cut short where ``text`` was (by ``stop`` or ``max_tokens``).
+    `chunking` is a number of tokens per delta (default 1) or explicit deltas; explicit
+    deltas are cut short where `text` was (by `stop` or `max_tokens`).
     """
     if chunking is None or isinstance(chunking, int):
         size = chunking or 1
@@ -58,7 +58,7 @@ def _text_deltas(
 
 @dataclass(frozen=True)
 class StreamChoice:
-    """What :func:`chat_chunks` needs of one rendered chat choice."""
+    """What `chat_chunks` needs of one rendered chat choice."""
 
     index: int
     content: str | None
@@ -124,7 +124,7 @@ def _chat_choice_deltas(choice: StreamChoice) -> list[dict[str, Any]]:
 def _with_usage(
     chunks: list[dict[str, Any]], base: dict[str, Any], usage: dict[str, int], include: bool
 ) -> list[dict[str, Any]]:
-    """``stream_options.include_usage``: ``usage: null`` everywhere, then a usage-only chunk."""
+    """`stream_options.include_usage`: `usage: null` everywhere, then a usage-only chunk."""
     if include:
         for chunk in chunks:
             chunk["usage"] = None
@@ -138,7 +138,7 @@ def chat_chunks(
     usage: dict[str, int],
     include_usage: bool,
 ) -> list[dict[str, Any]]:
-    """``base`` holds id, object ("chat.completion.chunk"), created, model, system_fingerprint."""
+    """`base` holds id, object ("chat.completion.chunk"), created, model, system_fingerprint."""
     per_choice = [_chat_choice_deltas(c) for c in choices]
     chunks = [{**base, "choices": [choice]} for choice in _interleave(per_choice)]
     return _with_usage(chunks, base, usage, include_usage)
@@ -146,7 +146,7 @@ def chat_chunks(
 
 @dataclass(frozen=True)
 class TextStreamChoice:
-    """What :func:`completion_chunks` needs of one legacy completion choice."""
+    """What `completion_chunks` needs of one legacy completion choice."""
 
     index: int
     text: str
@@ -163,7 +163,7 @@ def completion_chunks(
     usage: dict[str, int],
     include_usage: bool,
 ) -> list[dict[str, Any]]:
-    """Legacy completions stream: ``text_completion`` objects with text deltas."""
+    """Legacy completions stream: `text_completion` objects with text deltas."""
     per_choice = []
     for choice in choices:
         items = []

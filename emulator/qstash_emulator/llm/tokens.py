@@ -1,8 +1,8 @@
-"""A small deterministic token counter.
+r"""A small deterministic token counter.
 
 It is not a real BPE tokenizer; it only has to give plausible, stable counts and a way to cut
-text into "tokens" for ``max_tokens``, streaming deltas and logprobs. A token is a word
-(``\\w+``) or one punctuation character, each carrying the whitespace that precedes it; a
+text into "tokens" for `max_tokens`, streaming deltas and logprobs. A token is a word
+(`\w+`) or one punctuation character, each carrying the whitespace that precedes it; a
 trailing run of whitespace is one more token. Joining the tokens gives back the text exactly.
 
 Chat prompts add OpenAI's documented framing overhead: 4 tokens per message (role and
@@ -26,16 +26,17 @@ _IMAGE_PART_TOKENS = 85  # what OpenAI charges for a low-detail image
 
 
 def split_tokens(text: str) -> list[str]:
-    """The text's tokens; ``"".join(split_tokens(t)) == t``."""
+    """The text's tokens; `"".join(split_tokens(t)) == t`."""
     return _TOKEN.findall(text)
 
 
 def count_tokens(text: str) -> int:
+    """The number of tokens in `text` (see the module docstring for what a token is)."""
     return len(_TOKEN.findall(text))
 
 
 def content_text(content: Any) -> str:
-    """The plain text of a message ``content``: a string, or the text parts of a parts array."""
+    """The plain text of a message `content`: a string, or the text parts of a parts array."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):

@@ -1,7 +1,7 @@
 """Request validation with OpenAI's ranges and error messages.
 
-Each ``validate_*`` function takes the decoded request and returns a typed request object or
-raises :class:`OpenAIError` (status 400, or 404 for an unknown Upstash model). ``null`` counts
+Each `validate_*` function takes the decoded request and returns a typed request object or
+raises `OpenAIError` (status 400, or 404 for an unknown Upstash model). `null` counts
 as "not given" for every optional parameter, as with OpenAI. Unknown parameters are ignored:
 clients keep adding new ones and a strict check would break them for no gain.
 """
@@ -60,6 +60,7 @@ def _quote_list(values: Sequence[str]) -> str:
 
 
 def type_error(name: str, expected: str, value: Any) -> OpenAIError:
+    """OpenAI's 400 for a field of the wrong type."""
     return OpenAIError(
         f"Invalid type for '{name}': expected {expected}, but got {_describe(value)} instead.",
         param=name,
@@ -68,12 +69,14 @@ def type_error(name: str, expected: str, value: Any) -> OpenAIError:
 
 
 def missing(name: str) -> OpenAIError:
+    """OpenAI's 400 for a missing required field."""
     return OpenAIError(
         f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
     )
 
 
 def invalid_value(name: str, value: Any, allowed: Sequence[str]) -> OpenAIError:
+    """OpenAI's 400 for a value outside the allowed ones."""
     return OpenAIError(
         f"Invalid value: '{value}'. Supported values are: {_quote_list(allowed)}.",
         param=name,
@@ -84,7 +87,7 @@ def invalid_value(name: str, value: Any, allowed: Sequence[str]) -> OpenAIError:
 class Fields:
     """Typed access to the optional fields of a request body.
 
-    ``form=True`` accepts numbers and booleans written as strings, as multipart form fields
+    `form=True` accepts numbers and booleans written as strings, as multipart form fields
     (audio, image edits) carry them.
     """
 
@@ -94,11 +97,17 @@ class Fields:
         self.prefix = prefix  # for nested objects: errors name e.g. "response_format.type"
 
     def get(self, name: str) -> Any:
+        """The raw value of `name`, or None."""
         return self.body.get(name)
 
     def number(
         self, key: str, *, lo: float, hi: float, default: float | None = None
     ) -> float | None:
+        """The number `key`, within `lo`..`hi`; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-number or one out of range.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -131,6 +140,11 @@ class Fields:
     def integer(
         self, key: str, *, lo: int | None = None, hi: int | None = None, default: int | None = None
     ) -> int | None:
+        """The integer `key`, within `lo`..`hi` when given; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-integer or one out of range.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -161,6 +175,11 @@ class Fields:
         return value
 
     def boolean(self, key: str, *, default: bool = False) -> bool:
+        """The boolean `key`; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-boolean.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -172,6 +191,11 @@ class Fields:
         return value
 
     def string(self, key: str, *, required: bool = False) -> str | None:
+        """The string `key`, or None when absent.
+
+        Raises:
+            OpenAIError: 400 when missing but `required`, or not a string.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -189,6 +213,11 @@ class Fields:
         return value
 
     def choice(self, key: str, allowed: Sequence[str], *, default: str) -> str:
+        """The string `key`, one of `allowed`; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for another value.
+        """
         value = self.string(key)
         if value is None:
             return default
@@ -197,6 +226,11 @@ class Fields:
         return value
 
     def mapping(self, key: str) -> Mapping[str, Any] | None:
+        """The object `key`, or None when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-object.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -206,6 +240,11 @@ class Fields:
         return value
 
     def stop(self) -> tuple[str, ...]:
+        """The `stop` sequences (a string or a list of at most four), or ().
+
+        Raises:
+            OpenAIError: 400 for another type or too many.
+        """
         value = self.body.get("stop")
         if value is None:
             return ()
@@ -222,6 +261,11 @@ class Fields:
         return tuple(s for s in items if s)  # an empty stop string can never be "generated"
 
     def logit_bias(self) -> dict[str, float]:
+        """The `logit_bias` map (token id -> bias in -100..100), or {}.
+
+        Raises:
+            OpenAIError: 400 for a non-numeric token id or a bias out of range.
+        """
         value = self.mapping("logit_bias")
         if value is None:
             return {}
@@ -254,6 +298,11 @@ class Fields:
 
 
 def require_model(body: Mapping[str, Any]) -> str:
+    """The required `model` field.
+
+    Raises:
+        OpenAIError: 400 when missing or not a string.
+    """
     model = Fields(body).string("model", required=True)
     assert model is not None
     return model
@@ -262,7 +311,7 @@ def require_model(body: Mapping[str, Any]) -> str:
 def _check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, Any]) -> None:
     """Upstash serves a fixed list of models; OpenAI and custom providers accept any name.
 
-    An unknown model is a 404 with code ``model_not_found``, as OpenAI and vLLM (which the
+    An unknown model is a 404 with code `model_not_found`, as OpenAI and vLLM (which the
     Upstash-hosted API is built on) answer it.
     """
     if provider == UPSTASH_PROVIDER and model not in upstash_models:
@@ -306,6 +355,7 @@ class Sampling:
         return self.temperature == 0
 
     def key(self) -> dict[str, Any]:
+        """The parameters as they enter the default text's hash (the seed only when not greedy)."""
         return {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -329,6 +379,8 @@ def _sampling(fields: Fields) -> Sampling:
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """A validated chat completion request."""
+
     model: str
     provider: str
     messages: list[dict[str, Any]]
@@ -347,7 +399,7 @@ class ChatRequest:
     prompt_tokens: int
 
     def forced_tool(self) -> dict[str, Any] | None:
-        """The tool a default answer must call (``tool_choice`` required or named), if any."""
+        """The tool a default answer must call (`tool_choice` required or named), if any."""
         if not self.tools or self.tool_choice in ("none", "auto"):
             return None
         if isinstance(self.tool_choice, dict):
@@ -464,6 +516,16 @@ def _validate_response_format(fields: Fields) -> tuple[str, Mapping[str, Any] | 
 
 
 def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]) -> ChatRequest:
+    """Check a chat completion request body as OpenAI (or Upstash, for its models) does.
+
+    Args:
+        body: The decoded JSON body.
+        provider: "upstash" (only its hosted models) or another provider name (any model).
+        upstash_models: The models Upstash serves, with their context lengths.
+
+    Raises:
+        OpenAIError: 400 (or 404 for an unknown Upstash model) in OpenAI's words.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     fields = Fields(body)
@@ -524,6 +586,8 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
 
 @dataclass(frozen=True)
 class CompletionRequest:
+    """A validated legacy completion request."""
+
     model: str
     provider: str
     prompts: list[str]
@@ -560,6 +624,11 @@ def _prompts(value: Any) -> list[str]:
 def validate_completion(
     body: Any, *, provider: str, upstash_models: Mapping[str, Any]
 ) -> CompletionRequest:
+    """Check a legacy completion request body as OpenAI does (see `validate_chat`).
+
+    Raises:
+        OpenAIError: 400 (or 404 for an unknown Upstash model) in OpenAI's words.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     fields = Fields(body)
