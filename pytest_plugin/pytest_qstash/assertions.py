@@ -120,9 +120,11 @@ class Query:
         return out
 
     def matches(self, d: DeliveredMessage) -> bool:
+        """Whether `d` meets every filter."""
         return not self.mismatches(d)
 
     def describe(self) -> list[str]:
+        """The filters that are set, one "name = value" line each (for failure messages)."""
         lines = []
         for name, value in self.__dict__.items():
             if value is None or value is _UNSET:
@@ -168,6 +170,7 @@ class Situation:
 def count_text(
     times: int | None, noun: str = "delivery", plural: str = "deliveries", least: bool = False
 ) -> str:
+    """Failure-message text such as "exactly 2 deliveries" or "at least one delivery"."""
     if times is None:
         return f"at least one {noun}"
     return f"{'at least' if least else 'exactly'} {times} {noun if times == 1 else plural}"
@@ -244,6 +247,8 @@ def _llm_text(call: Any) -> str:
 
 @dataclass
 class LLMQuery:
+    """Filters over the LLM engine's recorded calls (what `assert_llm_called` takes)."""
+
     model: str | None = None
     contains: str | None = None
     endpoint: str | None = None
@@ -251,6 +256,7 @@ class LLMQuery:
     where: Callable[[Any], bool] | None = None
 
     def mismatches(self, call: Any) -> list[str]:
+        """Why `call` does not match (empty: it matches)."""
         out = []
         body = getattr(call, "body", None)
         model = body.get("model") if isinstance(body, Mapping) else None
@@ -267,6 +273,7 @@ class LLMQuery:
         return out
 
     def describe(self) -> list[str]:
+        """The filters that are set, one "name = value" line each (for failure messages)."""
         lines = [
             f"{name} = {value!r}"
             for name, value in self.__dict__.items()
@@ -289,6 +296,7 @@ def _describe_llm_call(call: Any) -> str:
 
 
 def llm_failure(title: str, query: LLMQuery, found: Sequence[Any], calls: Sequence[Any]) -> str:
+    """A failure message: the filters, the calls that matched and the ones that did not."""
     lines = [title, "  matching:"]
     lines += [f"    {line}" for line in query.describe()]
     if found:

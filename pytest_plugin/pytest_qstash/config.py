@@ -47,6 +47,8 @@ RateLimits = dict[str | None, dict[str, int | None]]  # user (None: every user) 
 
 @dataclass(frozen=True)
 class UserSpec:
+    """An extra user for the emulator: its name, and optionally its quota tier and token."""
+
     name: str
     quota: str | None = None
     token: str | None = None
@@ -54,6 +56,8 @@ class UserSpec:
 
 @dataclass(frozen=True)
 class Settings:
+    """What a test's emulator is built and reset from: command line, ini options and markers."""
+
     seed: int = 0
     quota: str = "payg"
     users: tuple[UserSpec, ...] = ()
@@ -82,7 +86,7 @@ def _parse_quota(value: Any) -> str:
 
 
 def _parse_user(value: Any) -> UserSpec:
-    """ "name", "name:quota", or a mapping with name/quota/token."""
+    """A user given as "name", "name:quota", or a mapping with name/quota/token."""
     if isinstance(value, UserSpec):
         return value
     if isinstance(value, Mapping):
@@ -212,8 +216,10 @@ def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
 
 
 def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None) -> Settings:
-    """The session settings with a marker's options on top (relative script paths are
-    looked up from the working directory, then from `here`, the test file's directory).
+    """The session settings with a marker's options on top.
+
+    Relative script paths are looked up from the working directory, then from `here`, the
+    test file's directory.
     """
     if not kwargs:
         return base
@@ -239,6 +245,7 @@ def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None)
 
 
 def add_options(parser: pytest.Parser) -> None:
+    """Register the plugin's command-line and ini options."""
     group = parser.getgroup("qstash", "QStash emulator (pytest-qstash)")
     group.addoption(
         "--qstash-seed",

@@ -161,8 +161,10 @@ def _after_test(request: pytest.FixtureRequest, harness: QStashHarness, session:
 
 @pytest.fixture
 def qstash(request: pytest.FixtureRequest) -> Iterator[QStashHarness]:
-    """A ready QStash emulator for this test: fresh state (the session's server, reset), the
-    app's env set (QSTASH_URL, QSTASH_TOKEN, signing keys), time control and assertions.
+    """A ready QStash emulator for this test.
+
+    Fresh state (the session's server, reset), the app's env set (QSTASH_URL, QSTASH_TOKEN,
+    signing keys), time control and assertions.
     """
     yield from _harness(request, fresh=False)
 

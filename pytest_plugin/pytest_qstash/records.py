@@ -51,6 +51,7 @@ def check_signature(record: Delivered) -> Verdict:
 
 
 def iso(t: float) -> str:
+    """Unix seconds as an ISO 8601 UTC time with milliseconds ("...Z")."""
     stamp = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
 
@@ -66,14 +67,17 @@ class DeliveredMessage:
     # -- the request ----------------------------------------------------------------------
     @property
     def url(self) -> str:
+        """The URL the attempt went to."""
         return self.record.url
 
     @property
     def method(self) -> str:
+        """The HTTP method."""
         return self.record.method
 
     @property
     def headers(self) -> list[tuple[str, str]]:
+        """The headers as sent, in order."""
         return list(self.record.headers)
 
     def header(self, name: str) -> str | None:
@@ -82,13 +86,16 @@ class DeliveredMessage:
 
     @property
     def body(self) -> bytes:
+        """The body as sent."""
         return self.record.body
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
         return self.record.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return json.loads(self.record.body)
 
     @property
@@ -98,32 +105,38 @@ class DeliveredMessage:
 
     @property
     def retried(self) -> int:
+        """How many attempts came before this one (0: the first)."""
         return self.record.retried
 
     # -- the message ----------------------------------------------------------------------
     @property
     def message_id(self) -> str:
+        """The QStash message id."""
         return self.record.message.id
 
     @property
     def kind(self) -> str:
-        """ "message", "callback" or "failure_callback"."""
+        """What was delivered: "message", "callback" or "failure_callback"."""
         return self.record.message.kind
 
     @property
     def schedule_id(self) -> str | None:
+        """The schedule that published the message, if any."""
         return self.record.message.schedule_id
 
     @property
     def queue_name(self) -> str | None:
+        """The queue the message went through, if any."""
         return self.record.message.queue_name
 
     @property
     def url_group(self) -> str | None:
+        """The URL group (topic) the message was published to, if any."""
         return self.record.message.topic_name
 
     @property
     def user(self) -> str:
+        """The name of the user who published it."""
         return self.record.message.user.name
 
     # -- the answer -----------------------------------------------------------------------
@@ -135,6 +148,7 @@ class DeliveredMessage:
 
     @property
     def response_body(self) -> bytes | None:
+        """The destination's answer body; None while in flight or when it did not answer."""
         response = self.record.response
         return None if response is None else response.body
 
@@ -152,16 +166,19 @@ class DeliveredMessage:
 
     @property
     def claims(self) -> Mapping[str, Any] | None:
+        """The verified JWT claims of the signature, or None when it did not verify."""
         return self.verdict.claims
 
     @property
     def signature_error(self) -> str | None:
+        """Why the signature did not verify, or None when it did."""
         return self.verdict.error
 
     # -- output ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """A dict that is the same on every run with the same seed (for snapshot tests):
-        no signature, the emulator's address replaced by `_SNAPSHOT_HOST`, ISO times.
+        """A dict that is the same on every run with the same seed (for snapshot tests).
+
+        No signature, the emulator's address replaced by `_SNAPSHOT_HOST`, ISO times.
         """
 
         def stable(value: str) -> str:
