@@ -42,8 +42,8 @@ class Emulator:
     Sync code: `with Emulator() as emu:` runs the server on its own event loop in a background
     thread; the sync methods (`advance`, `settle`, `reset`, ...) hop to that loop and wait.
     Async code: `async with Emulator() as emu:` runs it in the current loop; there, await the
-    `a*` twins (`aadvance`, `arun_until_idle`, `asettle`, `areset`) instead, as the sync
-    methods would block the loop they need. From another loop, wrap them in `acall`.
+    `a*` twins (`aadvance`, `arun_until_idle`, `asettle`, `areset`) instead: the sync
+    methods need the emulator in its own thread. From another loop, wrap them in `acall`.
 
     Durations are seconds (float) or QStash duration strings such as "1h30m"; times are
     seconds since the Unix epoch on `clock`.

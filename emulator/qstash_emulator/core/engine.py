@@ -168,9 +168,9 @@ class Engine:
         return None
 
     def find_duplicate(self, user: User, key: str | None) -> str | None:
-        """The id of the live message published earlier with `key`, or None.
+        """The id of the message published earlier with `key`, or None.
 
-        Keys expire ten minutes (virtual clock) after their publish, as QStash's do.
+        A key expires ten minutes (clock time) after its publish, as QStash's do.
         """
         if key is None:
             return None
@@ -555,7 +555,7 @@ class Engine:
             gate.cancelled(message)
 
     def cancel_many(self, user: User, messages: Iterable[Message]) -> int:
-        """Cancel the messages not finished or already being cancelled; returns how many were."""
+        """Cancel those of `messages` not finished or being cancelled; returns how many."""
         count = 0
         for message in list(messages):
             if not message.finished and not message.cancel_requested:

@@ -27,7 +27,7 @@ Work = Callable[[], Awaitable[None]]
 
 @dataclass(order=True)
 class Timer:
-    """An entry of the scheduler's heap: `work` due at `due` (clock seconds), then by `order`."""
+    """An entry of the scheduler's heap: `work` due at `due` (clock seconds); ties go by `order`."""
 
     due: float
     order: tuple[int, ...]
