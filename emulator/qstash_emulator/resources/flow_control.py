@@ -94,7 +94,7 @@ class FlowControl:
 
     # -- the Gate ---------------------------------------------------------------------------
     def admit(self, message: Message) -> bool:
-        """Let a message start if its key runs, none waits and it has room; else hold it, in order."""
+        """Let a message start if its key runs, none waits and it has room; else hold it."""
         fc = message.flow_control
         if fc is None:
             return True
