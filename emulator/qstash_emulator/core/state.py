@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..parsing.header_names import Headers
 from ..parsing.retry_expressions import RetryDelay
@@ -19,6 +18,7 @@ __all__ = [
     "ERROR",
     "FAILED",
     "IN_PROGRESS",
+    "NO_REDACTION",
     "RETRY",
     "CallbackConfig",
     "Delivered",
@@ -45,7 +45,7 @@ IN_PROGRESS = "IN_PROGRESS"  # a filter only: ACTIVE, RETRY or ERROR
 _FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Redaction:
     """What `Upstash-Redact-Fields` hides in logs and API answers (deliveries keep it)."""
 
@@ -57,7 +57,10 @@ class Redaction:
         return self.body or self.all_headers or bool(self.headers)
 
 
-@dataclass
+NO_REDACTION = Redaction()
+
+
+@dataclass(slots=True)
 class CallbackConfig:
     """Where and how a callback or failure callback is published."""
 
@@ -70,7 +73,7 @@ class CallbackConfig:
     delay: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class FlowControlSpec:
     """A message's flow-control settings (Upstash-Flow-Control-Key and -Value)."""
 
@@ -80,7 +83,7 @@ class FlowControlSpec:
     period: float = 1.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One published message (or callback) and its delivery state.
 
@@ -105,7 +108,7 @@ class Message:
     callback: CallbackConfig | None = None
     failure_callback: CallbackConfig | None = None
     labels: list[str] = field(default_factory=list)
-    redact: Redaction = field(default_factory=Redaction)
+    redact: Redaction = NO_REDACTION  # shared: held messages cost only what they set
     queue_name: str | None = None
     topic_name: str | None = None
     endpoint_name: str | None = None
@@ -122,7 +125,6 @@ class Message:
     cancel_requested: bool = False
     timer: Timer | None = None
     deliver_to: str | None = None  # actual URL when a rewrite maps `url` elsewhere
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -130,7 +132,7 @@ class Message:
         return self.state in _FINAL_STATES
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     """What a destination answered (status None: no answer — timeout or connection error)."""
 
@@ -145,7 +147,7 @@ class Response:
         return self.status is not None and 200 <= self.status < 300
 
 
-@dataclass
+@dataclass(slots=True)
 class LogEntry:
     """One event of a message's log (GET /v2/logs); `time` in clock seconds."""
 
@@ -163,7 +165,7 @@ class LogEntry:
         return (self.time, self.message.order, self.idx)
 
 
-@dataclass
+@dataclass(slots=True)
 class DlqEntry:
     """A message that failed all its retries, with the last answer; `time` in clock seconds."""
 
@@ -173,7 +175,7 @@ class DlqEntry:
     time: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivered:
     """One delivery attempt as it left the emulator (the plugin asserts on these)."""
 
