@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qstash_emulator.http.capture import Captured, Reply
+    from qstash_emulator.controls.captures import Captured, Reply
     from qstash_emulator.llm import LLMEngine, LLMErrorSpec
 
     from .assertions import Query
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 # name -> the module that defines it (absolute, or relative to this package)
 _EXPORTS = {
     "CaptureHandle": ".harness",
-    "Captured": "qstash_emulator.http.capture",
+    "Captured": "qstash_emulator.controls.captures",
     "DeliveredMessage": ".records",
     "LLMEngine": "qstash_emulator.llm",
     "LLMErrorSpec": "qstash_emulator.llm",
     "QStashHarness": ".harness",
     "Query": ".assertions",
-    "Reply": "qstash_emulator.http.capture",
+    "Reply": "qstash_emulator.controls.captures",
     "Settings": ".config",
     "UserSpec": ".config",
 }

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_QUOTA", "QUOTA_TIERS"]
 
-# The keys of `qstash_emulator.quotas.QUOTAS`, in the order the help text lists them.
+# The keys of `qstash_emulator.core.quotas.QUOTAS`, in the order the help text lists them.
 QUOTA_TIERS: tuple[str, ...] = ("payg", "pro")
 DEFAULT_QUOTA = "payg"

@@ -14,7 +14,7 @@ import pytest
 import pytest_qstash
 from pytest_qstash.constants import DEFAULT_QUOTA, QUOTA_TIERS
 from qstash_emulator import Emulator
-from qstash_emulator.quotas import QUOTAS
+from qstash_emulator.core.quotas import QUOTAS
 
 # Top-level packages only a QStash fixture may bring in (the emulator's dependencies, the SDK).
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from qstash_emulator.clock import RealClock, VirtualClock
-from qstash_emulator.scheduler import Scheduler
+from qstash_emulator.core.clock import RealClock, VirtualClock
+from qstash_emulator.core.scheduler import Scheduler
 
 T0 = 1_000_000.0
 

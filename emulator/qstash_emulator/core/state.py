@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .headers import Headers
-from .retry_delay import RetryDelay
+from ..parsing.header_names import Headers
+from ..parsing.retry_expressions import RetryDelay
 from .scheduler import Timer
 from .users import User
 
@@ -48,7 +48,9 @@ class CallbackConfig:
 
 
 @dataclass
-class FlowControl:
+class FlowControlSpec:
+    """A message's flow-control settings (Upstash-Flow-Control-Key and -Value)."""
+
     key: str
     parallelism: int | None = None
     rate: int | None = None
@@ -78,7 +80,7 @@ class Message:
     endpoint_name: str | None = None
     schedule_id: str | None = None
     caller_ip: str = "127.0.0.1"
-    flow_control: FlowControl | None = None
+    flow_control: FlowControlSpec | None = None
     kind: str = "message"  # "message", "callback" or "failure_callback"
     api: str | None = None  # "llm" for LLM API destinations
     subject: str | None = None  # signed `sub` when delivery goes elsewhere (rewrites)

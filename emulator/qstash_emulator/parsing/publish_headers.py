@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from . import headers as h
+from ..core.errors import bad_request
+from ..core.quotas import Quota
+from ..core.state import CallbackConfig, FlowControlSpec, Redaction
+from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
-from .errors import bad_request
-from .quotas import Quota
-from .retry_delay import RetryDelay, RetryDelayError, compile_retry_delay
-from .state import CallbackConfig, FlowControl, Redaction
+from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_RETRIES = 3
@@ -54,7 +54,7 @@ class MessageSpec:
     callback: CallbackConfig | None = None
     failure_callback: CallbackConfig | None = None
     redact: Redaction = field(default_factory=Redaction)
-    flow_control: FlowControl | None = None
+    flow_control: FlowControlSpec | None = None
     cron: str | None = None
     schedule_id: str | None = None
     queue_name: str | None = None
@@ -128,12 +128,12 @@ def _delay(value: str, name: str, quota: Quota) -> float:
     return seconds
 
 
-def parse_flow_control(key: str | None, value: str | None) -> FlowControl | None:
+def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
     if key is None and value is None:
         return None
     if not key:
         raise bad_request("Upstash-Flow-Control-Key is required with Upstash-Flow-Control-Value")
-    fc = FlowControl(key=key)
+    fc = FlowControlSpec(key=key)
     for part in (value or "").split(","):
         part = part.strip()
         if not part:

@@ -14,13 +14,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from . import headers as h
+from ..parsing import header_names as h
+from ..parsing.durations import parse_reset_value
+from ..parsing.publish_headers import MessageSpec, is_url
 from .clock import Clock, ms
 from .delivery import Delivery
-from .durations import parse_reset_value
 from .errors import ApiError, bad_request, not_found
 from .ids import IdSource, digest
-from .options import MessageSpec, is_url
 from .scheduler import Scheduler
 from .signing import sign
 from .state import (
@@ -94,9 +94,8 @@ class Engine:
         self.states: dict[str, UserState] = {}
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
-        self.listeners: list[Callable[[Delivered], None]] = []
-        # Resources with state of their own (queues, schedules, URL groups...) register a reset.
-        self.resetters: list[Callable[[], None]] = []
+        # Called with each attempt's record once its answer is in (the pytest plugin's verdicts).
+        self.delivery_listeners: list[Callable[[Delivered], None]] = []
 
     def state(self, user: User) -> UserState:
         st = self.states.get(user.name)
@@ -111,8 +110,6 @@ class Engine:
                     message.timer.cancel()
         self.states.clear()
         self.delivered.clear()
-        for reset in self.resetters:
-            reset()
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
@@ -268,15 +265,16 @@ class Engine:
         finally:
             message.in_flight = False
         record.response = response
-        for listener in self.listeners:
+        for listener in self.delivery_listeners:
             listener(record)
         try:
-            self._settle(message, response)
+            self._retry_or_fail(message, response)
         finally:
             for gate in self.gates:
                 gate.done(message)
 
-    def _settle(self, message: Message, response: Response) -> None:
+    def _retry_or_fail(self, message: Message, response: Response) -> None:
+        """After an attempt: delivered, retried later, or failed into the DLQ."""
         if response.ok:
             self.log(message, DELIVERED, response=response)
             self._finish(message)
