@@ -83,12 +83,14 @@ def test_a_run_loads_the_emulator_only_when_a_fixture_runs(pytester: pytest.Pyte
             assert "qstash_emulator" in sys.modules and "aiohttp" in sys.modules
         """
     )
-    # Faker's own pytest plugin imports faker; it is not ours to judge.
+    # Faker's own pytest plugin imports faker: not ours to judge. Hypothesis's is only slow.
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
         "-p",
         "no:faker",
+        "-p",
+        "no:hypothesispytest",
         "--strict-markers",
         "--qstash-quota",
         "pro",
