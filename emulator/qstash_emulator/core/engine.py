@@ -201,7 +201,7 @@ class Engine:
 
     def schedule(self, message: Message, at: float | None = None) -> None:
         due = message.not_before if at is None else at
-        message.timer = self.scheduler.call_at(due, lambda: self._due(message), message.order)
+        message.timer = self.scheduler.call_at(due, self._due, message.order, message)
 
     async def _due(self, message: Message) -> None:
         message.timer = None
@@ -368,7 +368,6 @@ class Engine:
             body["scheduleId"] = message.schedule_id
         if message.queue_name:
             body["queueName"] = message.queue_name
-        message.extra.get("callback_body_hook", _identity)(body, response)
         return body
 
     def _spawn_callback(
@@ -534,10 +533,6 @@ def _override(base: MessageSpec, given: MessageSpec) -> None:
                 setattr(base, name, getattr(given, name))
     for key, values in given.headers.items():
         base.headers[key] = list(values)
-
-
-def _identity(body: dict[str, Any], response: Response) -> None:
-    return None
 
 
 def _header(response: Response, name: str) -> str | None:
