@@ -215,3 +215,15 @@ async def test_cancel_running_stops_started_work(scheduler: Scheduler) -> None:
     assert not scheduler.busy
     assert finished == []
     assert scheduler.errors == []  # a cancellation is not an error
+
+
+async def test_work_with_an_argument_gets_it(scheduler: Scheduler, clock: VirtualClock) -> None:
+    got: list[tuple[object, float]] = []
+
+    async def handle(item: object) -> None:
+        got.append((item, clock.now()))
+
+    scheduler.call_at(T0 + 2, handle, order=(1,), arg="second")
+    scheduler.call_at(T0 + 2, handle, order=(0,), arg="first")
+    await scheduler.run_until_idle()
+    assert got == [("first", T0 + 2), ("second", T0 + 2)]
