@@ -54,8 +54,9 @@ class Timer:
 class Scheduler:
     """One due-work heap for everything that happens later: delays, retries, cron, releases.
 
-    Must be used from the event loop it runs on (it creates asyncio tasks there). Work due now
-    starts at once as a task; later work waits in the heap until the clock reaches it. With a
+    Must be used from the event loop it runs on (it creates asyncio tasks there). Work due when
+    scheduled starts at once as a task; later work waits in the heap until the clock reaches it
+    (an advance runs a timer due alone inline, without a task of its own). With a
     `VirtualClock` time moves only through `advance`, `advance_to`, `run_until_idle` and
     `run_until`; with a real clock `start` runs a task that sleeps until the next due entry.
     Exceptions raised by work are logged and collected in `errors`.
