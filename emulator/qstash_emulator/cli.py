@@ -88,9 +88,9 @@ def _banner(emulator: Emulator) -> str:
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run the server's loop: uvloop when it is installed (`qstash-emulator[fast]`).
+    """Run `main` on uvloop when it is installed (`qstash-emulator[fast]`).
 
-    Else asyncio's own. Set QSTASH_EMULATOR_LOOP=asyncio to keep asyncio's loop anyway.
+    Otherwise on asyncio's own loop; QSTASH_EMULATOR_LOOP=asyncio keeps asyncio's loop anyway.
     """
     if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
         try:
