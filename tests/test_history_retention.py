@@ -12,7 +12,7 @@ from qstash import QStash
 from qstash_emulator import Emulator
 from qstash_emulator.http import dlq as dlq_handlers
 from qstash_emulator.http import logs as log_handlers
-from qstash_emulator.options import MessageSpec
+from qstash_emulator.parsing.publish_headers import MessageSpec
 
 
 def publish_many(emu: Emulator, n: int, url: str, **spec: object) -> list[str]:

@@ -16,8 +16,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from qstash import QStash
 from qstash_emulator import Emulator
-from qstash_emulator.delivery import Outgoing
-from qstash_emulator.state import Response
+from qstash_emulator.core.delivery import Outgoing
+from qstash_emulator.core.state import Response
 from werkzeug import Request
 from werkzeug import Response as WResponse
 
@@ -124,7 +124,7 @@ def test_any_failure_while_sending_is_a_failed_attempt_that_settles(
 _BURST = r"""
 import asyncio, json, resource, subprocess, sys
 from qstash_emulator import Emulator
-from qstash_emulator.options import MessageSpec
+from qstash_emulator.parsing.publish_headers import MessageSpec
 
 TARGET = '''
 import asyncio, sys

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from qstash import QStash
 from qstash_emulator import Emulator, NotIdleError
-from qstash_emulator.clock import DEFAULT_EPOCH
+from qstash_emulator.core.clock import DEFAULT_EPOCH
 
 
 def test_an_active_cron_schedule_stops_run_until_idle_with_its_id(

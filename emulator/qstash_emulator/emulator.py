@@ -4,45 +4,74 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import secrets
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic, wall_time
-from .delivery import Delivery
-from .durations import parse_duration
-from .engine import Engine
-from .faults import Faults
-from .flow_control import FlowControl
-from .history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES, Retention
+from .backend import Backend
+from .controls.captures import CaptureStore
+from .controls.faults import Faults
+from .controls.limits import Limits
+from .core.clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic
+from .core.delivery import Delivery
+from .core.engine import Engine
+from .core.history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES, Retention
+from .core.quotas import QUOTAS
+from .core.scheduler import IDLE_HORIZON, IDLE_MAX_STEPS, Scheduler
+from .core.state import Delivered, Message
+from .core.users import User, Users
 from .http.app import create_app
-from .http.limits import LIMITS
 from .http.local_only import LOCAL_ONLY
 from .http.server_log import SERVER_LOG
-from .ids import IdSource
-from .limits import Limits
 from .llm import LLMEngine
-from .llm_publish import LLMProviders
-from .llm_queue import LLMQueue
-from .llm_service import LLMService
-from .queues import Queues, queues_of
-from .scheduler import IDLE_HORIZON, IDLE_MAX_STEPS, Scheduler
-from .schedules import Schedules
-from .url_groups import UrlGroups, url_groups_of
-from .users import User, Users
+from .llm.jobs import LLMQueue
+from .llm.publishing import LLMProviders
+from .parsing.durations import parse_duration
+from .resources.flow_control import FlowControl
+from .resources.queues import Queues
+from .resources.schedules import Schedules
+from .resources.url_groups import UrlGroups
 
-T = TypeVar("T")
+__all__ = ["Emulator"]
+
+_T = TypeVar("_T")
 
 
 class Emulator:
-    """A QStash emulator on 127.0.0.1.
+    """A QStash emulator on 127.0.0.1: HTTP API, signed deliveries and a clock you control.
 
-    Sync code: `with Emulator() as emu:` (the server runs in a background thread).
-    Async code: `async with Emulator() as emu:` (it runs in the current loop; use the `a*`
-    methods, e.g. `await emu.aadvance("1h")`).
+    Sync code: `with Emulator() as emu:` runs the server on its own event loop in a background
+    thread; the sync methods (`advance`, `settle`, `reset`, ...) hop to that loop and wait.
+    Async code: `async with Emulator() as emu:` runs it in the current loop; there, await the
+    `a*` twins (`aadvance`, `arun_until_idle`, `asettle`, `areset`) instead: the sync
+    methods need the emulator in its own thread. From another loop, wrap them in `acall`.
+
+    Durations are seconds (float) or QStash duration strings such as "1h30m"; times are
+    seconds since the Unix epoch on `clock`.
+
+    Args:
+        clock: "virtual" (time moves only when told to), "real" (wall time, as the dev
+            server), or a `Clock`.
+        start_time: Where a virtual clock starts (default 2025-01-01T00:00:00Z).
+        seed: Seeds ids and the LLM's default text, so runs are reproducible. None: 0 on a
+            virtual clock; on a real clock a random seed, so ids never repeat across restarts.
+        quota: The built-in users' plan tier, "payg" or "pro".
+        host: The address to bind (keep it local).
+        port: The port; 0 picks a free one (read `url` after `start`).
+        keep_deliveries: How many delivery records `deliveries` keeps (default 100,000; None:
+            all).
+        auto_advance: Let `await_until` (and the LLM API's waits) skip idle virtual time.
+        delivery_concurrency: Deliveries on the network at once; the rest wait for a slot
+            (default: a quarter of the file-descriptor limit, 8 to 1,000).
+        history_max_entries: Log entries kept per user, oldest dropped first (default 100,000).
+        history_max_age: Log entries older than this are dropped (default: no age limit).
+        allowed_origins: Browser origins accepted besides local ones ("*": any).
+        allowed_hosts: Host names accepted besides loopback names and `host` ("*": any).
+
+    Raises:
+        ValueError: If `clock` is a string other than "virtual" or "real".
     """
 
     def __init__(
@@ -71,52 +100,27 @@ class Emulator:
         self.port = port
         # While something waits for a result (await_until), skip idle virtual time.
         self.auto_advance = auto_advance
-        self.users = Users(quota)
-        # Ids follow a seed: 0 on a virtual clock (tests: the same ids every run); on a real clock
-        # a random one unless given, so a restarted dev server never reuses an id an app has
-        # already seen (apps use Upstash-Message-Id as their idempotency key).
-        self._random_ids = seed is None and not self.clock.virtual
-        self.ids = IdSource(random_seed() if self._random_ids else seed or 0)
-        self.scheduler = Scheduler(self.clock)
-        # At most this many deliveries on the network at once (default: from the fd limit).
-        self.delivery = Delivery(delivery_concurrency)
-        self.engine = Engine(
-            clock=self.clock,
-            scheduler=self.scheduler,
-            users=self.users,
-            ids=self.ids,
-            delivery=self.delivery,
-            wall=wall_time,  # follows freezegun, as the app's Receiver does
+        self.backend = Backend(
+            clock,
+            seed=seed,
+            quota=quota,
             keep_deliveries=keep_deliveries,
+            delivery_concurrency=delivery_concurrency,
             retention=Retention(
                 history_max_entries,
                 None if history_max_age is None else _seconds(history_max_age),
             ),
         )
-        self.app = create_app(self.engine, self.users)
+        self.llm_service = self.backend.llm
+        self.llm_service.auto_advance = lambda: self.auto_advance
+        self.llm_service.public_url = lambda: self.url
+        self.app = create_app(self.backend)
         # Requests from web pages (a foreign Origin) and foreign Host names are refused; these
         # allow more (http/local_only.py).
         self.local_only = self.app[LOCAL_ONLY]
         self.local_only.serve_on(host)
         self.local_only.allow_origins(allowed_origins)
         self.local_only.allow_hosts(allowed_hosts)
-        self.limits = Limits(self.clock)
-        self.app[LIMITS] = self.limits
-        self.faults = Faults()
-        self.delivery.interceptors.append(self.faults.intercept)
-        # A test's reset lifts its limits, faults and URL rewrites.
-        self.engine.resetters += [
-            self.limits.reset,
-            self.faults.clear,
-            self.delivery.rewrites.clear,
-        ]
-        # The LLM API: chat limits, and provider hosts answered by the script (after faults, so
-        # a fault can still be injected on them).
-        self.llm_service = LLMService.of(self.engine)
-        self.llm_service.limits = self.limits
-        self.llm_service.auto_advance = lambda: self.auto_advance
-        self.llm_service.public_url = lambda: self.url
-        self.delivery.interceptors.append(self.llm_service.gateway.intercept)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -124,18 +128,25 @@ class Emulator:
     # -- identity -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
+        """The server's base URL, e.g. "http://127.0.0.1:8080" (the port is known after start)."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def user(self) -> User:
+        """The default user (the dev server's `defaultUser`)."""
         return self.users.default
 
     @property
     def token(self) -> str:
+        """The default user's QStash token."""
         return self.users.default.token
 
     def env(self, user: str | User | None = None) -> dict[str, str]:
-        """QSTASH_URL, QSTASH_TOKEN and the signing keys, as an app reads them."""
+        """QSTASH_URL, QSTASH_TOKEN and the signing keys, as an app reads them.
+
+        Args:
+            user: A user or user name; default: the default user.
+        """
         who = self._user(user)
         return who.env(self.url)
 
@@ -144,27 +155,116 @@ class Emulator:
             return self.users.default
         return user if isinstance(user, User) else self.users[user]
 
-    # -- resources with their own state ---------------------------------------------------------
+    # -- the backend's parts ---------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The transport-free engine (messages, logs, DLQ)."""
+        return self.backend.engine
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The due-work heap the clock drives."""
+        return self.backend.scheduler
+
+    @property
+    def users(self) -> Users:
+        """The users the API accepts."""
+        return self.backend.users
+
     @property
     def schedules(self) -> Schedules:
-        return Schedules.of(self.engine)
+        """Cron schedules."""
+        return self.backend.schedules
 
     @property
     def flow_control(self) -> FlowControl:
-        return FlowControl.of(self.engine)
+        """Flow-control keys and global parallelism."""
+        return self.backend.flow_control
 
     @property
     def queues(self) -> Queues:
-        return queues_of(self.engine)
+        """Queues."""
+        return self.backend.queues
 
     @property
     def url_groups(self) -> UrlGroups:
-        return url_groups_of(self.engine)
+        """URL groups (topics)."""
+        return self.backend.url_groups
+
+    @property
+    def limits(self) -> Limits:
+        """Injected rate limits: `emu.limits.configure(user, daily_messages=...)`."""
+        return self.backend.limits
+
+    @property
+    def faults(self) -> Faults:
+        """Injected delivery faults: `emu.faults.add(url, fail_times=2)`, ..."""
+        return self.backend.faults
+
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery client: `emu.delivery.rewrite(published_prefix, local_prefix)`."""
+        return self.backend.delivery
+
+    @property
+    def captures(self) -> CaptureStore:
+        """What each capture URL (`{url}/__capture/{name}`) received, and its replies."""
+        return self.backend.captures
+
+    @property
+    def deliveries(self) -> list[Delivered]:
+        """Every delivery attempt so far, oldest first.
+
+        Read it on the emulator's loop, or after `settle()`.
+        """
+        return list(self.backend.engine.delivered)
+
+    @property
+    def pending_messages(self) -> list[Message]:
+        """Every user's unfinished messages (waiting, delayed, in flight or due a retry)."""
+        return [m for st in self.backend.engine.states.values() for m in st.messages.values()]
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised by scheduled work since the last reset (none, normally)."""
+        return list(self.backend.scheduler.errors)
+
+    # -- extension points ---------------------------------------------------------------------
+    def add_delivery_listener(self, listener: Callable[[Delivered], None]) -> None:
+        """Call `listener(record)` on the emulator's loop once each attempt's answer is in."""
+        self.backend.engine.delivery_listeners.append(listener)
+
+    def add_reset_hook(self, hook: Callable[[], None]) -> None:
+        """Call `hook()` at the end of every reset (on the emulator's loop)."""
+        self.backend.reset_hooks.append(hook)
+
+    def add_middleware(self, middleware: Any) -> None:
+        """Put an aiohttp middleware outermost, in front of the API's own.
+
+        Raises:
+            RuntimeError: If the emulator has started.
+        """
+        if self._runner is not None:
+            raise RuntimeError("add middlewares before the emulator starts")
+        self.app.middlewares.insert(0, middleware)
+
+    def set_quota(self, tier: str, *, keep: Iterable[str] = ()) -> None:
+        """Give every user but those named in `keep` the plan tier `tier` ("payg", "pro").
+
+        Raises:
+            ValueError: If `tier` is not a known tier.
+        """
+        if tier not in QUOTAS:
+            raise ValueError(f"unknown quota tier {tier!r} (known: {', '.join(sorted(QUOTAS))})")
+        kept = set(keep)
+        for user in self.users:
+            if user.name not in kept:
+                user.quota = QUOTAS[tier]
+        self.users.quota_name = tier
 
     @property
     def llm(self) -> LLMEngine:
-        """The scripted LLM engine: `emu.llm.reply(...)`, `emu.llm.load_script(path)`,
-        `emu.llm.calls`."""
+        """The scripted LLM engine: `emu.llm.reply(...)`, `.load_script(path)`, `.calls`."""
         return self.llm_service.llm
 
     @property
@@ -188,6 +288,10 @@ class Emulator:
 
     # -- lifecycle in a running loop ------------------------------------------------------------
     async def start_async(self) -> Emulator:
+        """Start the server and scheduler in the running event loop; returns self.
+
+        Use this (or `async with`) from async code; then use the `a*` methods.
+        """
         self._loop = asyncio.get_running_loop()
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, logger=SERVER_LOG
@@ -203,8 +307,9 @@ class Emulator:
         return self
 
     async def stop_async(self) -> None:
+        """Stop the scheduler, delivery connections and server (on the emulator's loop)."""
         await self.scheduler.stop()
-        await self.delivery.close()
+        await self.backend.delivery.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -217,6 +322,10 @@ class Emulator:
 
     # -- lifecycle in a background thread -----------------------------------------------------
     def start(self) -> Emulator:
+        """Start the server on a new event loop in a daemon thread; returns once it listens.
+
+        Use this (or `with`) from sync code; the sync methods then run on that thread's loop.
+        """
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         loop = asyncio.new_event_loop()
         # A freeze_time in the test must not freeze this loop's own timers (I/O timeouts).
@@ -241,6 +350,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        """Stop the background thread's loop and server; a no-op if not started with `start`."""
         if self._thread is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -253,8 +363,12 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the emulator's loop from another thread and wait for it."""
+    def call(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run a coroutine on the emulator's loop from another thread and wait for its result.
+
+        Raises:
+            RuntimeError: If the emulator runs in the caller's loop (await the coroutine there).
+        """
         if self._thread is None or self._loop is None:
             coro.close()
             raise RuntimeError(
@@ -262,14 +376,19 @@ class Emulator:
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def post(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-        """Run a plain function on the emulator's loop soon, from another thread, without
-        waiting. The loop runs callbacks in order, so requests that reach the server after
-        this call see its effect; read state directly only after the future is done."""
+    def post(self, fn: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+        """Run a plain function on the emulator's loop soon, from another thread, without waiting.
+
+        The loop runs callbacks in order, so requests that reach the server after this call see
+        its effect; read state directly only after the future is done.
+
+        Raises:
+            RuntimeError: If the emulator runs in the caller's loop (call the function directly).
+        """
         loop = self._loop
         if self._thread is None or loop is None:
             raise RuntimeError("the emulator runs in this event loop: call it directly")
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
         def run() -> None:
             try:
@@ -280,14 +399,20 @@ class Emulator:
         loop.call_soon_threadsafe(run)
         return done
 
-    def call_soon(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a plain function on the emulator's loop from another thread and wait for it;
-        cheaper than `call` (no task) for quick state changes."""
+    def call_soon(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a plain function on the emulator's loop from another thread and wait for its result.
+
+        Cheaper than `call` (no task) for quick state changes.
+        """
         return self.post(fn, *args).result()
 
-    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await a coroutine on the emulator's loop from any event loop (async tests while the
-        emulator runs in its thread); in the emulator's own loop it is simply awaited."""
+    async def acall(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Await a coroutine on the emulator's loop, from any event loop.
+
+        For async tests while the emulator runs in its own thread; in the emulator's own loop the
+        coroutine is simply awaited. Wrap the `a*` twins in it when the loops differ, e.g.
+        `await emu.acall(emu.aadvance("1h"))`.
+        """
         loop = self._loop
         if self._thread is None or loop is None or loop is asyncio.get_running_loop():
             return await coro
@@ -296,17 +421,47 @@ class Emulator:
     # -- time ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:
+        """The emulator's current time, in seconds since the Unix epoch."""
         return self.clock.now()
 
     async def aadvance(self, by: float | str) -> None:
+        """Move virtual time forward by `by`; everything due on the way runs, each at its due time.
+
+        The async twin of `advance`: await it on the emulator's loop. On return, work started on
+        the way (deliveries, retries, callbacks) has finished.
+
+        Args:
+            by: Seconds, or a duration such as "10m".
+
+        Raises:
+            RuntimeError: If the clock is not virtual.
+            ValueError: If `by` is negative.
+        """
         await self.scheduler.advance(_seconds(by))
 
     async def arun_until_idle(
         self, limit: float | str = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
     ) -> None:
+        """Jump virtual time from due work to due work until nothing is left.
+
+        The async twin of `run_until_idle`: await it on the emulator's loop.
+
+        Args:
+            limit: At most this much virtual time (seconds or a duration; default a year).
+            max_steps: At most this many jumps from due work to due work (default 1,000).
+
+        Raises:
+            NotIdleError: If work is still due past `limit` or `max_steps` (a cron schedule is
+                never idle); its message names the schedules or work that kept it busy.
+        """
         await self.scheduler.run_until_idle(_seconds(limit), max_steps)
 
     async def asettle(self) -> None:
+        """Wait, without moving time, until work that is due now has finished.
+
+        The async twin of `settle`: await it on the emulator's loop. Work that fell due because
+        freezegun moved time (`tick`, `move_to`) runs first, each at its own due time.
+        """
         await self.scheduler.catch_up()
 
     async def await_until(
@@ -330,54 +485,58 @@ class Emulator:
         return self.call(self.await_until(done, timeout))
 
     def advance(self, by: float | str) -> None:
-        """Move virtual time forward; everything due on the way runs, in order."""
+        """Move virtual time forward by `by` (seconds or a duration); due work runs, in order.
+
+        From sync code, with the emulator in its thread; async code awaits `aadvance`.
+        """
         self.call(self.aadvance(by))
 
     def run_until_idle(
         self, limit: float | str = IDLE_HORIZON, max_steps: int = IDLE_MAX_STEPS
     ) -> None:
-        """Run due work, jumping virtual time ahead, until nothing is left to do.
+        """Run due work, jumping virtual time ahead, until none is left (see `arun_until_idle`).
 
         Raises NotIdleError, naming what kept it busy (e.g. a cron schedule), when work is still
-        due after `limit` (a year of virtual time) or `max_steps` jumps (1,000)."""
+        due after `limit` (a year of virtual time) or `max_steps` jumps (1,000).
+        """
         self.call(self.arun_until_idle(limit, max_steps))
 
     def settle(self) -> None:
-        """Wait (without moving time) until work that is due now has finished."""
+        """Wait, without moving time, until work that is due now has finished (see `asettle`)."""
         self.call(self.asettle())
 
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:
-        """Forget every message, log, DLQ entry and timer; keys and users go back to defaults.
-        Work still running is cancelled (a slow or dead destination must not stall it)."""
+        """Forget every message, log, DLQ entry, timer and resource; restore keys and the clock.
+
+        The async twin of `reset`: await it on the emulator's loop. Work still running is
+        cancelled (a slow or dead destination must not stall a reset). Users and tokens stay.
+
+        Args:
+            seed: Restart ids from this seed (default: the current seed).
+        """
         await self.scheduler.cancel_running()
         self._reset_state(seed)
 
     def _reset_state(self, seed: int | None) -> None:
-        self.scheduler.clear()
-        self.scheduler.errors.clear()
-        self.engine.reset()
-        self.ids.reset(random_seed() if seed is None and self._random_ids else seed)
-        self.llm.seed = self.ids.seed  # LLM ids follow the emulator's seed
-        self.users.reset_keys()
-        if isinstance(self.clock, VirtualClock):
-            self.clock.reset()
+        self.backend.reset(seed)
 
     def reset_if_idle(self, seed: int | None = None) -> bool:
-        """On the emulator's loop: reset at once, unless work is running (then use areset)."""
+        """On the emulator's loop: reset at once, unless work is running (then await `areset`).
+
+        Returns:
+            Whether the reset happened.
+        """
         if self.scheduler.busy:
             return False
         self._reset_state(seed)
         return True
 
     def reset(self, seed: int | None = None) -> None:
+        """Reset from sync code (see `areset`); with the emulator in its thread."""
         # One hop to the loop, no task, when nothing runs (a test suite resets per test).
         if not self.call_soon(self.reset_if_idle, seed):
             self.call(self.areset(seed))
-
-
-def random_seed() -> int:
-    return secrets.randbits(64)
 
 
 def _seconds(value: float | str | None, default: float = 0.0) -> float:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..engine import Engine
-from ..users import Users
+from ..backend import Backend
 from . import (
     batch,
     capture,
@@ -22,25 +21,42 @@ from . import (
     schedules,
     url_groups,
 )
-from .common import ENGINE, ERROR_RENDERERS, USERS, api_middleware
+from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
 from .local_only import LOCAL_ONLY, LocalOnly, local_only_middleware
 
-RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
-RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
-RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
+__all__ = ["create_app"]
+
+_RESOURCES = [
+    publish,
+    messages,
+    logs,
+    dlq,
+    keys,
+    schedules,
+    flow_control,
+    queues,
+    batch,
+    url_groups,
+]
+_RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
+_RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 
 
-def create_app(engine: Engine, users: Users) -> web.Application:
+def create_app(backend: Backend) -> web.Application:
+    """The aiohttp application serving QStash's API (and the LLM API) for `backend`.
+
+    Every resource module adds its routes; handlers find `backend` through
+    `http.common.backend(request)`.
+    """
     app = web.Application(
         # local_only first: a foreign web page is refused before anything else runs.
         middlewares=[local_only_middleware, api_middleware, limits_middleware],
         client_max_size=64 * 1024 * 1024,
     )
     app[LOCAL_ONLY] = LocalOnly()
-    app[ENGINE] = engine
-    app[USERS] = users
+    app[BACKEND] = backend
     app[ERROR_RENDERERS] = []
-    for resource in RESOURCES:
+    for resource in _RESOURCES:
         resource.setup(app)
     return app

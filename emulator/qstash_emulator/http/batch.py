@@ -6,11 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..destinations import BatchItem, publish_batch
-from ..errors import ApiError, bad_request
-from ..options import parse_message_headers
-from ..users import User
-from .common import engine, json_response, read_json, user
+from ..core.errors import ApiError, bad_request
+from ..core.users import User
+from ..parsing.publish_headers import parse_message_headers
+from ..resources.destinations import BatchItem
+from .common import backend, json_response, read_json, user
+
+__all__ = ["setup"]
 
 # Client-side names of a destination: next to "destination" they would make it ambiguous.
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
@@ -60,15 +62,18 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     return BatchItem(destination, spec, data, queue or spec.queue_name)
 
 
-async def batch(request: web.Request) -> web.Response:
+async def _batch(request: web.Request) -> web.Response:
     who = user(request)
     data = await read_json(request)
     if not isinstance(data, list) or not data:
         raise bad_request("request body must be a non-empty JSON array of messages")
     items = [_item(i, raw, who) for i, raw in enumerate(data)]
-    answers = publish_batch(engine(request), who, items, caller_ip=request.remote or "127.0.0.1")
+    answers = backend(request).destinations.publish_batch(
+        who, items, caller_ip=request.remote or "127.0.0.1"
+    )
     return json_response(answers)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/batch", batch)
+    """Add POST /v2/batch to `app`."""
+    app.router.add_post("/v2/batch", _batch)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import safe_json
-from ..limits import Limits
-from .common import USER_KEY, Handler
+from ..parsing import safe_json
+from .common import USER_KEY, Handler, backend
 from .openai import OPENAI_PREFIXES
 
-LIMITS = web.AppKey("limits", Limits)
+__all__ = ["limits_middleware"]
 
 # QStash has no per-second limit on these; they count toward the daily message limit instead.
 _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
@@ -17,9 +16,14 @@ _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
 
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    limits = request.app.get(LIMITS)
+    """Refuse requests over the injected rate limits with QStash's 429 and rate-limit headers.
+
+    Publishing endpoints count toward the daily message limit, other API calls toward the
+    burst limit; the LLM routes have their own limits.
+    """
+    limits = backend(request).limits
     who = request.get(USER_KEY)
-    if limits is None or not limits.active or who is None or not request.path.startswith("/v"):
+    if not limits.active or who is None or not request.path.startswith("/v"):
         return await handler(request)
     if request.path.startswith(OPENAI_PREFIXES):
         return await handler(request)  # the LLM API has its own limits (chat requests/tokens)

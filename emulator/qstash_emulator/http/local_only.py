@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..errors import ApiError
-from .common import ERROR_RENDERERS, Handler, error_response
+from ..core.errors import ApiError
+from .common import ERROR_RENDERERS, Handler, json_response
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
@@ -34,25 +34,31 @@ class LocalOnly:
     origins: set[str] = field(default_factory=set)  # extra origins: "https://app.example:8443"
 
     def allow_hosts(self, hosts: Iterable[str]) -> None:
+        """Also accept these Host names (a port, if given, is ignored)."""
         self.hosts.update(_host_only(h) for h in hosts)
 
     def allow_origins(self, origins: Iterable[str]) -> None:
+        """Also accept requests from these origins ("https://app.example:8443")."""
         self.origins.update(o.strip().rstrip("/").lower() for o in origins)
 
     def serve_on(self, bind_host: str) -> None:
-        """The names the server answers to: its bind address, and on a wildcard bind the
-        machine's own name (the LAN reaches it by that)."""
+        """Accept the names the server answers to: its bind address, and the machine's name.
+
+        The machine's own name only on a wildcard bind (the LAN reaches it by that).
+        """
         self.hosts.add(_host_only(bind_host))
         if bind_host in ("0.0.0.0", "::", ""):
             self.hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
 
     def host_ok(self, host: str | None) -> bool:
+        """Whether a Host header names this server (a loopback name or one allowed)."""
         if not host or "*" in self.hosts:
             return True  # HTTP/1.0 without Host: nothing to rebind
         name = _host_only(host)
         return is_loopback(name) or name in self.hosts
 
     def origin_ok(self, origin: str) -> bool:
+        """Whether an Origin is local (a page served from this machine) or allowed."""
         if "*" in self.origins:
             return True
         if origin.strip().rstrip("/").lower() in self.origins:
@@ -64,6 +70,7 @@ class LocalOnly:
 
 
 def is_loopback(name: str) -> bool:
+    """Whether a host name is a loopback name or address."""
     if name in LOOPBACK_NAMES or name.endswith(".localhost"):
         return True
     try:
@@ -73,7 +80,7 @@ def is_loopback(name: str) -> bool:
 
 
 def _host_only(host: str) -> str:
-    """ "127.0.0.1:8080" -> "127.0.0.1", "[::1]:80" -> "::1", lower case."""
+    """Drop the port and brackets: "127.0.0.1:8080" -> "127.0.0.1", "[::1]:80" -> "::1"."""
     host = host.strip().lower()
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host[1:]
@@ -107,6 +114,7 @@ def refusal(request: web.Request, local: LocalOnly) -> str | None:
 
 @web.middleware
 async def local_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (403) requests from web pages and foreign Host names; pass the rest on."""
     local = request.app.get(LOCAL_ONLY)
     problem = refusal(request, local) if local is not None else None
     if problem is None:
@@ -116,4 +124,4 @@ async def local_only_middleware(request: web.Request, handler: Handler) -> web.S
         if request.path.startswith(prefix):
             rendered: web.Response = render(request, exc)
             return rendered
-    return error_response(exc.status, exc.message)
+    return json_response({"error": exc.message}, exc.status)

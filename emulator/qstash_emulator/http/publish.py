@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..destinations import publish_to, status_of
-from ..options import MessageSpec, is_url, parse_message_headers
-from ..schedules import Schedules
-from .common import TOKEN_PARAMS, engine, json_response, user
+from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
+from ..resources.destinations import status_of
+from .common import TOKEN_PARAMS, backend, json_response, user
+
+__all__ = ["destination_of", "parse_spec", "publish", "setup"]
 
 
 def destination_of(request: web.Request) -> str:
@@ -31,6 +32,11 @@ def destination_of(request: web.Request) -> str:
 
 
 def parse_spec(request: web.Request) -> MessageSpec:
+    """The publish headers of `request` parsed into a spec, checked against the user's quota.
+
+    Raises:
+        ApiError: 400 for a malformed or out-of-range header.
+    """
     return parse_message_headers(
         request.headers.items(),
         user(request).quota,
@@ -39,23 +45,28 @@ def parse_spec(request: web.Request) -> MessageSpec:
 
 
 async def publish(request: web.Request) -> web.Response:
-    eng = engine(request)
+    """POST /v2/publish/{destination}: publish to a URL, URL group, queue or the LLM API.
+
+    This is where one publish enters the emulator (see ARCHITECTURE.md).
+    """
+    back = backend(request)
     who = user(request)
     destination = destination_of(request)
     spec = parse_spec(request)
     body = await request.read()
-    eng.check_body(who, body)
+    back.engine.check_body(who, body)
     caller_ip = request.remote or "127.0.0.1"
     if spec.cron is not None:
         # A publish carrying Upstash-Cron creates a schedule (the older form the seed shows),
         # whatever the destination: a URL, a URL group or the LLM API.
-        schedule = Schedules.of(eng).create(who, destination, spec, body, caller_ip=caller_ip)
+        schedule = back.schedules.create(who, destination, spec, body, caller_ip=caller_ip)
         return json_response({"scheduleId": schedule.id})
     # URLs and URL groups (one message per endpoint): the one entry point, with dedup.
-    result = publish_to(eng, who, destination, spec, body, caller_ip=caller_ip)
+    result = back.destinations.publish(who, destination, spec, body, caller_ip=caller_ip)
     return json_response(result, status_of(result))
 
 
 def setup(app: web.Application) -> None:
+    """Add POST /v2/publish and POST /v1/publish to `app`."""
     app.router.add_post("/v2/publish/{destination:.+}", publish)
     app.router.add_post("/v1/publish/{destination:.+}", publish)

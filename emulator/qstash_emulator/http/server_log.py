@@ -1,5 +1,7 @@
-"""What the server prints about requests aiohttp's own parser refuses: one line each, not a
-traceback (a stray client or a scanner on the port must not flood the dev server's output)."""
+"""What the server prints about requests aiohttp's own parser refuses: one line each.
+
+Not a traceback: a stray client or a scanner on the port must not flood the dev server's output.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ SERVER_LOG = logging.getLogger("qstash_emulator.server")
 
 
 class OneLineParserErrors(logging.Filter):
+    """Turns aiohttp's "Error handling request" traceback for a parser refusal into one line."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a parser refusal's record in place; every record is kept."""
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             first = str(exc.message).strip().splitlines()[0] if exc.message else ""

@@ -1,0 +1,126 @@
+"""The backend: the engine and every resource, built and wired in one place.
+
+Handlers reach resources through it (`backend(request).queues`), the `Emulator` owns one, and
+nothing else creates a resource. Every extension point is wired here once, in a fixed order:
+
+- gates (hold a message back before an attempt): queues, then flow control — queue order
+  decides first, and flow control only counts a message once its queue lets it run;
+- delivery interceptors (answer an attempt without the network): injected faults, then the
+  LLM gateway for provider hosts (so a fault can be injected on those too);
+- destination resolvers (claim a destination before URLs and URL groups): the LLM gateway
+  (`api/llm` and provider URLs).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from .controls.captures import CaptureStore
+from .controls.faults import Faults
+from .controls.limits import Limits
+from .core.clock import Clock, VirtualClock, wall_time
+from .core.delivery import Delivery
+from .core.engine import Engine
+from .core.history import DEFAULT_KEEP_DELIVERIES, Retention
+from .core.ids import IdSource
+from .core.scheduler import Scheduler
+from .core.users import Users
+from .llm.service import LLMService
+from .resources.destinations import Destinations
+from .resources.flow_control import FlowControl
+from .resources.queues import Queues
+from .resources.schedules import Schedules
+from .resources.url_groups import UrlGroups
+
+__all__ = ["Backend", "random_seed"]
+
+
+def random_seed() -> int:
+    """A seed for ids that never repeat across restarts (a real clock with no seed given)."""
+    return secrets.randbits(64)
+
+
+class Backend:
+    """One emulator's state and machinery: clock, scheduler, engine and resources.
+
+    Args:
+        clock: the one clock every timestamp and timer reads.
+        seed: seeds ids (and the LLM's default text), so a run is reproducible; None: 0 on a
+            virtual clock, a random seed on a real one (ids never repeat across restarts).
+        quota: the plan tier of the built-in users (`payg` or `pro`).
+        keep_deliveries: how many delivery records to keep (None: all).
+        delivery_concurrency: deliveries on the network at once (None: from the fd limit).
+        retention: how much log history each user keeps (`core.history.Retention`).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        seed: int | None = None,
+        quota: str = "payg",
+        keep_deliveries: int | None = DEFAULT_KEEP_DELIVERIES,
+        delivery_concurrency: int | None = None,
+        retention: Retention | None = None,
+    ) -> None:
+        self.clock = clock
+        self.users = Users(quota)
+        # Ids follow a seed: 0 on a virtual clock (tests: the same ids every run); on a real clock
+        # a random one unless given, so a restarted dev server never reuses an id an app has
+        # already seen (apps use Upstash-Message-Id as their idempotency key).
+        self.random_ids = seed is None and not clock.virtual
+        self.ids = IdSource(random_seed() if self.random_ids else seed or 0)
+        self.scheduler = Scheduler(clock)
+        # At most this many deliveries on the network at once (default: from the fd limit).
+        self.delivery = Delivery(delivery_concurrency)
+        self.engine = Engine(
+            clock=clock,
+            scheduler=self.scheduler,
+            users=self.users,
+            ids=self.ids,
+            delivery=self.delivery,
+            wall=wall_time,  # follows freezegun, as the app's Receiver does
+            keep_deliveries=keep_deliveries,
+            retention=retention,
+        )
+        self.queues = Queues(self.engine)
+        self.flow_control = FlowControl(self.engine)
+        self.url_groups = UrlGroups(self.engine)
+        self.destinations = Destinations(self.engine, self.queues, self.url_groups)
+        self.schedules = Schedules(self.engine, self.destinations)
+        self.captures = CaptureStore(clock)
+        self.limits = Limits(clock)
+        self.faults = Faults()
+        self.llm = LLMService(self.engine, self.limits)
+
+        self.engine.gates = [self.queues, self.flow_control]
+        self.delivery.interceptors = [self.faults.intercept, self.llm.gateway.intercept]
+        self.destinations.resolvers = [self.llm.gateway.resolve]
+        self.reset_hooks: list[Callable[[], None]] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget all state: messages, timers, resources, captures, limits, faults, rewrites.
+
+        Users and their tokens stay; signing keys go back to their first values, ids restart
+        from `seed` (default: the current seed) and a virtual clock returns to its start.
+        Work that is running must be cancelled first (`scheduler.cancel_running`).
+        """
+        self.scheduler.clear()
+        self.scheduler.errors.clear()
+        self.engine.reset()
+        self.queues.reset()
+        self.flow_control.reset()
+        self.url_groups.reset()
+        self.schedules.reset()
+        self.captures.reset()
+        self.limits.reset()
+        self.faults.clear()
+        self.delivery.rewrites.clear()
+        self.ids.reset(random_seed() if seed is None and self.random_ids else seed)
+        self.llm.reset()  # after the ids: the LLM's ids follow the seed
+        self.users.reset_keys()
+        if isinstance(self.clock, VirtualClock):
+            self.clock.reset()
+        for hook in self.reset_hooks:
+            hook()

@@ -1,0 +1,147 @@
+"""History a long-running server keeps: log entries and the DLQ, in key order, within a retention.
+
+Both are kept sorted as they grow (new entries almost always land at the end), so a page of
+`GET /v2/logs` or `GET /v2/dlq` is a binary search to the cursor plus the page itself: its cost
+does not grow with the history. Log entries beyond the retention (a count and, optionally, an
+age) are dropped oldest first, in chunks, so trimming costs O(1) per entry on average.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .state import DlqEntry, LogEntry
+
+LogKey = tuple[float, tuple[int, ...], int]
+DlqKey = tuple[float, tuple[int, ...], str]
+
+# Per user: about 15,000 messages' worth of log entries (a message logs ~6 events).
+DEFAULT_MAX_LOG_ENTRIES = 100_000
+# Deliveries kept for the plugin's assertions and emu.engine.delivered (all users).
+DEFAULT_KEEP_DELIVERIES = 100_000
+
+
+@dataclass
+class Retention:
+    """How much log history each user keeps.
+
+    At most `max_entries` log entries, none older than `max_age` seconds (None: no age limit).
+    """
+
+    max_entries: int = DEFAULT_MAX_LOG_ENTRIES
+    max_age: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_entries < 1:
+            raise ValueError("retention max_entries must be at least 1")
+        if self.max_age is not None and self.max_age <= 0:
+            raise ValueError("retention max_age must be positive")
+
+
+class LogIndex:
+    """One user's log entries, oldest first by (time, message order, event index)."""
+
+    def __init__(self, retention: Retention, now: Callable[[], float]) -> None:
+        self.retention = retention
+        self._now = now
+        self._entries: list[LogEntry] = []
+        self._keys: list[LogKey] = []
+
+    def append(self, entry: LogEntry) -> None:
+        """Add an entry in key order, then drop what the retention no longer keeps."""
+        key = entry.key
+        if not self._keys or key >= self._keys[-1]:
+            self._keys.append(key)
+            self._entries.append(entry)
+        else:  # an event of an earlier-ordered message at the same instant
+            at = bisect.bisect_right(self._keys, key)
+            self._keys.insert(at, key)
+            self._entries.insert(at, entry)
+        self._trim()
+
+    def _trim(self) -> None:
+        # Drop in chunks of a tenth of the limit: one memmove per chunk, not one per entry.
+        limit = self.retention.max_entries
+        slack = max(1, limit // 10)
+        drop = len(self._keys) - limit if len(self._keys) >= limit + slack else 0
+        if self.retention.max_age is not None and self._keys:
+            cutoff = self._now() - self.retention.max_age
+            if self._keys[0][0] < cutoff:
+                old = bisect.bisect_left(self._keys, (cutoff,))
+                if old >= min(slack, 1024) or old == len(self._keys):
+                    drop = max(drop, old)
+        if drop > 0:
+            del self._keys[:drop]
+            del self._entries[:drop]
+
+    def newest_first(self, after: LogKey | None = None) -> Iterator[LogEntry]:
+        """Entries newest first, starting after (older than) the cursor key `after`."""
+        end = len(self._keys) if after is None else bisect.bisect_left(self._keys, after)
+        # Entries past the age limit but not yet trimmed (trimming runs in chunks) are not shown.
+        start = 0
+        if self.retention.max_age is not None:
+            start = bisect.bisect_left(self._keys, (self._now() - self.retention.max_age,))
+        entries = self._entries
+        for i in range(end - 1, start - 1, -1):
+            yield entries[i]
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+        self._keys.clear()
+
+
+def dlq_key(entry: DlqEntry) -> DlqKey:
+    """A DLQ entry's order key: (time, message order, DLQ id)."""
+    return (entry.time, entry.message.order, entry.dlq_id)
+
+
+class DlqIndex(dict[str, DlqEntry]):
+    """The DLQ as the engine uses it (a dict by DLQ id), with its ids also kept in key order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys: list[DlqKey] = []
+
+    def __setitem__(self, dlq_id: str, entry: DlqEntry) -> None:
+        if dlq_id in self:
+            self._forget(self[dlq_id])
+        super().__setitem__(dlq_id, entry)
+        bisect.insort(self._keys, dlq_key(entry))
+
+    def __delitem__(self, dlq_id: str) -> None:
+        self._forget(self[dlq_id])
+        super().__delitem__(dlq_id)
+
+    def pop(self, dlq_id: str, *default: Any) -> Any:
+        """Remove and return an entry (or `default`), as `dict.pop`."""
+        if dlq_id in self:
+            self._forget(self[dlq_id])
+        return super().pop(dlq_id, *default)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        super().clear()
+        self._keys.clear()
+
+    def _forget(self, entry: DlqEntry) -> None:
+        key = dlq_key(entry)
+        at = bisect.bisect_left(self._keys, key)
+        if at < len(self._keys) and self._keys[at] == key:
+            del self._keys[at]
+
+    def newest_first(self, after: DlqKey | None = None) -> Iterator[DlqEntry]:
+        """Entries newest first, starting after (older than) the cursor key `after`."""
+        keys = self._keys
+        end = len(keys) if after is None else bisect.bisect_left(keys, after)
+        for i in range(end - 1, -1, -1):
+            yield self[keys[i][2]]

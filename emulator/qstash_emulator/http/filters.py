@@ -1,0 +1,202 @@
+"""Query filters and cursors shared by logs, the DLQ and bulk cancel."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from multidict import MultiMapping
+
+from ..core.clock import ms
+from ..core.errors import bad_request
+from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
+from ..parsing.plain_int import plain_int
+
+__all__ = [
+    "MessageFilter",
+    "count_param",
+    "decode_key_cursor",
+    "int_param",
+    "message_filter",
+    "page",
+    "page_of",
+    "state_matches",
+    "values",
+]
+
+_T = TypeVar("_T")
+
+
+def values(query: MultiMapping[str], *names: str) -> list[str]:
+    """All values of a multi-value filter: repeated (`a=1&a=2`) or comma-separated (`a=1,2`)."""
+    out: list[str] = []
+    for name in names:
+        for raw in query.getall(name, []):
+            out.extend(part.strip() for part in raw.split(",") if part.strip())
+    return out
+
+
+def int_param(query: MultiMapping[str], name: str) -> int | None:
+    """The query parameter `name` as an integer, or None when absent or empty.
+
+    Raises:
+        ApiError: 400 when it is not an integer.
+    """
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return plain_int(raw)
+    except ValueError:
+        raise bad_request(f"invalid {name}: {raw!r} is not an integer") from None
+
+
+def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
+    """The `count` query parameter, capped at `maximum` (`default` when absent).
+
+    Raises:
+        ApiError: 400 when it is not a positive integer.
+    """
+    count = int_param(query, "count")
+    if count is None:
+        return default
+    if count < 1:
+        raise bad_request(f"invalid count: {count}, must be at least 1")
+    return min(count, maximum)
+
+
+@dataclass
+class MessageFilter:
+    """AND across filters, OR across the values of one filter."""
+
+    checks: list[Callable[[Message, float], bool]]
+
+    def __call__(self, message: Message, time: float) -> bool:
+        """Whether `message` (its event at `time`, clock seconds) passes every filter."""
+        return all(check(message, time) for check in self.checks)
+
+
+def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> MessageFilter:
+    """The predicate a logs, DLQ or cancel request's filter parameters describe.
+
+    Args:
+        query: The request's query (or the JSON body's filter fields).
+        time_field: Which time `fromDate`/`toDate` compare with.
+
+    Raises:
+        ApiError: 400 for a malformed parameter.
+    """
+    checks: list[Callable[[Message, float], bool]] = []
+
+    def any_of(names: tuple[str, ...], get: Callable[[Message], Any]) -> None:
+        wanted = values(query, *names)
+        if wanted:
+            checks.append(lambda m, t: str(get(m)) in wanted)
+
+    any_of(("messageId", "messageIds"), lambda m: m.id)
+    any_of(("url",), lambda m: m.url)
+    any_of(("topicName",), lambda m: m.topic_name)
+    any_of(("queueName",), lambda m: m.queue_name)
+    any_of(("scheduleId",), lambda m: m.schedule_id)
+    any_of(("callerIp", "callerIP"), lambda m: m.caller_ip)
+    any_of(("flowControlKey",), lambda m: m.flow_control.key if m.flow_control else None)
+    any_of(("api",), lambda m: m.api)
+    any_of(("host",), lambda m: urlsplit(m.url).netloc)
+    any_of(("path",), lambda m: urlsplit(m.url).path)
+    labels = values(query, "label")
+    if labels:
+        checks.append(lambda m, t: any(label in m.labels for label in labels))
+    from_date = int_param(query, "fromDate")
+    to_date = int_param(query, "toDate")
+    if from_date is not None:
+        checks.append(lambda m, t: ms(t) >= from_date)
+    if to_date is not None:
+        checks.append(lambda m, t: ms(t) <= to_date)
+    return MessageFilter(checks)
+
+
+def state_matches(wanted: str | None, state: str) -> bool:
+    """Whether a log event's `state` matches the `state` filter (IN_PROGRESS covers three)."""
+    if not wanted:
+        return True
+    if wanted == IN_PROGRESS:
+        return state in (ACTIVE, RETRY, ERROR)
+    if wanted == "CANCELLED":  # the reference's spelling
+        wanted = CANCELLED
+    return state == wanted
+
+
+def _encode_cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, json.JSONDecodeError):
+        raise bad_request(f"invalid cursor: {cursor!r}") from None
+
+
+def decode_key_cursor(cursor: str | None, last: type) -> tuple[float, tuple[int, ...], Any] | None:
+    """Decode a cursor of the logs or the DLQ: the key (time, message order, `last`) served last.
+
+    Anything else is a 400, never a comparison that fails later.
+    """
+    if not cursor:
+        return None
+    key = _decode_cursor(cursor)
+    ok = (
+        isinstance(key, list)
+        and len(key) == 3
+        and isinstance(key[0], (int, float))
+        and not isinstance(key[0], bool)
+        and isinstance(key[1], list)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in key[1])
+        and isinstance(key[2], last)
+        and not isinstance(key[2], bool)
+    )
+    if not ok:
+        raise bad_request(f"invalid cursor: {cursor!r}")
+    return (float(key[0]), tuple(key[1]), key[2])
+
+
+def page_of(
+    newest_first: Iterable[_T], key: Callable[[_T], Any], count: int
+) -> tuple[list[_T], str | None]:
+    """Up to `count` items (already filtered, newest first) and the cursor for the next page.
+
+    Reads one item past the page, never the whole history.
+    """
+    chunk = list(itertools.islice(newest_first, count + 1))
+    if len(chunk) <= count:
+        return chunk, None
+    chunk = chunk[:count]
+    return chunk, _encode_cursor(_jsonable(key(chunk[-1])))
+
+
+def page(
+    items: Sequence[_T], key: Callable[[_T], Any], cursor: str | None, count: int
+) -> tuple[list[_T], str | None]:
+    """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
+    start = 0
+    if cursor:
+        after = _decode_cursor(cursor)
+        try:
+            while start < len(items) and _jsonable(key(items[start])) >= after:
+                start += 1
+        except TypeError:
+            raise bad_request(f"invalid cursor: {cursor!r}") from None
+    chunk = list(items[start : start + count])
+    more = start + count < len(items)
+    return chunk, _encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
+
+
+def _jsonable(key: Any) -> Any:
+    # Tuples come back from JSON as lists; compare like with like.
+    return json.loads(json.dumps(key))
