@@ -391,5 +391,5 @@ async def test_reset_drops_pending_work_and_state(world: World) -> None:
     world.engine.reset()
     await world.scheduler.run_until_idle()
     assert world.delivery.sent == []
-    assert world.engine.state(world.user).logs == []
+    assert list(world.engine.state(world.user).logs) == []
     assert world.engine.state(world.user).messages == {}

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from qstash_emulator.core.clock import RealClock, VirtualClock
-from qstash_emulator.core.scheduler import Scheduler
+from qstash_emulator.core.scheduler import NotIdleError, Scheduler
 
 T0 = 1_000_000.0
 
@@ -146,7 +146,9 @@ async def test_run_until_idle_stops_at_its_limit_for_work_that_never_ends(
         scheduler.call_at(clock.now() + 3600, every_hour)
 
     scheduler.call_at(T0 + 3600, every_hour)
-    await scheduler.run_until_idle(limit=5 * 3600)
+    # Never idle: past its limit it says so (NotIdleError) instead of returning as if idle.
+    with pytest.raises(NotIdleError, match="after 18000 s of virtual time"):
+        await scheduler.run_until_idle(limit=5 * 3600)
     assert ticks == [T0 + 3600 * n for n in range(1, 6)]
     assert scheduler.next_due() == T0 + 6 * 3600  # still pending, not run
 

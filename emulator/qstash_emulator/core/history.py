@@ -15,6 +15,17 @@ from typing import Any
 
 from .state import DlqEntry, LogEntry
 
+__all__ = [
+    "DEFAULT_KEEP_DELIVERIES",
+    "DEFAULT_MAX_LOG_ENTRIES",
+    "DlqIndex",
+    "DlqKey",
+    "LogIndex",
+    "LogKey",
+    "Retention",
+    "dlq_key",
+]
+
 LogKey = tuple[float, tuple[int, ...], int]
 DlqKey = tuple[float, tuple[int, ...], str]
 

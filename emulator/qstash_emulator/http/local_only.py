@@ -23,6 +23,8 @@ from aiohttp import web
 from ..core.errors import ApiError
 from .common import ERROR_RENDERERS, Handler, json_response
 
+__all__ = ["LOCAL_ONLY", "LocalOnly", "is_loopback", "local_only_middleware", "refusal"]
+
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 

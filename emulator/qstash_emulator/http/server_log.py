@@ -9,6 +9,8 @@ import logging
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+__all__ = ["SERVER_LOG", "OneLineParserErrors"]
+
 # Handed to aiohttp's request handler as its logger (AppRunner(..., logger=SERVER_LOG)).
 SERVER_LOG = logging.getLogger("qstash_emulator.server")
 

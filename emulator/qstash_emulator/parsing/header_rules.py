@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 from ..core.errors import bad_request
 
+__all__ = ["MAX_FIELD_SIZE", "MAX_HEADERS", "check_header_fields"]
+
 # aiohttp's server parser refuses a request with more headers than this or a longer field, so
 # a publish can never carry more; a batch entry gets the same limits.
 MAX_HEADERS = 128

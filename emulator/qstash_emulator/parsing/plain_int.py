@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["plain_int"]
+
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+__all__ = ["MAX_DEPTH", "JsonError", "depth_exceeds", "loads"]
+
 # Far beyond any QStash or OpenAI body (tool schemas nest a few dozen levels at most).
 MAX_DEPTH = 128
 

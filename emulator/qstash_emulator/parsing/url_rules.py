@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+__all__ = ["url_problem"]
+
 # Host names: letters (IDN included), digits, '-', '.', '_'; IPv6 literals (':' and zone '%').
 _HOST = re.compile(r"[\w.\-:%~]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
