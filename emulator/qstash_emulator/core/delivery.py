@@ -188,3 +188,4 @@ class Delivery:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._slots = None  # bound to this loop once used; a restart gets a new one
