@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 
+from .durations import DurationError, parse_duration
 from .emulator import Emulator
 
 
@@ -35,6 +36,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PUBLISHED=LOCAL",
         help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
     )
+    dev.add_argument(
+        "--finished-retention",
+        default="60s",
+        metavar="DURATION",
+        help="how long a delivered or failed message stays readable by id (default 60s; 0 = not)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -43,8 +50,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    try:
+        retention = parse_duration(args.finished_retention)
+    except DurationError as exc:
+        raise SystemExit(f"--finished-retention: {exc}") from None
     emulator = Emulator(
-        clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
+        clock="real",
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        seed=args.seed,
+        finished_retention=retention,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")

@@ -25,6 +25,7 @@ from .llm_publish import LLMProviders
 from .llm_queue import LLMQueue
 from .llm_service import LLMService
 from .queues import Queues, queues_of
+from .retention import DEFAULT_WINDOW
 from .scheduler import Scheduler
 from .schedules import Schedules
 from .url_groups import UrlGroups, url_groups_of
@@ -52,6 +53,7 @@ class Emulator:
         port: int = 0,
         keep_deliveries: int | None = None,
         auto_advance: bool = False,
+        finished_retention: float | str = DEFAULT_WINDOW,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -74,6 +76,8 @@ class Emulator:
             delivery=self.delivery,
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
+            # How long a delivered or failed message stays readable by id (emulator clock).
+            finished_retention=_seconds(finished_retention),
         )
         self.app = create_app(self.engine, self.users)
         self.limits = Limits(self.clock)

@@ -19,8 +19,10 @@ from .clock import Clock, ms
 from .delivery import Delivery
 from .durations import parse_reset_value
 from .errors import ApiError, bad_request, not_found
+from .forwarding import drop_reserved
 from .ids import IdSource, digest
 from .options import MessageSpec, is_url
+from .retention import DEFAULT_WINDOW, FinishedMessages
 from .scheduler import Scheduler
 from .signing import sign
 from .state import (
@@ -84,6 +86,7 @@ class Engine:
         delivery: Delivery,
         wall: Callable[[], float],
         keep_deliveries: int | None = None,
+        finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
@@ -95,6 +98,8 @@ class Engine:
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         self.listeners: list[Callable[[Delivered], None]] = []
+        # Delivered and failed messages stay readable by id for a while (see retention.py).
+        self.finished = FinishedMessages(clock, finished_retention)
         # Resources with state of their own (queues, schedules, URL groups...) register a reset.
         self.resetters: list[Callable[[], None]] = []
 
@@ -111,6 +116,7 @@ class Engine:
                     message.timer.cancel()
         self.states.clear()
         self.delivered.clear()
+        self.finished.clear()
         for reset in self.resetters:
             reset()
 
@@ -224,7 +230,9 @@ class Engine:
     # -- delivery -----------------------------------------------------------------------------
     def outgoing_headers(self, message: Message) -> list[tuple[str, str]]:
         user = message.user
-        out = h.flat(message.headers)
+        # Whatever path built the headers, the ones set below are never sent twice and no
+        # hop-by-hop header goes out as part of the message.
+        out = drop_reserved(h.flat(message.headers))
         out.append(("User-Agent", "Upstash-QStash"))
         out.append(("Upstash-Message-Id", message.id))
         out.append(("Upstash-Retried", str(message.retried)))
@@ -334,6 +342,8 @@ class Engine:
         if message.timer is not None:
             message.timer.cancel()
             message.timer = None
+        if message.state in (DELIVERED, FAILED):
+            self.finished.keep(message)
 
     # -- callbacks ----------------------------------------------------------------------------
     def _callback(self, message: Message, response: Response) -> None:
@@ -381,7 +391,7 @@ class Engine:
         tag: str,
         dlq_id: str | None,
     ) -> Message:
-        body = json.dumps(self.callback_body(message, response, dlq_id)).encode()
+        body = compact_json(self.callback_body(message, response, dlq_id))
         spec = MessageSpec(
             method=cfg.method,
             headers={
@@ -429,13 +439,23 @@ class Engine:
 
     # -- messages -----------------------------------------------------------------------------
     def get_message(self, user: User, message_id: str) -> Message:
+        """A pending message, or one that finished within the retention window."""
+        message = self.state(user).messages.get(message_id) or self.finished.get(
+            user.name, message_id
+        )
+        if message is None:
+            raise not_found(f"message {message_id} not found")
+        return message
+
+    def pending_message(self, user: User, message_id: str) -> Message:
         message = self.state(user).messages.get(message_id)
         if message is None:
             raise not_found(f"message {message_id} not found")
         return message
 
     def cancel(self, user: User, message_id: str) -> None:
-        self._cancel(self.get_message(user, message_id))
+        # A finished message, even one still readable, is past cancelling: 404 as before.
+        self._cancel(self.pending_message(user, message_id))
 
     def _cancel(self, message: Message) -> None:
         self.log(message, CANCEL_REQUESTED)
@@ -536,6 +556,13 @@ def _override(base: MessageSpec, given: MessageSpec) -> None:
                 setattr(base, name, getattr(given, name))
     for key, values in given.headers.items():
         base.headers[key] = list(values)
+
+
+def compact_json(data: Any) -> bytes:
+    """JSON as QStash writes it for a destination, byte for byte what JavaScript's
+    JSON.stringify gives back for the parsed value: no spaces, non-ASCII as is. A receiver that
+    re-serialises the body before checking the signature's body hash gets the same bytes."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _identity(body: dict[str, Any], response: Response) -> None:

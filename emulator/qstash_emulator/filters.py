@@ -46,6 +46,58 @@ def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
     return min(count, maximum)
 
 
+# The filters (and paging parameters) each bulk endpoint takes; anything else is refused, so a
+# misspelt filter cannot widen a bulk delete to everything. The token may ride in the query.
+_TOKEN = ("qstashToken", "qstash_token")
+_DLQ_FILTERS = (
+    "messageId",
+    "url",
+    "topicName",
+    "scheduleId",
+    "queueName",
+    "fromDate",
+    "toDate",
+    "responseStatus",
+    "callerIp",
+    "callerIP",
+    "label",
+    "flowControlKey",
+    "api",
+)
+CANCEL_PARAMS = frozenset(
+    (
+        "messageIds",
+        "messageId",
+        "topicName",
+        "queueName",
+        "url",
+        "host",
+        "path",
+        "label",
+        "flowControlKey",
+        "fromDate",
+        "toDate",
+        "scheduleId",
+        "callerIp",
+        "callerIP",
+        "api",
+        "count",
+        "cursor",
+        *_TOKEN,
+    )
+)
+DLQ_BULK_PARAMS = frozenset(("dlqIds", "count", "cursor", *_DLQ_FILTERS, *_TOKEN))
+
+
+def reject_unknown(query: MultiMapping[str], known: frozenset[str]) -> None:
+    unknown = sorted({name for name in query if name not in known})
+    if unknown:
+        raise bad_request(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known - set(_TOKEN)))})"
+        )
+
+
 @dataclass
 class MessageFilter:
     """AND across filters, OR across the values of one filter."""

@@ -141,8 +141,9 @@ class UrlGroups:
             del self._of(user)[name]
 
     def delete(self, user: User, name: str) -> None:
-        self.get(user, name)
-        del self._of(user)[name]
+        """Deleting a group that does not exist is not an error (the official suites delete
+        before they create)."""
+        self._of(user).pop(name, None)
 
 
 _REGISTRY: weakref.WeakKeyDictionary[Engine, UrlGroups] = weakref.WeakKeyDictionary()
