@@ -228,12 +228,16 @@ def test_stream_chunks(engine: LLMEngine) -> None:
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert deltas[0] == {"role": "assistant", "content": ""}
     assert [d["content"] for d in deltas[1:-1]] == split_tokens("The capital of Turkey is Ankara.")
-    assert deltas[-1] == {}
+    # The hosted models' server ends with an empty content beside the finish reason ...
+    assert deltas[-1] == {"content": ""}
     assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * (len(chunks) - 1) + [
         "stop"
     ]
     # The body holds the equivalent non-streamed response for the record.
     assert content(outcome) == "The capital of Turkey is Ankara."
+    # ... OpenAI (any other provider) with an empty delta.
+    other = engine.chat(body(stream=True), now=NOW, provider="openai")
+    assert other.chunks is not None and other.chunks[-1]["choices"][0]["delta"] == {}
 
 
 def test_stream_include_usage_adds_a_usage_chunk(engine: LLMEngine) -> None:

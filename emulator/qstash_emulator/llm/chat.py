@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .catalog import UPSTASH_PROVIDER
 from .hashing import hex_id
 from .logprobs import chat_token_logprobs
 from .responder import default_json_object, default_text, schema_value
@@ -164,6 +165,10 @@ def render_chat(
     chunks = None
     if req.stream:
         chunks = chat_chunks(
-            {**base, "object": "chat.completion.chunk"}, choices, usage, req.include_usage
+            {**base, "object": "chat.completion.chunk"},
+            choices,
+            usage,
+            req.include_usage,
+            hosted=req.provider == UPSTASH_PROVIDER,
         )
     return body, chunks
