@@ -10,6 +10,7 @@ from typing import Any
 
 import qstash
 from _contract import QSTASH_URL, TOKEN, check, eventually, main, scenario, url, wait_for
+from _qstash_fidelity import register as register_fidelity
 from _qstash_shared import register
 from qstash import AsyncQStash, QStash
 from qstash.chat import custom, upstash
@@ -74,18 +75,34 @@ def chat_create() -> str:
     return _check_completion(client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION))
 
 
+def _consume(stream: Any) -> str:
+    """What a 2.0.x app does with a stream: join every chunk's `delta.content` after the
+    first (item 12: each one carries it, the last one "" beside the finish reason)."""
+    chunks = list(stream)
+    check(len(chunks) > 2, "streamed in several chunks", chunks=len(chunks))
+    check(all(c.object == "chat.completion.chunk" for c in chunks), "chunk objects")
+    check(chunks[0].choices[0].delta.role == "assistant", "the role first")
+    last = chunks[-1].choices[0]
+    check(last.finish_reason == "stop" and last.delta.content == "", "the last chunk")
+    text = "".join(c.choices[0].delta.content for c in chunks[1:])
+    check(text, "some text")
+    return text
+
+
 @scenario
 def chat_stream() -> str:
-    stream = client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION, stream=True)
-    parts = []
-    chunks = 0
-    for chunk in stream:
-        chunks += 1
-        check(chunk.object == "chat.completion.chunk", "chunk object", object=chunk.object)
-        if chunk.choices and chunk.choices[0].delta.content:
-            parts.append(chunk.choices[0].delta.content)
-    check(chunks > 1 and "".join(parts), "streamed in several chunks", chunks=chunks)
-    return "".join(parts)
+    return _consume(
+        client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION, stream=True)
+    )
+
+
+@scenario
+def chat_prompt_stream() -> str:
+    return _consume(
+        client.chat.prompt(
+            model=MODEL, provider=upstash(), system="Be brief.", user="Hi!", stream=True
+        )
+    )
 
 
 @scenario
@@ -139,6 +156,7 @@ def llm_publish_upstash() -> dict[str, Any]:
 
 
 register(client, logs)
+register_fidelity(client, logs)
 
 if __name__ == "__main__":
     main()
