@@ -78,6 +78,17 @@ MATRIX: dict[str, list[Any]] = {
         "messages_get_cancel",
         "flow_control",
         "signing_keys_receiver",
+        "finished_message_readable",
+        "cancel_answers_json",
+        "bulk_count_cursor",
+        "labels_first_label",
+        "log_fields",
+        "empty_bodies_left_out",
+        "flow_control_period_default",
+        "url_group_delete_missing",
+        "batch_json_value_bodies",
+        "reserved_headers_not_forwarded",
+        "callback_json_compact",
     ],
     "openai": [
         name

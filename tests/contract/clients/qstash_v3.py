@@ -244,9 +244,11 @@ def log_fields() -> dict[str, Any]:
     )
     wait_for("log-fields")
     entries = eventually(
-        lambda: (e := client.log.list(filter={"message_id": res.message_id}).logs)
-        and any(x.state.value == "DELIVERED" for x in e)
-        and e,
+        lambda: (
+            (e := client.log.list(filter={"message_id": res.message_id}).logs)
+            and any(x.state.value == "DELIVERED" for x in e)
+            and e
+        ),
         "the DELIVERED log",
     )
     for entry in entries:
