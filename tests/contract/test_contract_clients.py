@@ -59,6 +59,7 @@ MATRIX: dict[str, list[Any]] = {
         "chat_stream",
         "chat_prompt",
         "chat_prompt_stream",
+        "chat_token_counts",
         "chat_custom_provider",
         "chat_async",
         "llm_publish_upstash",

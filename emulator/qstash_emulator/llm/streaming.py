@@ -67,6 +67,7 @@ class StreamChoice:
     chunking: int | tuple[str, ...] | None
     logprobs_top: int | None  # None: logprobs not requested
     logprobs_key: Any
+    content_tokens: int | None = None  # the model tokenizer's count, if not len(tokens)
 
 
 def _interleave(per_choice: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

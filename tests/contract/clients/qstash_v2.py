@@ -9,15 +9,17 @@ import json
 from typing import Any
 
 import qstash
-from _contract import QSTASH_URL, TOKEN, check, eventually, main, scenario, url, wait_for
+from _contract import QSTASH_URL, TOKEN, check, eventually, main, raises, scenario, url, wait_for
 from _qstash_fidelity import register as register_fidelity
 from _qstash_shared import register
 from qstash import AsyncQStash, QStash
 from qstash.chat import custom, upstash
+from qstash.errors import QStashError
 
 # Any: the scripts read the answers of one destination kind at a time.
 client: Any = QStash(TOKEN, base_url=QSTASH_URL, retry=False)
 MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
+MISTRAL = "mistralai/Mistral-7B-Instruct-v0.2"
 QUESTION = [{"role": "user", "content": "What is the capital of Turkey?"}]
 
 
@@ -111,6 +113,24 @@ def chat_prompt() -> str:
         model=MODEL, provider=upstash(), system="Be brief.", user="What is the capital of Turkey?"
     )
     return _check_completion(res)
+
+
+@scenario
+def chat_token_counts() -> dict[str, int]:
+    """Item 13: the hosted models count with their own tokenizers; a 20 MB one-word prompt
+    is far past the context window, not a handful of tokens."""
+    llama = client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION)
+    # Llama 3's template: <|begin_of_text|>, a 4-token header, 7 tokens, <|eot_id|>, 4 more.
+    check(llama.usage.prompt_tokens == 17, "Llama 3 prompt tokens", usage=str(llama.usage))
+    mistral = client.chat.create(model=MISTRAL, provider=upstash(), messages=QUESTION)
+    # <s> [INST] What is the capital of Turkey? [/INST] with Mistral's v1 vocabulary.
+    check(mistral.usage.prompt_tokens == 15, "Mistral prompt tokens", usage=str(mistral.usage))
+    huge = [{"role": "user", "content": "a" * 20_000_000}]
+    refused = raises(
+        lambda: client.chat.create(model=MODEL, provider=upstash(), messages=huge), QStashError
+    )
+    check("maximum context length" in str(refused), "context length", error=str(refused)[:300])
+    return {"llama": llama.usage.prompt_tokens, "mistral": mistral.usage.prompt_tokens}
 
 
 @scenario
