@@ -11,7 +11,7 @@ import httpx
 import pytest
 from qstash import QStash
 from qstash_emulator import Emulator
-from qstash_emulator.forwarding import drop_reserved, forwardable
+from qstash_emulator.parsing.forwarding import drop_reserved, forwardable
 
 
 def api(emu: Emulator, method: str, path: str, **kwargs: Any) -> httpx.Response:

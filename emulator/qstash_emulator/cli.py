@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 
-from .durations import DurationError, parse_duration
+from .parsing.durations import DurationError, parse_duration
 from .emulator import Emulator
 
 

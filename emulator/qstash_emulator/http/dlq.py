@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import bad_request
-from ..filters import DLQ_BULK_PARAMS, count_param, message_filter, page, reject_unknown, values
-from ..render import dlq_json
-from ..state import DlqEntry
+from ..core.errors import bad_request
+from ..core.state import DlqEntry
 from .common import engine, json_response, read_json, user
+from .filters import DLQ_BULK_PARAMS, count_param, message_filter, page, reject_unknown, values
 from .publish import parse_spec
+from .render import dlq_json
 
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import bad_request
-from ..filters import (
+from ..core.errors import bad_request
+from .common import engine, json_response, read_json, user
+from .filters import (
     CANCEL_PARAMS,
     decode_cursor,
     encode_cursor,
@@ -14,8 +15,7 @@ from ..filters import (
     reject_unknown,
     values,
 )
-from ..render import message_json
-from .common import engine, json_response, read_json, user
+from .render import message_json
 
 MAX_CANCEL_COUNT = 500  # the reference's bound on `count`
 
