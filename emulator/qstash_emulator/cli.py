@@ -7,8 +7,8 @@ import asyncio
 import signal
 import sys
 
-from .parsing.durations import DurationError, parse_duration
 from .emulator import Emulator
+from .parsing.durations import DurationError, parse_duration
 
 
 def _normalize(argv: list[str]) -> list[str]:
