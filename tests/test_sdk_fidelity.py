@@ -3,6 +3,7 @@ tests/contract/ show the same with the clients themselves."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -227,3 +228,33 @@ def test_forwardable() -> None:
     assert drop_reserved(
         [("Connection", "X-A, x-b"), ("X-A", "1"), ("X-B", "2"), ("X-C", "3")]
     ) == [("X-C", "3")]
+
+
+# -- item 11 ------------------------------------------------------------------------------------
+
+
+def js_stringify(raw: bytes) -> bytes:
+    """What JSON.stringify(JSON.parse(raw)) gives."""
+    return json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_json_written_for_a_destination_is_compact(
+    emu: Emulator, target: Callable[..., str]
+) -> None:
+    emu.llm.reply(contains="Turkey", content="Ankara ✓ — «başkent»")
+    cb, fcb = target("/llm-cb"), target("/fcb")
+    request = {
+        "model": "meta-llama/Meta-Llama-3-8B-Instruct",
+        "messages": [{"role": "user", "content": "Turkey?"}],
+    }
+    headers = {"Upstash-Callback": cb, "Content-Type": "application/json"}
+    assert api(emu, "POST", "/v2/publish/api/llm", headers=headers, json=request).is_success
+    failing = {"Upstash-Failure-Callback": fcb, "Upstash-Retries": "0"}
+    api(emu, "POST", f"/v2/publish/{target('/dead', 500)}", headers=failing, content="ü")
+    emu.settle()
+    for url in (cb, fcb):
+        [delivery] = [d for d in emu.engine.delivered if d.url == url]
+        assert js_stringify(delivery.body) == delivery.body, delivery.body[:120]
+    [llm_cb] = [d for d in emu.engine.delivered if d.url == cb]
+    inner = base64.b64decode(json.loads(llm_cb.body)["body"])
+    assert js_stringify(inner) == inner and "Ankara ✓ — «başkent»".encode() in inner
