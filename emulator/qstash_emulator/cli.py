@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from .emulator import Emulator
 from .parsing.durations import DurationError, parse_duration
+
+__all__ = ["main", "parser", "run"]
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -22,6 +27,7 @@ def _normalize(argv: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `qstash-emulator` argument parser (the `dev` command and its options)."""
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
@@ -49,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     try:
         retention = parse_duration(args.finished_retention)
     except DurationError as exc:
@@ -78,7 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(banner(emulator), flush=True)
+    print(_banner(emulator), flush=True)
     try:
         await stop.wait()
     finally:
@@ -86,7 +92,7 @@ async def serve(args: argparse.Namespace) -> None:
         print("QStash emulator stopped.", flush=True)
 
 
-def banner(emulator: Emulator) -> str:
+def _banner(emulator: Emulator) -> str:
     lines = [f"QStash emulator running at {emulator.url}", ""]
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):
@@ -97,10 +103,30 @@ def banner(emulator: Emulator) -> str:
     return "\n".join(lines)
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed (`qstash-emulator[fast]`).
+
+    Otherwise on asyncio's own loop; QSTASH_EMULATOR_LOOP=asyncio keeps asyncio's loop anyway.
+    """
+    if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line (default: `sys.argv`); returns the exit status.
+
+    Accepts the dev server's single-dash options (`-port=8080`) as well as `--port 8080`.
+    """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        run(_serve(args))
     return 0
 
 

@@ -16,10 +16,22 @@ from collections import OrderedDict
 from .clock import Clock
 from .state import Message
 
+__all__ = ["DEFAULT_WINDOW", "FinishedMessages"]
+
 DEFAULT_WINDOW = 60.0  # seconds
 
 
 class FinishedMessages:
+    """Delivered and failed messages, readable by id for `window` seconds after they finished.
+
+    Args:
+        clock: The emulator's clock (virtual or real); the window runs on it.
+        window: Seconds a finished message stays readable; 0 keeps none.
+
+    Raises:
+        ValueError: For a negative window.
+    """
+
     def __init__(self, clock: Clock, window: float = DEFAULT_WINDOW) -> None:
         if window < 0:
             raise ValueError("the retention window of finished messages cannot be negative")
@@ -29,6 +41,7 @@ class FinishedMessages:
         self._kept: OrderedDict[tuple[str, str], tuple[float, Message]] = OrderedDict()
 
     def keep(self, message: Message) -> None:
+        """Keep a message that just finished (and forget those whose window has passed)."""
         now = self.clock.now()
         self._prune(now)
         if self.window <= 0:
@@ -38,6 +51,7 @@ class FinishedMessages:
         self._kept[key] = (now + self.window, message)
 
     def get(self, user_name: str, message_id: str) -> Message | None:
+        """The user's finished message with this id, while its window lasts; else None."""
         found = self._kept.get((user_name, message_id))
         if found is None:
             return None
@@ -56,6 +70,7 @@ class FinishedMessages:
             del self._kept[key]
 
     def clear(self) -> None:
+        """Forget every kept message (a reset)."""
         self._kept.clear()
 
     def __len__(self) -> int:

@@ -13,14 +13,19 @@ from ..parsing.publish_headers import parse_message_headers
 from ..resources.destinations import BatchItem
 from .common import backend, json_response, read_json, user
 
+__all__ = ["setup"]
+
 # Client-side names of a destination: next to "destination" they would make it ambiguous.
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
 
 
 def _body_text(body: Any) -> str | None:
-    """A string body as it is; any other JSON value (object, array, number, boolean) as its
-    compact serialisation, which is what @upstash/qstash's `batch` sends for such a body.
-    null is no body: qstash-py sends it for a message without one."""
+    """A batch entry's body as text.
+
+    A string as it is; any other JSON value (object, array, number, boolean) as its compact
+    serialisation, which is what @upstash/qstash's `batch` sends for such a body. null is no
+    body: qstash-py sends it for a message without one.
+    """
     if body is None or isinstance(body, str):
         return body
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
@@ -65,7 +70,7 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     return BatchItem(destination, spec, data, queue or spec.queue_name)
 
 
-async def batch(request: web.Request) -> web.Response:
+async def _batch(request: web.Request) -> web.Response:
     who = user(request)
     data = await read_json(request)
     if not isinstance(data, list) or not data:
@@ -78,4 +83,5 @@ async def batch(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/batch", batch)
+    """Add POST /v2/batch to `app`."""
+    app.router.add_post("/v2/batch", _batch)

@@ -11,6 +11,8 @@ from .filters import DLQ_BULK_PARAMS, count_param, message_filter, page, reject_
 from .publish import parse_spec
 from .render import dlq_json
 
+__all__ = ["setup"]
+
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
     return (entry.time, entry.message.order, entry.dlq_id)
@@ -40,7 +42,7 @@ async def _ids(request: web.Request) -> list[str]:
     return ids
 
 
-async def list_dlq(request: web.Request) -> web.Response:
+async def _list_dlq(request: web.Request) -> web.Response:
     chunk, cursor = page(
         _matching(request), _key, request.query.get("cursor"), count_param(request.query, 100, 100)
     )
@@ -50,12 +52,12 @@ async def list_dlq(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def get_dlq(request: web.Request) -> web.Response:
+async def _get_dlq(request: web.Request) -> web.Response:
     entry = engine(request).dlq_entry(user(request), request.match_info["dlqId"])
     return json_response(dlq_json(entry))
 
 
-async def delete_dlq(request: web.Request) -> web.Response:
+async def _delete_dlq(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     eng.dlq_entry(who, request.match_info["dlqId"])  # 404 when missing
     eng.dlq_delete(who, [request.match_info["dlqId"]])
@@ -63,8 +65,11 @@ async def delete_dlq(request: web.Request) -> web.Response:
 
 
 def _bulk(request: web.Request) -> tuple[list[DlqEntry], str | None]:
-    """The entries a bulk delete or retry by filter acts on: at most `count` (default and
-    at most 100, newest first) after `cursor`, and the cursor to go on from when more match."""
+    """The entries a bulk delete or retry by filter acts on, and the cursor to go on from.
+
+    At most `count` (default and at most 100), newest first, after `cursor`; the cursor is
+    None when nothing more matches.
+    """
     return page(
         _matching(request),
         _key,
@@ -73,7 +78,7 @@ def _bulk(request: web.Request) -> tuple[list[DlqEntry], str | None]:
     )
 
 
-async def delete_many(request: web.Request) -> web.Response:
+async def _delete_many(request: web.Request) -> web.Response:
     reject_unknown(request.query, DLQ_BULK_PARAMS)
     ids = await _ids(request)
     cursor = None
@@ -86,14 +91,14 @@ async def delete_many(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def retry(request: web.Request) -> web.Response:
+async def _retry(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     entry = eng.dlq_entry(who, request.match_info["dlqId"])
     spec = parse_spec(request)
     return json_response(eng.dlq_retry(who, entry, spec), 201)
 
 
-async def retry_many(request: web.Request) -> web.Response:
+async def _retry_many(request: web.Request) -> web.Response:
     reject_unknown(request.query, DLQ_BULK_PARAMS)
     eng, who = engine(request), user(request)
     ids = await _ids(request)
@@ -111,9 +116,10 @@ async def retry_many(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v2/dlq", list_dlq)
-    app.router.add_delete("/v2/dlq", delete_many)
-    app.router.add_post("/v2/dlq/retry", retry_many)
-    app.router.add_post("/v2/dlq/retry/{dlqId}", retry)
-    app.router.add_get("/v2/dlq/{dlqId}", get_dlq)
-    app.router.add_delete("/v2/dlq/{dlqId}", delete_dlq)
+    """Add the /v2/dlq routes to `app`."""
+    app.router.add_get("/v2/dlq", _list_dlq)
+    app.router.add_delete("/v2/dlq", _delete_many)
+    app.router.add_post("/v2/dlq/retry", _retry_many)
+    app.router.add_post("/v2/dlq/retry/{dlqId}", _retry)
+    app.router.add_get("/v2/dlq/{dlqId}", _get_dlq)
+    app.router.add_delete("/v2/dlq/{dlqId}", _delete_dlq)

@@ -17,23 +17,28 @@ from .filters import (
 )
 from .render import message_json
 
+__all__ = ["setup"]
+
 MAX_CANCEL_COUNT = 500  # the reference's bound on `count`
 
 
-async def get_message(request: web.Request) -> web.Response:
+async def _get_message(request: web.Request) -> web.Response:
     message = engine(request).get_message(user(request), request.match_info["messageId"])
     return json_response(message_json(message))
 
 
-async def cancel(request: web.Request) -> web.Response:
+async def _cancel(request: web.Request) -> web.Response:
     engine(request).cancel(user(request), request.match_info["messageId"])
     # @upstash/qstash parses this answer as JSON.
     return json_response({"cancelled": 1})
 
 
-async def cancel_many(request: web.Request) -> web.Response:
-    """Cancel by ids or filters. `count` bounds how many are cancelled (a selected message
-    that cannot be cancelled any more does not use it up); with more left, a `cursor` goes on."""
+async def _cancel_many(request: web.Request) -> web.Response:
+    """Cancel by ids or filters.
+
+    `count` bounds how many are cancelled (a selected message that cannot be cancelled any
+    more does not use it up); with more left, a `cursor` goes on.
+    """
     query = request.query
     reject_unknown(query, CANCEL_PARAMS)
     eng, who = engine(request), user(request)
@@ -72,6 +77,7 @@ async def cancel_many(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v2/messages/{messageId}", get_message)
-    app.router.add_delete("/v2/messages/{messageId}", cancel)
-    app.router.add_delete("/v2/messages", cancel_many)
+    """Add the /v2/messages routes to `app`."""
+    app.router.add_get("/v2/messages/{messageId}", _get_message)
+    app.router.add_delete("/v2/messages/{messageId}", _cancel)
+    app.router.add_delete("/v2/messages", _cancel_many)

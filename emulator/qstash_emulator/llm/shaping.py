@@ -1,4 +1,4 @@
-"""Apply ``stop`` and ``max_tokens`` to a text, as a model generating token by token would."""
+"""Apply `stop` and `max_tokens` to a text, as a model generating token by token would."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from .tokenizers import ModelTokenizer
 from .tokens import split_tokens
 
+__all__ = ["Shaped", "shape"]
+
 
 @dataclass(frozen=True)
 class Shaped:
+    """Text cut by `stop` and `max_tokens`, its tokens, and why it ended."""
+
     text: str
     tokens: list[str]  # the pieces streaming and logprobs use
     finish_reason: str  # "stop" or "length"
@@ -25,10 +29,12 @@ def shape(
     max_tokens: int | None = None,
     tokenizer: ModelTokenizer | None = None,
 ) -> Shaped:
-    """Cut ``text`` before the earliest stop sequence, then to ``max_tokens`` tokens.
+    """Cut `text` before the earliest stop sequence, then to `max_tokens` tokens.
 
-    Whichever comes first wins: a stop sequence found after ``max_tokens`` tokens is never
-    reached, so the result ends with ``finish_reason="length"``. Of two stop sequences found
+    With `tokenizer` (a hosted model's own), its tokens are cut and counted.
+
+    Whichever comes first wins: a stop sequence found after `max_tokens` tokens is never
+    reached, so the result ends with `finish_reason="length"`. Of two stop sequences found
     at the same place, the one listed first wins.
     """
     stop_reason: str | None = None

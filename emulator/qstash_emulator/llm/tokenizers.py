@@ -22,8 +22,19 @@ from typing import Any, Protocol
 from .catalog import LLAMA_3_8B, MISTRAL_7B, UPSTASH_PROVIDER
 from .tokens import content_text
 
+__all__ = [
+    "Llama3",
+    "MistralV1",
+    "ModelTokenizer",
+    "for_request",
+    "model_tokenizer",
+    "tools_tokens",
+]
+
 
 class ModelTokenizer(Protocol):
+    """What the emulator needs of a hosted model's tokenizer."""
+
     def count(self, text: str) -> int:
         """Tokens of a plain text (no special tokens)."""
 
@@ -49,16 +60,25 @@ def _extras(tokenizer: ModelTokenizer, message: Mapping[str, Any]) -> int:
 
 
 class Llama3:
+    """Meta-Llama-3-8B-Instruct's tokenizer (quicktok-v1's "llama3" encoding).
+
+    Raises:
+        ImportError: When quicktok-v1 is not installed.
+    """
+
     def __init__(self) -> None:
         self._enc: Any = importlib.import_module("quicktok").get_encoding("llama3")
 
     def count(self, text: str) -> int:
+        """Tokens of a plain text (special-token strings count as text)."""
         return int(self._enc.count(text))
 
     def truncate(self, text: str, tokens: int) -> str:
+        """The text of the first `tokens` tokens of `text`."""
         return str(self._enc.decode(self._enc.encode_ordinary(text)[:tokens]))
 
     def chat_prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        """Tokens of the rendered chat template, up to the assistant's header."""
         # Meta-Llama-3-8B-Instruct's template: <|begin_of_text|>, then per message
         # <|start_header_id|>{role}<|end_header_id|>\n\n{content | trim}<|eot_id|>, then the
         # assistant's header. Special tokens are counted as such, the rest as plain text
@@ -71,6 +91,12 @@ class Llama3:
 
 
 class MistralV1:
+    """Mistral-7B-Instruct-v0.2's tokenizer (mistral-common's v1 SentencePiece model).
+
+    Raises:
+        ImportError: When mistral-common (with sentencepiece) is not installed.
+    """
+
     # SentencePiece is slow on huge texts; past this many characters a count is the lower bound
     # len/longest piece (16 characters), already far beyond the 32k-token context.
     EXACT_UP_TO = 1_000_000
@@ -90,14 +116,17 @@ class MistralV1:
         return ids
 
     def count(self, text: str) -> int:
+        """Tokens of a plain text (a lower bound past `EXACT_UP_TO` characters)."""
         if len(text) > self.EXACT_UP_TO:
             return -(-len(text) // self._longest)
         return len(self._ids(text))
 
     def truncate(self, text: str, tokens: int) -> str:
+        """The text of the first `tokens` tokens of `text`."""
         return str(self._sp.decode(self._ids(text)[:tokens]))
 
     def chat_prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        """Tokens of the v1 instruct template (`<s>[INST] ... [/INST]` turns)."""
         texts = [content_text(m.get("content")) for m in messages]
         if sum(len(t) for t in texts) > self.EXACT_UP_TO:
             return 1 + sum(self.count(t) + 8 for t in texts)
@@ -129,8 +158,11 @@ enabled = True
 
 
 def model_tokenizer(model: str) -> ModelTokenizer | None:
-    """The hosted model's own tokenizer, or None (not a hosted model, or its package is not
-    installed). Loaded once per process, on first use."""
+    """The hosted model's own tokenizer, or None.
+
+    None for a model that is not hosted, or when its package is not installed. Loaded once per
+    process, on first use.
+    """
     loader = _LOADERS.get(model)
     if loader is None or not enabled:
         return None
@@ -149,4 +181,5 @@ def for_request(model: str, provider: str) -> ModelTokenizer | None:
 
 
 def tools_tokens(tokenizer: ModelTokenizer, tools: Sequence[Mapping[str, Any]]) -> int:
+    """Tokens of the tool definitions of a chat request (their JSON)."""
     return sum(tokenizer.count(json.dumps(tool, sort_keys=True)) for tool in tools)

@@ -1,17 +1,19 @@
-"""Which headers may reach a destination as forwarded (`Upstash-Forward-*`,
-`Upstash-Header-Forward: true`, `Upstash-Callback-Forward-*`, batch and schedule headers).
+"""Which headers may reach a destination as forwarded.
 
-Hop-by-hop and framing headers describe one HTTP connection, not the message: forwarded
-verbatim, a `Content-Length: 3` would cut the body to three bytes (and break the signature's body
-hash) and a `Transfer-Encoding: chunked` would break framing. Headers the emulator sets itself on
-every delivery replace any forwarded value, so they never arrive twice (a stale forwarded
-`Upstash-Signature` must not come before the real one). SDKs that forward every incoming header
-on each message (Upstash Workflow does) depend on both.
+That is, from `Upstash-Forward-*`, `Upstash-Header-Forward: true`, `Upstash-Callback-Forward-*`,
+batch and schedule headers. Hop-by-hop and framing headers describe one HTTP connection, not
+the message: forwarded verbatim, a `Content-Length: 3` would cut the body to three bytes (and
+break the signature's body hash) and a `Transfer-Encoding: chunked` would break framing.
+Headers the emulator sets itself on every delivery replace any forwarded value, so they never
+arrive twice (a stale forwarded `Upstash-Signature` must not come before the real one). SDKs
+that forward every incoming header on each message (Upstash Workflow does) depend on both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+__all__ = ["HOP_BY_HOP", "SET_ON_DELIVERY", "connection_tokens", "drop_reserved", "forwardable"]
 
 HOP_BY_HOP = frozenset(
     {
@@ -48,8 +50,12 @@ def connection_tokens(values: Iterable[str]) -> frozenset[str]:
 
 
 def forwardable(name: str, also_hop_by_hop: frozenset[str] = frozenset()) -> bool:
-    """False for a header that must not reach the destination as forwarded; `also_hop_by_hop`
-    holds the names a `Connection` header listed."""
+    """Whether a header may reach the destination as forwarded.
+
+    Args:
+        name: The header's name (any case).
+        also_hop_by_hop: Lower-case names a `Connection` header listed (hop-by-hop too).
+    """
     lower = name.strip().lower()
     return not (
         lower in HOP_BY_HOP
@@ -62,8 +68,11 @@ def forwardable(name: str, also_hop_by_hop: frozenset[str] = frozenset()) -> boo
 def drop_reserved(
     pairs: Iterable[tuple[str, str]], also_hop_by_hop: frozenset[str] = frozenset()
 ) -> list[tuple[str, str]]:
-    """`(name, value)` pairs without the headers `forwardable` refuses, including those a
-    `Connection` among them (or `also_hop_by_hop`) names."""
+    """The `(name, value)` pairs `forwardable` accepts.
+
+    Headers a `Connection` among the pairs names, and those in `also_hop_by_hop`, are dropped
+    too.
+    """
     pairs = list(pairs)
     named = also_hop_by_hop | connection_tokens(v for k, v in pairs if k.lower() == "connection")
     return [(k, v) for k, v in pairs if forwardable(k, named)]
