@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from typing import Any
 
@@ -122,15 +123,15 @@ def chat_token_counts() -> dict[str, int]:
     llama = client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION)
     # Llama 3's template: <|begin_of_text|>, a 4-token header, 7 tokens, <|eot_id|>, 4 more.
     check(llama.usage.prompt_tokens == 17, "Llama 3 prompt tokens", usage=str(llama.usage))
-    mistral = client.chat.create(model=MISTRAL, provider=upstash(), messages=QUESTION)
-    # <s> [INST] What is the capital of Turkey? [/INST] with Mistral's v1 vocabulary.
-    check(mistral.usage.prompt_tokens == 15, "Mistral prompt tokens", usage=str(mistral.usage))
     huge = [{"role": "user", "content": "a" * 20_000_000}]
-    refused = raises(
-        lambda: client.chat.create(model=MODEL, provider=upstash(), messages=huge), QStashError
-    )
-    check("maximum context length" in str(refused), "context length", error=str(refused)[:300])
-    return {"llama": llama.usage.prompt_tokens, "mistral": mistral.usage.prompt_tokens}
+    for model in (MODEL, MISTRAL):
+        refused = raises(
+            functools.partial(client.chat.create, model=model, provider=upstash(), messages=huge),
+            QStashError,
+        )
+        check("maximum context length" in str(refused), model, error=str(refused)[:300])
+    # (Mistral's exact counts need mistral-common, Python 3.11+: tests/llm checks them.)
+    return {"llama": llama.usage.prompt_tokens}
 
 
 @scenario
