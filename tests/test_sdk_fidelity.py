@@ -258,3 +258,18 @@ def test_json_written_for_a_destination_is_compact(
     [llm_cb] = [d for d in emu.engine.delivered if d.url == cb]
     inner = base64.b64decode(json.loads(llm_cb.body)["body"])
     assert js_stringify(inner) == inner and "Ankara ✓ — «başkent»".encode() in inner
+
+
+@pytest.mark.parametrize("forged", [1, "x", {"a": 1}, [[1], [2]]])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("DELETE", "/v2/dlq"), ("POST", "/v2/dlq/retry"), ("GET", "/v2/dlq"), ("GET", "/v2/logs")],
+)
+def test_a_cursor_of_another_shape_is_a_400(
+    emu: Emulator, client: QStash, target: Callable[..., str], forged: Any, method: str, path: str
+) -> None:
+    fail(emu, client, target("/dead", 500), 1, "x")
+    cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    answer = api(emu, method, f"{path}?cursor={cursor}")
+    assert answer.status_code == 400 and "cursor" in answer.json()["error"]
+    assert dlq_size(client) == 1

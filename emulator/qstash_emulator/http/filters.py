@@ -214,8 +214,11 @@ def page(
     start = 0
     if cursor:
         after = decode_cursor(cursor)
-        while start < len(items) and _jsonable(key(items[start])) >= after:
-            start += 1
+        try:
+            while start < len(items) and _jsonable(key(items[start])) >= after:
+                start += 1
+        except TypeError:  # a cursor of another shape than this listing's keys
+            raise bad_request(f"invalid cursor: {cursor!r}") from None
     chunk = list(items[start : start + count])
     more = start + count < len(items)
     return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
