@@ -24,6 +24,7 @@ from .core.delivery import Delivery
 from .core.engine import Engine
 from .core.history import DEFAULT_KEEP_DELIVERIES, Retention
 from .core.ids import IdSource
+from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.users import Users
 from .llm.service import LLMService
@@ -63,6 +64,7 @@ class Backend:
         keep_deliveries: int | None = DEFAULT_KEEP_DELIVERIES,
         delivery_concurrency: int | None = None,
         retention: Retention | None = None,
+        finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
         self.users = Users(quota)
@@ -83,6 +85,7 @@ class Backend:
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
             retention=retention,
+            finished_retention=finished_retention,
         )
         self.queues = Queues(self.engine)
         self.flow_control = FlowControl(self.engine)

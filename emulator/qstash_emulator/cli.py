@@ -13,6 +13,7 @@ from typing import Any
 
 from .core.history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES
 from .emulator import Emulator
+from .parsing.durations import DurationError, parse_duration
 from .parsing.plain_int import plain_int
 
 __all__ = ["main", "parser", "run"]
@@ -90,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
         help="also accept this Host name, e.g. host.docker.internal ('*': any); by default "
         "only loopback names and the bind address",
     )
+    dev.add_argument(
+        "--finished-retention",
+        default="60s",
+        metavar="DURATION",
+        help="how long a delivered or failed message stays readable by id (default 60s; 0 = not)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -98,6 +105,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    try:
+        retention = parse_duration(args.finished_retention)
+    except DurationError as exc:
+        raise SystemExit(f"--finished-retention: {exc}") from None
+    try:
+        max_age = None if args.history_max_age is None else parse_duration(args.history_max_age)
+    except DurationError as exc:
+        raise SystemExit(f"--history-max-age: {exc}") from None
     emulator = Emulator(
         clock="real",
         host=args.host,
@@ -107,9 +122,10 @@ async def _serve(args: argparse.Namespace) -> None:
         keep_deliveries=args.keep_deliveries,
         delivery_concurrency=args.delivery_concurrency,
         history_max_entries=args.history_max_entries,
-        history_max_age=args.history_max_age,
+        history_max_age=max_age,
         allowed_origins=args.allow_origin,
         allowed_hosts=args.allow_host,
+        finished_retention=retention,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")

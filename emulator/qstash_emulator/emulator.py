@@ -19,6 +19,7 @@ from .core.delivery import Delivery
 from .core.engine import Engine
 from .core.history import DEFAULT_KEEP_DELIVERIES, DEFAULT_MAX_LOG_ENTRIES, Retention
 from .core.quotas import QUOTAS
+from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import IDLE_HORIZON, IDLE_MAX_STEPS, Scheduler
 from .core.state import Delivered, Message
 from .core.users import User, Users
@@ -90,6 +91,7 @@ class Emulator:
         history_max_age: float | str | None = None,
         allowed_origins: Iterable[str] = (),
         allowed_hosts: Iterable[str] = (),
+        finished_retention: float | str = DEFAULT_WINDOW,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -110,6 +112,8 @@ class Emulator:
                 history_max_entries,
                 None if history_max_age is None else _seconds(history_max_age),
             ),
+            # How long a delivered or failed message stays readable by id (emulator clock).
+            finished_retention=_seconds(finished_retention),
         )
         self.llm_service = self.backend.llm
         self.llm_service.auto_advance = lambda: self.auto_advance

@@ -6,10 +6,20 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
+from ..core.errors import bad_request
 from ..core.history import DlqKey, dlq_key
 from ..core.state import DlqEntry
+from ..parsing.plain_int import plain_int
 from .common import engine, json_response, read_json, user
-from .filters import count_param, decode_key_cursor, message_filter, page_of, values
+from .filters import (
+    DLQ_BULK_PARAMS,
+    count_param,
+    decode_key_cursor,
+    message_filter,
+    page_of,
+    reject_unknown,
+    values,
+)
 from .publish import parse_spec
 from .render import dlq_json
 
@@ -19,17 +29,20 @@ __all__ = ["setup"]
 def _matching(request: web.Request, after: DlqKey | None = None) -> Iterator[DlqEntry]:
     """Entries matching the query's filters, newest first, from the ordered index."""
     keep = message_filter(request.query)
-    statuses = {
-        int(s)
-        for s in values(request.query, "responseStatus")
-        if s.lstrip("-").isascii() and s.lstrip("-").isdigit()
-    }
+    statuses = set()
+    for raw in values(request.query, "responseStatus"):
+        try:
+            statuses.add(plain_int(raw))
+        except ValueError:
+            # Ignoring it would widen a bulk delete or retry to every status.
+            raise bad_request(f"invalid responseStatus: {raw!r} is not an integer") from None
     for e in engine(request).state(user(request)).dlq.newest_first(after):
         if keep(e.message, e.time) and (not statuses or (e.response.status or 0) in statuses):
             yield e
 
 
 def _page(request: web.Request) -> tuple[list[DlqEntry], str | None]:
+    """A page of matching entries after the query's cursor: O(page), not O(DLQ)."""
     after = decode_key_cursor(request.query.get("cursor"), str)
     return page_of(_matching(request, after), dlq_key, count_param(request.query, 100, 100))
 
@@ -62,12 +75,25 @@ async def _delete_dlq(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+def _bulk(request: web.Request) -> tuple[list[DlqEntry], str | None]:
+    """The entries a bulk delete or retry by filter acts on, and the cursor to go on from.
+
+    At most `count` (default and at most 100), newest first, after `cursor`; the cursor is
+    None when nothing more matches.
+    """
+    return _page(request)
+
+
 async def _delete_many(request: web.Request) -> web.Response:
+    reject_unknown(request.query, DLQ_BULK_PARAMS)
     ids = await _ids(request)
+    cursor = None
     if not ids:
-        chunk, _cursor = _page(request)
+        chunk, cursor = _bulk(request)
         ids = [e.dlq_id for e in chunk]
     body: dict[str, object] = {"deleted": engine(request).dlq_delete(user(request), ids)}
+    if cursor:
+        body["cursor"] = cursor
     return json_response(body)
 
 
@@ -79,12 +105,20 @@ async def _retry(request: web.Request) -> web.Response:
 
 
 async def _retry_many(request: web.Request) -> web.Response:
+    reject_unknown(request.query, DLQ_BULK_PARAMS)
     eng, who = engine(request), user(request)
     ids = await _ids(request)
-    entries = [eng.dlq_entry(who, i) for i in ids] if ids else list(_matching(request))
+    cursor = None
+    if ids:
+        entries = [eng.dlq_entry(who, i) for i in ids]
+    else:
+        entries, cursor = _bulk(request)
     spec = parse_spec(request)
     responses = [eng.dlq_retry(who, e, spec) for e in entries]
-    return json_response({"responses": responses}, 201)
+    body: dict[str, object] = {"responses": responses}
+    if cursor:
+        body["cursor"] = cursor
+    return json_response(body, 201)
 
 
 def setup(app: web.Application) -> None:

@@ -18,13 +18,18 @@ from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 from ..parsing.plain_int import plain_int
 
 __all__ = [
+    "CANCEL_PARAMS",
+    "DLQ_BULK_PARAMS",
     "MessageFilter",
     "count_param",
+    "decode_cursor",
     "decode_key_cursor",
+    "encode_cursor",
     "int_param",
     "message_filter",
     "page",
     "page_of",
+    "reject_unknown",
     "state_matches",
     "values",
 ]
@@ -68,6 +73,63 @@ def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
     if count < 1:
         raise bad_request(f"invalid count: {count}, must be at least 1")
     return min(count, maximum)
+
+
+# The filters (and paging parameters) each bulk endpoint takes; anything else is refused, so a
+# misspelt filter cannot widen a bulk delete to everything. The token may ride in the query.
+_TOKEN = ("qstashToken", "qstash_token")
+_DLQ_FILTERS = (
+    "messageId",
+    "url",
+    "topicName",
+    "scheduleId",
+    "queueName",
+    "fromDate",
+    "toDate",
+    "responseStatus",
+    "callerIp",
+    "callerIP",
+    "label",
+    "flowControlKey",
+    "api",
+)
+CANCEL_PARAMS = frozenset(
+    (
+        "messageIds",
+        "messageId",
+        "topicName",
+        "queueName",
+        "url",
+        "host",
+        "path",
+        "label",
+        "flowControlKey",
+        "fromDate",
+        "toDate",
+        "scheduleId",
+        "callerIp",
+        "callerIP",
+        "api",
+        "count",
+        "cursor",
+        *_TOKEN,
+    )
+)
+DLQ_BULK_PARAMS = frozenset(("dlqIds", "count", "cursor", *_DLQ_FILTERS, *_TOKEN))
+
+
+def reject_unknown(query: MultiMapping[str], known: frozenset[str]) -> None:
+    """Refuse a query naming a parameter not in `known` (before anything is changed).
+
+    Raises:
+        ApiError: 400 naming the unknown parameters.
+    """
+    unknown = sorted({name for name in query if name not in known})
+    if unknown:
+        raise bad_request(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known - set(_TOKEN)))})"
+        )
 
 
 @dataclass
@@ -131,11 +193,17 @@ def state_matches(wanted: str | None, state: str) -> bool:
     return state == wanted
 
 
-def _encode_cursor(key: Any) -> str:
+def encode_cursor(key: Any) -> str:
+    """An opaque cursor for `key` (JSON, base64url without padding)."""
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> Any:
+def decode_cursor(cursor: str) -> Any:
+    """The key a cursor from `encode_cursor` holds.
+
+    Raises:
+        ApiError: 400 for a cursor that is not one of ours.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -150,7 +218,7 @@ def decode_key_cursor(cursor: str | None, last: type) -> tuple[float, tuple[int,
     """
     if not cursor:
         return None
-    key = _decode_cursor(cursor)
+    key = decode_cursor(cursor)
     ok = (
         isinstance(key, list)
         and len(key) == 3
@@ -177,7 +245,7 @@ def page_of(
     if len(chunk) <= count:
         return chunk, None
     chunk = chunk[:count]
-    return chunk, _encode_cursor(_jsonable(key(chunk[-1])))
+    return chunk, encode_cursor(_jsonable(key(chunk[-1])))
 
 
 def page(
@@ -186,15 +254,15 @@ def page(
     """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
     start = 0
     if cursor:
-        after = _decode_cursor(cursor)
+        after = decode_cursor(cursor)
         try:
             while start < len(items) and _jsonable(key(items[start])) >= after:
                 start += 1
-        except TypeError:
+        except TypeError:  # a cursor of another shape than this listing's keys
             raise bad_request(f"invalid cursor: {cursor!r}") from None
     chunk = list(items[start : start + count])
     more = start + count < len(items)
-    return chunk, _encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
+    return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
 
 
 def _jsonable(key: Any) -> Any:
