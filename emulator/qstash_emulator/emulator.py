@@ -16,6 +16,7 @@ from .durations import parse_duration
 from .engine import Engine
 from .faults import Faults
 from .flow_control import FlowControl
+from .http import emulator_routes
 from .http.app import create_app
 from .http.limits import LIMITS
 from .ids import IdSource
@@ -78,6 +79,8 @@ class Emulator:
         self.app = create_app(self.engine, self.users)
         self.limits = Limits(self.clock)
         self.app[LIMITS] = self.limits
+        # /__emulator/: clock, advance, run until idle, reset, trigger (for other processes).
+        self.control = emulator_routes.install(self.app, self)
         self.faults = Faults()
         self.delivery.interceptors.append(self.faults.intercept)
         # A test's reset lifts its limits, faults and URL rewrites.
@@ -312,6 +315,27 @@ class Emulator:
     def settle(self) -> None:
         """Wait (without moving time) until work that is due now has finished."""
         self.call(self.asettle())
+
+    # -- run now ------------------------------------------------------------------------------
+    def run_now(self, message_id: str, user: str | User | None = None) -> None:
+        """Deliver a delayed or retrying message now (`POST /v2/messages/{id}/retry`)."""
+        self.call_soon(self.engine.run_now, self._user(user), message_id)
+
+    def trigger(self, schedule_id: str, user: str | User | None = None) -> Any:
+        """Fire a schedule now, once, outside its cron times; answers the publish response."""
+        return self.call_soon(self.schedules.trigger, self._user(user), schedule_id)
+
+    async def arun_now(self, message_id: str, user: str | User | None = None) -> None:
+        await self.acall(self._in_loop(self.engine.run_now, self._user(user), message_id))
+
+    async def atrigger(self, schedule_id: str, user: str | User | None = None) -> Any:
+        return await self.acall(
+            self._in_loop(self.schedules.trigger, self._user(user), schedule_id)
+        )
+
+    @staticmethod
+    async def _in_loop(fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
 
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:

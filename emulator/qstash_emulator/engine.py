@@ -95,6 +95,8 @@ class Engine:
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         self.listeners: list[Callable[[Delivered], None]] = []
+        # Called once an attempt's outcome is settled (next retry armed, or final): the log.
+        self.settled: list[Callable[[Delivered], None]] = []
         # Resources with state of their own (queues, schedules, URL groups...) register a reset.
         self.resetters: list[Callable[[], None]] = []
 
@@ -275,6 +277,8 @@ class Engine:
         finally:
             for gate in self.gates:
                 gate.done(message)
+            for settled in self.settled:
+                settled(record)
 
     def _settle(self, message: Message, response: Response) -> None:
         if response.ok:
@@ -432,6 +436,23 @@ class Engine:
         message = self.state(user).messages.get(message_id)
         if message is None:
             raise not_found(f"message {message_id} not found")
+        return message
+
+    def run_now(self, user: User, message_id: str) -> Message:
+        """Release a message waiting out its delay or its next retry at once (the console's
+        "Run now" / "Retry now"): the attempt it was scheduled for, not an extra one. Anything
+        the scheduler holds for a message (a delayed workflow step too) is released."""
+        message = self.get_message(user, message_id)
+        if message.queue_name is not None:
+            raise bad_request(
+                f"message {message_id} was published to queue {message.queue_name}: "
+                "queued messages can not be retried now"
+            )
+        timer = message.timer
+        if message.in_flight or message.cancel_requested or timer is None or timer.cancelled:
+            raise bad_request(f"message {message_id} is not waiting for a delay or a retry")
+        timer.cancel()
+        self.schedule(message, at=self.clock.now())
         return message
 
     def cancel(self, user: User, message_id: str) -> None:

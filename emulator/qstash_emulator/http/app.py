@@ -19,6 +19,7 @@ from . import (
     openai_queue,
     publish,
     queues,
+    run_now,
     schedules,
     url_groups,
 )
@@ -26,6 +27,7 @@ from .common import ENGINE, ERROR_RENDERERS, USERS, api_middleware
 from .limits import limits_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
+RESOURCES.append(run_now)  # POST /v2/messages/{id}/retry: deliver a waiting message now
 RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 

@@ -1,0 +1,307 @@
+"""The request log the dev server prints: one line per API request and per delivery attempt.
+
+Lines are plain text (coloured on a terminal) or JSON objects (`--log-format json`), one a line.
+Tokens never appear: query parameters that carry one are dropped from paths and URLs, headers
+are never logged, and every known user token is masked in whatever text remains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timezone
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from ..clock import Clock, ms
+from ..state import CANCELLED, DELIVERED, FAILED, RETRY, Delivered
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+TOKEN_PARAMS = frozenset({"qstashtoken", "qstash_token", "token", "access_token"})
+MASK = "***"
+
+_RESET, _DIM, _BOLD = "\033[0m", "\033[2m", "\033[1m"
+_COLOURS = {"debug": "\033[2m", "info": "\033[32m", "warning": "\033[33m", "error": "\033[31m"}
+_METHOD = "\033[36m"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def use_colour(stream: IO[str], choice: str = "auto") -> bool:
+    """`always`, `never`, or `auto`: on a terminal, unless NO_COLOR is set."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def strip_tokens(url: str) -> str:
+    """The URL or path without query parameters that carry a token."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    kept = [(k, v) for k, v in query if k.lower() not in TOKEN_PARAMS]
+    if len(kept) == len(query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _short(ids: list[str]) -> str:
+    if len(ids) <= 3:
+        return ",".join(ids)
+    return ",".join(ids[:3]) + f",+{len(ids) - 3}"
+
+
+class RequestLog:
+    """Formats and writes log lines. `secrets()` lists the strings to mask (users' tokens)."""
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        level: str = "info",
+        fmt: str = "text",
+        colour: bool | None = None,
+        secrets: Callable[[], Iterable[str]] = lambda: (),
+    ) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+        if fmt not in ("text", "json"):
+            raise ValueError("log format must be 'text' or 'json'")
+        self.stream = stream if stream is not None else sys.stdout
+        self.clock = clock
+        self.threshold = LEVELS[level]
+        self.fmt = fmt
+        self.colour = use_colour(self.stream) if colour is None else colour
+        self.secrets = secrets
+
+    def now(self) -> float:
+        return self.clock.now() if self.clock is not None else time.time()
+
+    # -- what a line says ---------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        elapsed_ms: float,
+        ids: dict[str, list[str]],
+        error: str | None = None,
+    ) -> None:
+        """One API request. `ids`: {"messageId": [...], "scheduleId": [...], ...}."""
+        internal = path.startswith("/__")
+        level = "debug" if internal else _status_level(status)
+        fields: dict[str, Any] = {
+            "time": _iso(self.now()),
+            "level": level,
+            "kind": "request",
+            "method": method,
+            "path": strip_tokens(path),
+            "status": status,
+            "ms": round(elapsed_ms, 1),
+        }
+        fields.update({k: v for k, v in ids.items() if v})
+        if error:
+            fields["error"] = error
+        self._emit(fields)
+
+    def attempt(self, record: Delivered) -> None:
+        """One delivery attempt, after its outcome is settled (next retry known)."""
+        message, response = record.message, record.response
+        attempt, of = record.retried + 1, message.max_retries + 1
+        if message.state == DELIVERED:
+            level = "info"
+        elif message.state in (FAILED, CANCELLED):
+            level = "error"
+        else:
+            level = "warning"
+        fields: dict[str, Any] = {
+            "time": _iso(self.now()),
+            "level": level,
+            "kind": "delivery",
+            "messageId": message.id,
+            "url": strip_tokens(record.url),
+            "method": record.method,
+            "attempt": attempt,
+            "attempts": of,
+            "state": message.state,
+        }
+        if message.kind != "message":
+            fields["type"] = message.kind
+        if message.schedule_id:
+            fields["scheduleId"] = message.schedule_id
+        if response is not None and response.status is not None:
+            fields["status"] = response.status
+        if response is not None and response.error:
+            fields["error"] = response.error
+        timer = message.timer
+        if message.state == RETRY and timer is not None and not timer.cancelled:
+            fields["nextRetry"] = _iso(timer.due)
+            fields["nextRetryMs"] = ms(timer.due)
+        self._emit(fields)
+
+    def note(self, text: str, level: str = "info") -> None:
+        """A line of the emulator's own (time moved, state reset, schedule triggered)."""
+        fields = {"time": _iso(self.now()), "level": level, "kind": "emulator", "text": text}
+        self._emit(fields)
+
+    # -- writing ------------------------------------------------------------------------------
+    def _emit(self, fields: dict[str, Any]) -> None:
+        if LEVELS[fields["level"]] < self.threshold:
+            return
+        if self.fmt == "json":
+            line = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        else:
+            line = self.text(fields)
+        self.stream.write(self.mask(line) + "\n")
+        self.stream.flush()
+
+    def mask(self, line: str) -> str:
+        for secret in self.secrets():
+            if secret and secret in line:
+                line = line.replace(secret, MASK)
+        return line
+
+    def text(self, f: dict[str, Any]) -> str:
+        paint = self._paint
+        when = paint(f["time"][11:], _DIM)
+        level = f["level"]
+        if f["kind"] == "request":
+            ids = "  ".join(
+                f"{key}={_short(f[key])}"
+                for key in ("messageId", "scheduleId", "dlqId")
+                if f.get(key)
+            )
+            status = paint(str(f["status"]), _COLOURS[level] + _BOLD)
+            line = f"{when} {paint(f['method'], _METHOD):s} {f['path']} {status} {f['ms']:g}ms"
+            if ids:
+                line += "  " + ids
+            if f.get("error"):
+                line += "  " + paint(f["error"], _COLOURS[level])
+            return line
+        if f["kind"] == "delivery":
+            outcome = str(f["status"]) if "status" in f else "no answer"
+            what = "deliver" if "type" not in f else f["type"].replace("_", " ")
+            line = (
+                f"{when} {paint('→ ' + what, _METHOD)} {f['messageId']} {f['method']} {f['url']} "
+                f"{paint(outcome + ' ' + f['state'], _COLOURS[level] + _BOLD)}"
+                f"  attempt {f['attempt']}/{f['attempts']}"
+            )
+            if f.get("error"):
+                line += "  " + paint(f["error"], _COLOURS[level])
+            if f.get("nextRetry"):
+                line += f"  next retry {f['nextRetry']}"
+            if f.get("scheduleId"):
+                line += f"  scheduleId={f['scheduleId']}"
+            return line
+        return f"{when} {paint('emulator', _METHOD)} {f['text']}"
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if self.colour else text
+
+
+def _status_level(status: int) -> str:
+    if status >= 500:
+        return "error"
+    return "warning" if status >= 400 else "info"
+
+
+# -- wiring into the server ---------------------------------------------------------------------
+_ID_KEYS = ("messageId", "scheduleId", "dlqId")
+
+
+def ids_of(request: web.Request, response: web.StreamResponse | None) -> dict[str, list[str]]:
+    """Message, schedule and DLQ ids a request named (path) or made (JSON answer)."""
+    found: dict[str, list[str]] = {key: [] for key in _ID_KEYS}
+    for key in _ID_KEYS:
+        value = request.match_info.get(key)
+        if value:
+            found[key].append(value)
+    body = getattr(response, "body", None)
+    if (
+        isinstance(body, bytes)
+        and response is not None
+        and response.content_type == "application/json"
+        and len(body) < 1_000_000
+    ):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict):
+                for key in _ID_KEYS:
+                    value = item.get(key)
+                    if isinstance(value, str) and value not in found[key]:
+                        found[key].append(value)
+    return found
+
+
+def _error_of(response: web.StreamResponse) -> str | None:
+    body = getattr(response, "body", None)
+    if response.status < 400 or not isinstance(body, bytes):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):  # OpenAI's error shape
+        error = error.get("message")
+    return str(error) if error else None
+
+
+def middleware(log: RequestLog) -> Middleware:
+    """Outermost middleware: sees the final status (after errors became JSON answers)."""
+
+    @web.middleware
+    async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            elapsed = (time.perf_counter() - start) * 1000
+            log.request(request.method, request.path_qs, exc.status, elapsed, ids_of(request, None))
+            raise
+        except BaseException:
+            elapsed = (time.perf_counter() - start) * 1000
+            log.request(request.method, request.path_qs, 500, elapsed, ids_of(request, None))
+            raise
+        elapsed = (time.perf_counter() - start) * 1000
+        log.request(
+            request.method,
+            request.path_qs,
+            response.status,
+            elapsed,
+            ids_of(request, response),
+            _error_of(response),
+        )
+        return response
+
+    return request_log
+
+
+def attach(emulator: Emulator, log: RequestLog) -> None:
+    """Log every request the emulator serves and every delivery attempt it makes."""
+    log.clock = emulator.clock
+    log.secrets = lambda: [user.token for user in emulator.users]
+    emulator.app.middlewares.insert(0, middleware(log))
+    emulator.engine.settled.append(log.attempt)
+    emulator.control.notes.append(log.note)
