@@ -12,12 +12,15 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .devserver.config import ConfigError, Seeder, load_config
 from .devserver.remote import Remote, RemoteError
-from .devserver.request_log import LEVELS, RequestLog, attach
-from .emulator import Emulator
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+# The verbs only talk HTTP: the server's modules load when `dev` runs (a verb starts in a blink).
+LEVELS = ("debug", "info", "warning", "error")
 
 
 def version() -> str:
@@ -123,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
 def configure(emulator: Emulator, args: argparse.Namespace) -> Callable[[], None]:
     """The setup the command line asks for, as a function: run at start and after each reset
     (a reset lifts rewrites and limits, and forgets queues, groups and schedules)."""
+    from .devserver.config import ConfigError, Seeder, load_config
+
     rewrites = []
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")
@@ -153,6 +158,10 @@ def configure(emulator: Emulator, args: argparse.Namespace) -> Callable[[], None
 
 
 async def serve(args: argparse.Namespace) -> None:
+    from .devserver.config import ConfigError
+    from .devserver.request_log import RequestLog, attach
+    from .emulator import Emulator
+
     if args.clock == "virtual":
         start = args.start_time if args.start_time is not None else float(int(time.time()))
         emulator = Emulator(

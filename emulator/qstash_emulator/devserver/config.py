@@ -372,9 +372,10 @@ class Seeder:
             if rule not in emu.delivery.rewrites:
                 emu.delivery.rewrite(published, local)
         for q in config.queues:
-            emu.queues.upsert(
-                self._owner(emu, q.user, config.source), q.name, q.parallelism, q.paused
-            )
+            owner = self._owner(emu, q.user, config.source)
+            queue = emu.queues.find(owner, q.name)
+            if queue is None or (queue.parallelism, queue.paused) != (q.parallelism, q.paused):
+                emu.queues.upsert(owner, q.name, q.parallelism, q.paused)
         for g in config.url_groups:
             owner = self._owner(emu, g.user, config.source)
             group = emu.url_groups.find(owner, g.name)

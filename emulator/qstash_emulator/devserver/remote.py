@@ -72,6 +72,10 @@ class Remote:
         answer: dict[str, Any] = self.call("POST", "/__emulator/run-until-idle", limit=limit)
         return answer
 
+    def settle(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.call("POST", "/__emulator/settle")
+        return answer
+
     def reset(self, seed: int | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = self.call("POST", "/__emulator/reset", seed=seed)
         return answer
