@@ -173,9 +173,9 @@ def test_dev_server_applies_the_config_at_start_and_after_every_reset() -> None:
 def test_dev_server_refuses_a_bad_config(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("queues: [{name: 'a b'}]\n")
+    port = str(free_port())
     done = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(free_port())]
-        + ["--config", str(path)],
+        [sys.executable, "-m", "qstash_emulator", "dev", "--port", port, "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
