@@ -2,10 +2,10 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .clock import Clock, RealClock, VirtualClock
-from .errors import ApiError
-from .signing import verify as verify_signature
-from .users import User
+from .core.clock import Clock, RealClock, VirtualClock
+from .core.errors import ApiError
+from .core.signing import verify as verify_signature
+from .core.users import User
 
 if TYPE_CHECKING:
     from .emulator import Emulator

@@ -189,7 +189,7 @@ async def serve(args: argparse.Namespace) -> None:
     except ConfigError as exc:
         await emulator.stop_async()
         raise SystemExit(f"qstash-emulator: {exc}") from None
-    emulator.control.after_reset.append(setup)
+    emulator.add_reset_hook(setup)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

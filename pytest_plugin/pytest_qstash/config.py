@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from qstash_emulator.quotas import QUOTAS
+from qstash_emulator.core.quotas import QUOTAS
 
 MARKER_KEYS = frozenset(
     {

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from qstash_emulator.users import DEV_SERVER_USERS, dev_token
+from qstash_emulator.core.users import DEV_SERVER_USERS, dev_token
 
 READY = "Ready"  # the banner's last line
 DEV_TOKEN = dev_token(*DEV_SERVER_USERS[0][:2])

@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from ..cron import CronError, CronSpec
-from ..errors import ApiError
-from ..ids import b58, digest
-from ..limits import LimitConfig
+from ..controls.limits import LimitConfig
+from ..core.errors import ApiError
+from ..core.ids import b58, digest
+from ..core.quotas import QUOTAS
+from ..core.users import User
 from ..llm.rules import Rule
 from ..llm.script import read_script, rules_from_data
-from ..options import is_url, parse_message_headers
-from ..queues import check_name
-from ..quotas import QUOTAS
-from ..url_groups import Endpoint
-from ..users import User
+from ..parsing.cron import CronError, CronSpec
+from ..parsing.publish_headers import is_url, parse_message_headers
+from ..resources.queues import check_name
+from ..resources.url_groups import Endpoint
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..users import DEV_SERVER_USERS, dev_token
+from ..core.users import DEV_SERVER_USERS, dev_token
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 

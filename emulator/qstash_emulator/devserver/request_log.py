@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ..clock import Clock, ms
-from ..state import CANCELLED, DELIVERED, FAILED, RETRY, Delivered
+from ..core.clock import Clock, ms
+from ..core.state import CANCELLED, DELIVERED, FAILED, RETRY, Delivered
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -302,6 +302,6 @@ def attach(emulator: Emulator, log: RequestLog) -> None:
     """Log every request the emulator serves and every delivery attempt it makes."""
     log.clock = emulator.clock
     log.secrets = lambda: [user.token for user in emulator.users]
-    emulator.app.middlewares.insert(0, middleware(log))
+    emulator.add_middleware(middleware(log))
     emulator.engine.settled.append(log.attempt)
     emulator.control.notes.append(log.note)

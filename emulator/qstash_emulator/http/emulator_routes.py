@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..clock import ms
-from ..durations import DurationError, parse_duration
-from ..errors import ApiError, bad_request
+from ..core.clock import ms
+from ..core.errors import ApiError, bad_request
+from ..parsing.durations import DurationError, parse_duration
 from .common import authenticate, json_response, read_json
 
 if TYPE_CHECKING:
@@ -31,12 +31,11 @@ PREFIX = "/__emulator"
 
 
 class EmulatorControl:
-    """What the routes act on: the emulator, hooks run after a reset (the dev server re-applies
-    its options and seeded state there) and notes for the request log."""
+    """What the routes act on: the emulator, and notes for the request log. (The dev server
+    re-applies its options and seeded state in a reset hook: `Emulator.add_reset_hook`.)"""
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
-        self.after_reset: list[Callable[[], None]] = []
         self.notes: list[Callable[[str], None]] = []
         self._lock: asyncio.Lock | None = None
 
@@ -62,8 +61,6 @@ class EmulatorControl:
 
     async def reset(self, seed: int | None = None) -> None:
         await self.emulator.areset(seed)
-        for hook in self.after_reset:
-            hook()
 
 
 CONTROL = web.AppKey("emulator_control", EmulatorControl)
