@@ -170,6 +170,12 @@ class Emulator:
         """Call `listener(record)` on the emulator's loop once each attempt's answer is in."""
         self.backend.engine.delivery_listeners.append(listener)
 
+    def add_settled_listener(self, listener: Callable[[Delivered], None]) -> None:
+        """Call `listener(record)` on the emulator's loop once each attempt's outcome is
+        settled: `record.message.state` is DELIVERED, RETRY (its next timer armed), FAILED or
+        CANCELED."""
+        self.backend.engine.settled_listeners.append(listener)
+
     def add_reset_hook(self, hook: Callable[[], None]) -> None:
         """Call `hook()` at the end of every reset (on the emulator's loop)."""
         self.backend.reset_hooks.append(hook)

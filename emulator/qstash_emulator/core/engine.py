@@ -96,8 +96,9 @@ class Engine:
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         # Called with each attempt's record once its answer is in (the pytest plugin's verdicts).
         self.delivery_listeners: list[Callable[[Delivered], None]] = []
-        # Called once an attempt's outcome is settled (next retry armed, or final): the log.
-        self.settled: list[Callable[[Delivered], None]] = []
+        # Called once an attempt's outcome is settled (next retry armed, or final): the dev
+        # server's request log, which prints the next retry time.
+        self.settled_listeners: list[Callable[[Delivered], None]] = []
 
     def state(self, user: User) -> UserState:
         st = self.states.get(user.name)
@@ -274,8 +275,8 @@ class Engine:
         finally:
             for gate in self.gates:
                 gate.done(message)
-            for settled in self.settled:
-                settled(record)
+            for listener in self.settled_listeners:
+                listener(record)
 
     def _retry_or_fail(self, message: Message, response: Response) -> None:
         """After an attempt: delivered, retried later, or failed into the DLQ."""

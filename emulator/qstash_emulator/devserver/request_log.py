@@ -303,5 +303,5 @@ def attach(emulator: Emulator, log: RequestLog) -> None:
     log.clock = emulator.clock
     log.secrets = lambda: [user.token for user in emulator.users]
     emulator.add_middleware(middleware(log))
-    emulator.engine.settled.append(log.attempt)
+    emulator.add_settled_listener(log.attempt)
     emulator.control.notes.append(log.note)
