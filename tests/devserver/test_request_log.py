@@ -184,3 +184,32 @@ def test_the_dev_server_prints_the_log_and_quiet_silences_it(
     finally:
         out = stop(quiet)
     assert out.strip() == "QStash emulator stopped."
+
+
+def test_run_now_and_a_trigger_are_logged_like_any_delivery(
+    logged: tuple[Emulator, io.StringIO, Callable[..., RequestLog]],
+    target: Callable[..., str],
+) -> None:
+    emu, stream, make = logged
+    make()
+    emu.start()
+    client = QStash(emu.token, base_url=emu.url, retry=False)
+    url = target("/now")
+    delayed = client.message.publish(url=url, body="x", delay="1d").message_id
+    schedule_id = client.schedule.create(destination=url, cron="0 0 1 1 *")
+    run_now = httpx.post(
+        f"{emu.url}/v2/messages/{delayed}/retry", headers={"Authorization": f"Bearer {emu.token}"}
+    )
+    assert run_now.status_code == 200
+    fired = httpx.post(
+        f"{emu.url}/__emulator/schedules/{schedule_id}/trigger",
+        headers={"Authorization": f"Bearer {emu.token}"},
+    ).json()["messageId"]
+    emu.settle()
+    text = stream.getvalue()
+    assert f"POST /v2/messages/{delayed}/retry 200" in text
+    assert f"→ deliver {delayed} POST {url} 200 DELIVERED  attempt 1/4" in text
+    assert f"emulator schedule {schedule_id} triggered" in text
+    assert f"→ deliver {fired} POST {url} 200 DELIVERED  attempt 1/4  scheduleId={schedule_id}" in (
+        text
+    )

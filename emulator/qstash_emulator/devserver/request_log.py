@@ -7,6 +7,7 @@ are never logged, and every known user token is masked in whatever text remains.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 TOKEN_PARAMS = frozenset({"qstashtoken", "qstash_token", "token", "access_token"})
 MASK = "***"
+FLUSH_EVERY = 0.05  # seconds a line may wait in the buffer when not on a terminal
 
 _RESET, _DIM, _BOLD = "\033[0m", "\033[2m", "\033[1m"
 _COLOURS = {"debug": "\033[2m", "info": "\033[32m", "warning": "\033[33m", "error": "\033[31m"}
@@ -48,6 +50,8 @@ def use_colour(stream: IO[str], choice: str = "auto") -> bool:
 
 def strip_tokens(url: str) -> str:
     """The URL or path without query parameters that carry a token."""
+    if "?" not in url:
+        return url
     parts = urlsplit(url)
     if not parts.query:
         return url
@@ -58,8 +62,17 @@ def strip_tokens(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
+_SECOND: list[Any] = [None, ""]  # the last whole second formatted: lines come in bursts
+
+
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    second = int(t // 1)
+    if _SECOND[0] != second:
+        _SECOND[:] = [
+            second,
+            datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        ]
+    return f"{_SECOND[1]}.{int((t - second) * 1000):03d}Z"
 
 
 def _short(ids: list[str]) -> str:
@@ -91,6 +104,9 @@ class RequestLog:
         self.fmt = fmt
         self.colour = use_colour(self.stream) if colour is None else colour
         self.secrets = secrets
+        self._flush_pending = False
+        isatty = getattr(self.stream, "isatty", None)
+        self._tty = bool(isatty and isatty())
 
     def now(self) -> float:
         return self.clock.now() if self.clock is not None else time.time()
@@ -171,6 +187,22 @@ class RequestLog:
         else:
             line = self.text(fields)
         self.stream.write(self.mask(line) + "\n")
+        # Not a flush per line: at most one per loop turn on a terminal, and every 50 ms into a
+        # file or pipe, so a burst of publishes costs a few writes, not one per line.
+        if not self._flush_pending:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.stream.flush()
+                return
+            self._flush_pending = True
+            if self._tty:
+                loop.call_soon(self._flush)
+            else:
+                loop.call_later(FLUSH_EVERY, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self.stream.flush()
 
     def mask(self, line: str) -> str:
@@ -237,9 +269,10 @@ def ids_of(request: web.Request, response: web.StreamResponse | None) -> dict[st
     body = getattr(response, "body", None)
     if (
         isinstance(body, bytes)
+        and len(body) < 1_000_000
+        and b'Id"' in body  # messageId, scheduleId, dlqId: no JSON parsing otherwise
         and response is not None
         and response.content_type == "application/json"
-        and len(body) < 1_000_000
     ):
         try:
             data = json.loads(body)
@@ -301,7 +334,16 @@ def middleware(log: RequestLog) -> Middleware:
 def attach(emulator: Emulator, log: RequestLog) -> None:
     """Log every request the emulator serves and every delivery attempt it makes."""
     log.clock = emulator.clock
-    log.secrets = lambda: [user.token for user in emulator.users]
+    users = emulator.users
+    known: list[Any] = [-1, ()]  # (user count, tokens): users are only ever added
+
+    def tokens() -> tuple[str, ...]:
+        if known[0] != len(users):
+            known[:] = [len(users), tuple(user.token for user in users)]
+        tokens: tuple[str, ...] = known[1]
+        return tokens
+
+    log.secrets = tokens
     emulator.add_middleware(middleware(log))
     emulator.add_settled_listener(log.attempt)
     emulator.control.notes.append(log.note)
