@@ -1,16 +1,19 @@
-"""`qstash-emulator dev`: a drop-in for the official `qstash dev` server, with a request log,
-seeded state and an optional virtual clock; and verbs that drive a running one
-(`advance`, `run-until-idle`, `reset`, `now`, `trigger`, `run-now`)."""
+"""`qstash-emulator dev`: a drop-in for the official `qstash dev` server, and verbs to drive it.
+
+The server adds a request log, seeded state and an optional virtual clock; the verbs
+(`advance`, `run-until-idle`, `reset`, `now`, `trigger`, `run-now`) drive a running one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 
 # The verbs only talk HTTP: the server's modules load when `dev` runs (a verb starts in a blink).
 LEVELS = ("debug", "info", "warning", "error")
+
+__all__ = ["main", "parser", "run"]
 
 
 def version() -> str:
@@ -61,6 +66,7 @@ def start_time(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `qstash-emulator` argument parser: `dev` and its options, and the verbs."""
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     p.add_argument("--version", action="version", version=f"qstash-emulator {version()}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,8 +130,10 @@ def parser() -> argparse.ArgumentParser:
 
 # -- the server ---------------------------------------------------------------------------------
 def configure(emulator: Emulator, args: argparse.Namespace) -> Callable[[], None]:
-    """The setup the command line asks for, as a function: run at start and after each reset
-    (a reset lifts rewrites and limits, and forgets queues, groups and schedules)."""
+    """The setup the command line asks for, as a function run at start and after each reset.
+
+    A reset lifts rewrites and limits, and forgets queues, groups and schedules.
+    """
     from .devserver.config import ConfigError, Seeder, load_config
 
     rewrites = []
@@ -157,7 +165,7 @@ def configure(emulator: Emulator, args: argparse.Namespace) -> Callable[[], None
     return setup
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     from .devserver.config import ConfigError
     from .devserver.request_log import RequestLog, attach
     from .emulator import Emulator
@@ -196,7 +204,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     # With JSON log lines on stdout, the banner goes to stderr so stdout stays machine-readable.
     out = sys.stderr if args.log_format == "json" and not args.quiet else sys.stdout
-    print(banner(emulator, args), file=out, flush=True)
+    print(_banner(emulator, args), file=out, flush=True)
     try:
         await stop.wait()
     finally:
@@ -204,7 +212,7 @@ async def serve(args: argparse.Namespace) -> None:
         print("QStash emulator stopped.", file=out, flush=True)
 
 
-def banner(emulator: Emulator, args: argparse.Namespace | None = None) -> str:
+def _banner(emulator: Emulator, args: argparse.Namespace | None = None) -> str:
     lines = [f"QStash emulator {version()} running at {emulator.url}", ""]
     if emulator.clock.virtual:
         now = emulator.control.clock_json()["time"]
@@ -256,10 +264,30 @@ def run_verb(args: argparse.Namespace) -> int:
     return 0
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed (`qstash-emulator[fast]`).
+
+    Otherwise on asyncio's own loop; QSTASH_EMULATOR_LOOP=asyncio keeps asyncio's loop anyway.
+    """
+    if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line (default: `sys.argv`); returns the exit status.
+
+    Accepts the dev server's single-dash options (`-port=8080`) as well as `--port 8080`.
+    """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        run(_serve(args))
         return 0
     return run_verb(args)
 

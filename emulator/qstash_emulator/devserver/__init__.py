@@ -1,2 +1,4 @@
-"""The standalone dev server's extras: the request log, seeded state from a config file and the
-client behind the time-control CLI verbs."""
+"""The standalone dev server's extras.
+
+The request log, seeded state from a config file, and the client behind the CLI verbs.
+"""

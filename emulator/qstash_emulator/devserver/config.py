@@ -1,5 +1,7 @@
-"""Seeded state: a TOML or YAML file declaring users, queues, URL groups, schedules, destination
-rewrites, LLM scripts, rate limits and the plan quota, applied when the server starts.
+"""Seeded state: a TOML or YAML file declaring what the dev server starts with.
+
+Users, queues, URL groups, schedules, destination rewrites, LLM scripts, rate limits and the
+plan quota, applied when the server starts.
 
 Applying is idempotent: the same file applied again (on start, after a reset, or twice in a row
 through the same `Seeder`) leaves the same state — queues and groups are upserted, schedules keep
@@ -61,6 +63,8 @@ class ConfigError(ValueError):
 # -- the parsed file ---------------------------------------------------------------------------
 @dataclass
 class UserDecl:
+    """A user to add (or an existing one to check)."""
+
     name: str
     token: str | None = None
     current_signing_key: str | None = None
@@ -70,6 +74,8 @@ class UserDecl:
 
 @dataclass
 class QueueDecl:
+    """A queue to upsert."""
+
     name: str
     user: str | None = None
     parallelism: int = 1
@@ -78,6 +84,8 @@ class QueueDecl:
 
 @dataclass
 class GroupDecl:
+    """A URL group and its endpoints."""
+
     name: str
     endpoints: list[Endpoint]
     user: str | None = None
@@ -85,6 +93,8 @@ class GroupDecl:
 
 @dataclass
 class ScheduleDecl:
+    """A schedule, with the publish headers of its firings."""
+
     id: str
     cron: str
     destination: str
@@ -96,6 +106,8 @@ class ScheduleDecl:
 
 @dataclass
 class Config:
+    """A checked config file, ready to apply."""
+
     source: str = "<config>"
     quota: str | None = None
     users: list[UserDecl] = field(default_factory=list)

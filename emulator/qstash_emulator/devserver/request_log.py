@@ -109,6 +109,7 @@ class RequestLog:
         self._tty = bool(isatty and isatty())
 
     def now(self) -> float:
+        """The time lines are stamped with (the emulator's clock)."""
         return self.clock.now() if self.clock is not None else time.time()
 
     # -- what a line says ---------------------------------------------------------------------
@@ -206,12 +207,14 @@ class RequestLog:
         self.stream.flush()
 
     def mask(self, line: str) -> str:
+        """The line with every secret replaced by `***`."""
         for secret in self.secrets():
             if secret and secret in line:
                 line = line.replace(secret, MASK)
         return line
 
     def text(self, f: dict[str, Any]) -> str:
+        """A line's fields as the text people read."""
         paint = self._paint
         when = paint(f["time"][11:], _DIM)
         level = f["level"]

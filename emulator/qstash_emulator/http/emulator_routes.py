@@ -1,6 +1,8 @@
-"""The emulator's own control routes under /__emulator/, for tests in any language that drive a
-standalone server (Temporal's time-skipping test server is the model): read the clock, advance
-it, run until idle, reset, trigger a schedule now. Each needs a user's QStash token as Bearer.
+"""The emulator's own control routes under /__emulator/, for tests in any language.
+
+They drive a standalone server (Temporal's time-skipping test server is the model): read the
+clock, advance it, run until idle, reset, trigger a schedule now. Each needs a user's QStash
+token as Bearer.
 
     GET  /__emulator/clock                          {"now": ms, "time": iso, "virtual": bool}
     POST /__emulator/advance?by=1h                  (or JSON {"by": "1h"} / {"seconds": 3600})
@@ -31,8 +33,11 @@ PREFIX = "/__emulator"
 
 
 class EmulatorControl:
-    """What the routes act on: the emulator, and notes for the request log. (The dev server
-    re-applies its options and seeded state in a reset hook: `Emulator.add_reset_hook`.)"""
+    """What the routes act on: the emulator, and notes for the request log.
+
+    The dev server re-applies its options and seeded state in a reset hook
+    (`Emulator.add_reset_hook`).
+    """
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
@@ -41,16 +46,18 @@ class EmulatorControl:
 
     @property
     def lock(self) -> asyncio.Lock:
-        # One time operation at a time: an advance and a reset must not interleave.
+        """One time operation at a time: an advance and a reset must not interleave."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         return self._lock
 
     def note(self, text: str) -> None:
+        """Tell the request log (if any) what the emulator did."""
         for note in self.notes:
             note(text)
 
     def clock_json(self) -> dict[str, Any]:
+        """The clock as the routes answer it."""
         now = self.emulator.clock.now()
         iso = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
         return {
@@ -60,6 +67,7 @@ class EmulatorControl:
         }
 
     async def reset(self, seed: int | None = None) -> None:
+        """Reset the emulator (its reset hooks re-apply the dev server's setup)."""
         await self.emulator.areset(seed)
 
 
@@ -102,10 +110,12 @@ def _virtual(control: EmulatorControl) -> None:
 
 
 async def clock(request: web.Request) -> web.Response:
+    """GET /__emulator/clock."""
     return json_response(_control(request).clock_json())
 
 
 async def advance(request: web.Request) -> web.Response:
+    """POST /__emulator/advance?by=DURATION."""
     control = _control(request)
     _virtual(control)
     by = await _param(request, "by")
@@ -119,6 +129,7 @@ async def advance(request: web.Request) -> web.Response:
 
 
 async def run_until_idle(request: web.Request) -> web.Response:
+    """POST /__emulator/run-until-idle[?limit=DURATION]."""
     control = _control(request)
     _virtual(control)
     limit = await _param(request, "limit")
@@ -130,6 +141,7 @@ async def run_until_idle(request: web.Request) -> web.Response:
 
 
 async def settle(request: web.Request) -> web.Response:
+    """POST /__emulator/settle."""
     control = _control(request)
     async with control.lock:
         await control.emulator.asettle()
@@ -137,6 +149,7 @@ async def settle(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
+    """POST /__emulator/reset[?seed=N]."""
     control = _control(request)
     seed = await _param(request, "seed")
     if seed is not None:
@@ -151,6 +164,7 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def trigger(request: web.Request) -> web.Response:
+    """POST /__emulator/schedules/{scheduleId}/trigger."""
     control = _control(request)
     who = authenticate(request)
     schedule_id = request.match_info["scheduleId"]
@@ -160,11 +174,13 @@ async def trigger(request: web.Request) -> web.Response:
 
 
 async def unknown(request: web.Request) -> web.Response:
+    """Any other /__emulator/ path: 404 in the API's error shape."""
     authenticate(request)
     raise ApiError(404, f"no emulator route {request.method} {request.path}")
 
 
 def install(app: web.Application, emulator: Emulator) -> EmulatorControl:
+    """Add the routes to `app`; the control object they act on."""
     control = app[CONTROL] = EmulatorControl(emulator)
     app.router.add_get(PREFIX + "/clock", clock)
     app.router.add_post(PREFIX + "/advance", advance)

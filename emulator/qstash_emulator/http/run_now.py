@@ -12,9 +12,11 @@ from .common import engine, user
 
 
 async def run_now(request: web.Request) -> web.Response:
+    """POST /v2/messages/{messageId}/retry."""
     engine(request).run_now(user(request), request.match_info["messageId"])
     return web.Response(status=200)
 
 
 def setup(app: web.Application) -> None:
+    """Add the route."""
     app.router.add_post("/v2/messages/{messageId}/retry", run_now)
