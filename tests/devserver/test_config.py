@@ -16,7 +16,7 @@ from qstash import QStash, Receiver
 from qstash_emulator import Emulator
 from qstash_emulator.devserver.config import ConfigError, Seeder, apply_config, load_config
 from qstash_emulator.devserver.remote import Remote
-from qstash_emulator.http.schedules import schedule_json
+from qstash_emulator.http.schedules import _schedule_json as schedule_json
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "config"
 
