@@ -2,3 +2,5 @@
 
 The request log, seeded state from a config file, and the client behind the CLI verbs.
 """
+
+__all__: list[str] = []

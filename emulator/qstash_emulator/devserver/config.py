@@ -43,6 +43,19 @@ else:  # pragma: no cover - Python 3.10
 if TYPE_CHECKING:
     from ..emulator import Emulator
 
+__all__ = [
+    "Config",
+    "ConfigError",
+    "GroupDecl",
+    "QueueDecl",
+    "ScheduleDecl",
+    "Seeder",
+    "UserDecl",
+    "apply_config",
+    "load_config",
+    "parse_config",
+]
+
 TOP_KEYS = {
     "quota",
     "users",

@@ -14,6 +14,8 @@ from urllib.parse import quote, urlencode
 
 from ..core.users import DEV_SERVER_USERS, dev_token
 
+__all__ = ["DEFAULT_URL", "Remote", "RemoteError", "default_token", "default_url"]
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 

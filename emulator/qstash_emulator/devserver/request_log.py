@@ -26,6 +26,8 @@ from ..core.state import CANCELLED, DELIVERED, FAILED, RETRY, Delivered
 if TYPE_CHECKING:
     from ..emulator import Emulator
 
+__all__ = ["LEVELS", "RequestLog", "attach", "ids_of", "middleware", "strip_tokens", "use_colour"]
+
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 TOKEN_PARAMS = frozenset({"qstashtoken", "qstash_token", "token", "access_token"})
 MASK = "***"

@@ -29,6 +29,8 @@ from .common import authenticate, json_response, read_json
 if TYPE_CHECKING:
     from ..emulator import Emulator
 
+__all__ = ["CONTROL", "PREFIX", "EmulatorControl", "install"]
+
 PREFIX = "/__emulator"
 
 

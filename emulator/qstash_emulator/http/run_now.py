@@ -10,6 +10,8 @@ from aiohttp import web
 
 from .common import engine, user
 
+__all__ = ["setup"]
+
 
 async def run_now(request: web.Request) -> web.Response:
     """POST /v2/messages/{messageId}/retry."""
