@@ -213,3 +213,22 @@ def test_run_now_and_a_trigger_are_logged_like_any_delivery(
     assert f"→ deliver {fired} POST {url} 200 DELIVERED  attempt 1/4  scheduleId={schedule_id}" in (
         text
     )
+
+
+def test_log_level_and_colour_from_the_command_line(target: Callable[..., str]) -> None:
+    dead = target("/dead", 500)
+    proc, port, _ = start_dev("--clock", "virtual", "--log-level", "error", "--color", "always")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {DEV_TOKEN}"}
+        httpx.get(f"{base}/v2/queues/nope", headers=auth)  # a 404: a warning, filtered out
+        res = httpx.post(f"{base}/v2/publish/{dead}", headers={**auth, "Upstash-Retries": "0"})
+        message_id = res.json()["messageId"]
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the first line printed is the failed attempt
+    finally:
+        out = stop(proc)
+    assert "\x1b[31m" in line  # an error: red
+    plain = ANSI.sub("", line)
+    assert f"→ deliver {message_id} POST {dead} 500 FAILED  attempt 1/1" in plain
+    assert "/v2/queues/nope" not in out and "/v2/publish" not in out
