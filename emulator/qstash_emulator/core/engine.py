@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
-from ..parsing.publish_headers import MessageSpec, is_url
+from ..parsing.publish_headers import MessageSpec
 from .clock import Clock, ms
 from .delivery import Delivery
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, not_found
 from .ids import IdSource, digest
 from .scheduler import Scheduler
 from .signing import sign
@@ -698,9 +698,3 @@ def _reason(status: int | None) -> str:
         return HTTPStatus(status or 0).phrase
     except ValueError:
         return ""
-
-
-def _require_url(destination: str) -> str:
-    if not is_url(destination):
-        raise bad_request(f"invalid destination url: {destination!r}")
-    return destination
