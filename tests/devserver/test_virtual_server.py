@@ -149,3 +149,16 @@ def test_version() -> None:
     assert done.returncode == 0
     assert done.stdout.strip() == f"qstash-emulator {version()}"
     assert version()[0].isdigit()
+
+
+def test_start_time_spellings() -> None:
+    import argparse
+
+    from qstash_emulator.cli import start_time
+
+    assert start_time("2025-03-01T12:00:00Z") == 1740830400.0
+    assert start_time("2025-03-01T15:00:00+03:00") == 1740830400.0
+    assert start_time("1740830400") == 1740830400.0
+    for bad in ("2025-03-01T12:00:00", "tomorrow"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            start_time(bad)

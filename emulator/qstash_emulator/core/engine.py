@@ -19,7 +19,7 @@ from ..parsing.durations import parse_reset_value
 from ..parsing.publish_headers import MessageSpec
 from .clock import Clock, ms
 from .delivery import Delivery
-from .errors import ApiError, not_found
+from .errors import ApiError, bad_request, not_found
 from .ids import IdSource, digest
 from .scheduler import Scheduler
 from .signing import sign

@@ -379,9 +379,7 @@ class Seeder:
     def _apply(self, emu: Emulator, config: Config) -> None:
         users = emu.users
         if config.quota is not None:
-            users.quota_name = config.quota
-            for user in users:
-                user.quota = QUOTAS[config.quota]
+            emu.set_quota(config.quota)
         for decl in config.users:
             self._user(emu, decl, config.source)
         known = {user.name for user in users}
