@@ -82,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PUBLISHED=LOCAL",
         help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
     )
+    dev.add_argument(
+        "--finished-retention",
+        default="60s",
+        metavar="DURATION",
+        help="how long a delivered or failed message stays readable by id (default 60s; 0 = not)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -169,21 +175,23 @@ async def _serve(args: argparse.Namespace) -> None:
     from .devserver.config import ConfigError
     from .devserver.request_log import RequestLog, attach
     from .emulator import Emulator
+    from .parsing.durations import DurationError, parse_duration
 
-    if args.clock == "virtual":
-        start = args.start_time if args.start_time is not None else float(int(time.time()))
-        emulator = Emulator(
-            clock="virtual",
-            start_time=start,
-            host=args.host,
-            port=args.port,
-            quota=args.quota,
-            seed=args.seed,
-        )
-    else:
-        emulator = Emulator(
-            clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
-        )
+    try:
+        retention = parse_duration(args.finished_retention)
+    except DurationError as exc:
+        raise SystemExit(f"--finished-retention: {exc}") from None
+    # A virtual clock starts now by default: an app's own `time.time()` agrees with it.
+    start = args.start_time if args.start_time is not None else float(int(time.time()))
+    emulator = Emulator(
+        clock=args.clock,
+        start_time=start,
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        seed=args.seed,
+        finished_retention=retention,
+    )
     setup = configure(emulator, args)
     if not args.quiet:
         colour = {"always": True, "never": False}.get(args.color)

@@ -79,6 +79,8 @@ def test_emulator_run_now_method(emu: Emulator, client: QStash, target: Callable
     emu.run_now(message_id)
     emu.settle()
     assert states(client, message_id)[-1] == "DELIVERED"
+    again = retry_now(emu, message_id)  # still readable by id for a while, but not waiting
+    assert again.status_code == 400 and "not waiting" in again.json()["error"]
 
 
 def test_trigger_fires_a_schedule_now_and_keeps_its_cron_times(
