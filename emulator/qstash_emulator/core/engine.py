@@ -565,7 +565,7 @@ class Engine:
 
         It makes the attempt it was scheduled for, not an extra one. Anything the scheduler
         holds for a message (a delayed workflow step too) is released; a queued message, one in
-        flight, held by a gate or with a cancel requested is refused (400).
+        flight, held by a gate, already finished or with a cancel requested is refused (400).
         """
         message = self.get_message(user, message_id)
         if message.queue_name is not None:
