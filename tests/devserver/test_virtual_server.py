@@ -119,6 +119,9 @@ def test_routes_want_a_token_and_refuse_bad_input_without_moving_time(base: str)
     assert negative.status_code == 400
     missing = httpx.post(f"{base}/__emulator/advance", headers=auth)
     assert missing.status_code == 400
+    for body in ('{"seconds": 1e400}', '{"seconds": NaN}', '{"by": "99999999d"}', "[1]", "{"):
+        answer = httpx.post(f"{base}/__emulator/advance", content=body, headers=auth)
+        assert answer.status_code == 400 and "error" in answer.json(), body
     unknown = httpx.post(f"{base}/__emulator/rewind", headers=auth)
     assert unknown.status_code == 404 and "error" in unknown.json()
     by_json = httpx.post(f"{base}/__emulator/advance", json={"by": "90s"}, headers=auth)

@@ -15,6 +15,7 @@ token as Bearer.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["CONTROL", "PREFIX", "EmulatorControl", "install"]
 
 PREFIX = "/__emulator"
+MAX_JUMP = 100 * 366 * 86400.0  # further, timestamps leave what dates can show
 
 
 class EmulatorControl:
@@ -98,8 +100,10 @@ def _duration(value: Any, name: str) -> float:
         seconds = float(value) if isinstance(value, (int, float)) else parse_duration(str(value))
     except (DurationError, ValueError):
         raise bad_request(f"invalid {name}: {value!r}, want a duration such as 1h30m") from None
-    if seconds < 0:
+    if not math.isfinite(seconds) or seconds < 0:
         raise bad_request(f"invalid {name}: {value!r}, time does not run backwards")
+    if seconds > MAX_JUMP:
+        raise bad_request(f"invalid {name}: {value!r}, at most 100 years at a time")
     return seconds
 
 
