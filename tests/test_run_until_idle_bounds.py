@@ -50,3 +50,16 @@ def test_a_paused_schedule_lets_it_finish(emu: Emulator, client: QStash) -> None
     sid = client.schedule.create(destination=f"{emu.url}/__capture/c", cron="* * * * *")
     client.schedule.pause(sid)
     emu.run_until_idle()
+
+
+def test_the_http_route_answers_409_naming_the_schedule(emu: Emulator, client: QStash) -> None:
+    import httpx
+
+    sid = client.schedule.create(destination=f"{emu.url}/__capture/c", cron="0 * * * *")
+    res = httpx.post(
+        f"{emu.url}/__emulator/run-until-idle?limit=30d",
+        headers={"Authorization": f"Bearer {emu.token}"},
+        timeout=60,
+    )
+    assert res.status_code == 409
+    assert f"schedules keep firing: {sid}" in res.json()["error"]
