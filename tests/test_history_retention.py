@@ -153,3 +153,39 @@ def test_a_cursor_from_a_page_still_works_after_more_publishes(emu: Emulator) ->
     assert len(rest) == 3
     key = json.loads(base64.urlsafe_b64decode(first["cursor"] + "=="))
     assert all(e["time"] <= key[0] * 1000 for e in rest)
+
+
+def test_a_message_id_filter_reads_that_messages_entries_only(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = publish_many(emu, 2000, f"{emu.url}/__capture/r", delay=60)
+    examined = []
+    real = log_handlers.state_matches
+
+    def counting(wanted: str | None, state: str) -> bool:
+        examined.append(state)
+        return real(wanted, state)
+
+    monkeypatch.setattr(log_handlers, "state_matches", counting)
+    answer = get(emu, f"/v2/logs?messageId={ids[3]}&messageId={ids[1500]}").json()
+    assert {e["messageId"] for e in answer["logs"]} == {ids[3], ids[1500]}
+    assert [e["messageId"] for e in answer["logs"]] == [ids[1500], ids[3]]  # newest first
+    assert len(examined) == 2
+
+
+def test_trimmed_entries_leave_the_message_index_too() -> None:
+    with Emulator(history_max_entries=100) as emu:
+        ids = publish_many(emu, 60, f"{emu.url}/__capture/r")
+        emu.settle()
+        index = emu.engine.state(emu.user).logs
+        assert index.of_messages([ids[0]]) == []
+        assert [e.state for e in index.of_messages([ids[-1]])] == [
+            "DELIVERED",
+            "ACTIVE",
+            "CREATED",
+        ]
+        kept = {e.message.id for e in index}
+        assert {i for i in ids if index.of_messages([i])} == kept
+        # A cursor inside one message's entries pages on from there.
+        [newest, *rest] = index.of_messages([ids[-1]])
+        assert index.of_messages([ids[-1]], after=newest.key) == rest

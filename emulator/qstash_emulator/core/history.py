@@ -9,7 +9,7 @@ age) are dropped oldest first, in chunks, so trimming costs O(1) per entry on av
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,8 @@ class LogIndex:
         self._now = now
         self._entries: list[LogEntry] = []
         self._keys: list[LogKey] = []
+        # Each message's entries in key order: a filter on message ids reads only those.
+        self._by_message: dict[str, list[LogEntry]] = {}
 
     def append(self, entry: LogEntry) -> None:
         """Add an entry in key order, then drop what the retention no longer keeps."""
@@ -71,6 +73,7 @@ class LogIndex:
             at = bisect.bisect_right(self._keys, key)
             self._keys.insert(at, key)
             self._entries.insert(at, entry)
+        self._by_message.setdefault(entry.message.id, []).append(entry)
         self._trim()
 
     def _trim(self) -> None:
@@ -85,6 +88,12 @@ class LogIndex:
                 if old >= min(slack, 1024) or old == len(self._keys):
                     drop = max(drop, old)
         if drop > 0:
+            by_message = self._by_message
+            for gone in self._entries[:drop]:  # each message's oldest entries go first
+                mine = by_message[gone.message.id]
+                del mine[0]
+                if not mine:
+                    del by_message[gone.message.id]
             del self._keys[:drop]
             del self._entries[:drop]
 
@@ -99,6 +108,23 @@ class LogIndex:
         for i in range(end - 1, start - 1, -1):
             yield entries[i]
 
+    def of_messages(self, ids: Iterable[str], after: LogKey | None = None) -> list[LogEntry]:
+        """The entries of these messages, newest first, after the cursor key `after`.
+
+        Costs the entries of those messages, not the history.
+        """
+        cutoff = None
+        if self.retention.max_age is not None:
+            cutoff = self._now() - self.retention.max_age
+        found = [
+            e
+            for message_id in set(ids)
+            for e in self._by_message.get(message_id, ())
+            if (after is None or e.key < after) and (cutoff is None or e.time >= cutoff)
+        ]
+        found.sort(key=lambda e: e.key, reverse=True)
+        return found
+
     def __iter__(self) -> Iterator[LogEntry]:
         return iter(list(self._entries))
 
@@ -109,6 +135,7 @@ class LogIndex:
         """Forget every entry."""
         self._entries.clear()
         self._keys.clear()
+        self._by_message.clear()
 
 
 def dlq_key(entry: DlqEntry) -> DlqKey:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from .common import engine, json_response, user
-from .filters import count_param, decode_key_cursor, message_filter, page_of, state_matches
+from .filters import (
+    count_param,
+    decode_key_cursor,
+    message_filter,
+    page_of,
+    state_matches,
+    values,
+)
 from .render import log_json
 
 __all__ = ["setup"]
@@ -18,7 +25,9 @@ def _log_page(request: web.Request, field: str) -> web.Response:
     after = decode_key_cursor(query.get("cursor"), int)
     count = count_param(query, 100, 1000)
     # From the ordered index: a page costs the entries it reads, not the whole history.
-    entries = engine(request).state(user(request)).logs.newest_first(after)
+    index = engine(request).state(user(request)).logs
+    ids = values(query, "messageId", "messageIds")
+    entries = index.of_messages(ids, after) if ids else index.newest_first(after)
     matching = (e for e in entries if state_matches(wanted, e.state) and keep(e.message, e.time))
     chunk, cursor = page_of(matching, lambda e: e.key, count)
     body: dict[str, object] = {field: [log_json(e) for e in chunk]}
