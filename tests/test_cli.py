@@ -24,7 +24,7 @@ def free_port() -> int:
 
 def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", *args],
+        [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
 from .emulator import Emulator
+from .store import StoreError
+
+DEFAULT_DATA_DIR = ".qstash-emulator"
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -39,12 +43,36 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
     dev.add_argument("--chat-tokens-limit", type=int, help="chat tokens a minute")
+    add_persistence_args(dev)
     return p
+
+
+def add_persistence_args(dev: argparse.ArgumentParser) -> None:
+    where = dev.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help=f"keep state in DIR/state.db across restarts (default {DEFAULT_DATA_DIR}/ here)",
+    )
+    where.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="keep nothing: every start is empty (the official dev server's behaviour)",
+    )
+
+
+def data_dir_of(args: argparse.Namespace) -> str | None:
+    return None if args.in_memory else str(args.data_dir)
 
 
 async def serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
-        clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
+        clock="real",
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        seed=args.seed,
+        data_dir=data_dir_of(args),
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")
@@ -71,7 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def banner(emulator: Emulator) -> str:
-    lines = [f"QStash emulator running at {emulator.url}", ""]
+    lines = [f"QStash emulator running at {emulator.url}", *storage_lines(emulator), ""]
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):
         lines.append("")
@@ -81,10 +109,25 @@ def banner(emulator: Emulator) -> str:
     return "\n".join(lines)
 
 
+def storage_lines(emulator: Emulator) -> list[str]:
+    where = emulator.store.location
+    if where is None:
+        return ["State is kept in memory only: a restart starts empty (--in-memory)."]
+    directory = os.path.dirname(where)
+    return [
+        f"State is kept in {where} ({emulator.restored} unfinished messages resumed).",
+        f"To start empty: stop the server and delete {directory}, or pass --in-memory.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        try:
+            asyncio.run(serve(args))
+        except StoreError as exc:
+            print(f"qstash-emulator: {exc}", file=sys.stderr, flush=True)
+            return 2
     return 0
 
 

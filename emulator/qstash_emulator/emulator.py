@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from .resources.flow_control import FlowControl
 from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
+from .store import Store, open_store
 
 __all__ = ["Emulator"]
 
@@ -42,6 +44,9 @@ class Emulator:
     Sync code: `with Emulator() as emu:` (the server runs in a background thread).
     Async code: `async with Emulator() as emu:` (it runs in the current loop; use the `a*`
     methods, e.g. `await emu.aadvance("1h")`).
+
+    State lives in memory unless `data_dir` is given: then it is kept in `<data_dir>/state.db`
+    (SQLite) and a later emulator on the same directory resumes it (see README, Persistence).
     """
 
     def __init__(
@@ -55,6 +60,8 @@ class Emulator:
         port: int = 0,
         keep_deliveries: int | None = None,
         auto_advance: bool = False,
+        data_dir: str | os.PathLike[str] | None = None,
+        store: Store | None = None,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -65,7 +72,13 @@ class Emulator:
         self.port = port
         # While something waits for a result (await_until), skip idle virtual time.
         self.auto_advance = auto_advance
-        self.backend = Backend(clock, seed=seed, quota=quota, keep_deliveries=keep_deliveries)
+        if store is None:
+            store = open_store(None if data_dir is None else os.fspath(data_dir))
+        self.store = store
+        self.backend = Backend(
+            clock, seed=seed, quota=quota, keep_deliveries=keep_deliveries, store=store
+        )
+        self.restored = 0  # unfinished messages a persistent store brought back at start
         self.llm_service = self.backend.llm
         self.llm_service.auto_advance = lambda: self.auto_advance
         self.llm_service.public_url = lambda: self.url
@@ -215,6 +228,7 @@ class Emulator:
     # -- lifecycle in a running loop ------------------------------------------------------------
     async def start_async(self) -> Emulator:
         self._loop = asyncio.get_running_loop()
+        self.restored = self.backend.restore()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -232,6 +246,7 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.store.close()
 
     async def __aenter__(self) -> Emulator:
         return await self.start_async()

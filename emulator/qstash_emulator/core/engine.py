@@ -17,6 +17,11 @@ from typing import Any, Protocol
 from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
 from ..parsing.publish_headers import MessageSpec, is_url
+from ..store.base import DEDUP as _DEDUP
+from ..store.base import DLQ as _DLQ
+from ..store.base import USER as _USER
+from ..store.base import Store
+from ..store.memory import MemoryStore
 from .clock import Clock, ms
 from .delivery import Delivery
 from .errors import ApiError, bad_request, not_found
@@ -84,7 +89,11 @@ class Engine:
         delivery: Delivery,
         wall: Callable[[], float],
         keep_deliveries: int | None = None,
+        store: Store | None = None,
     ) -> None:
+        self.store: Store = (
+            store if store is not None else MemoryStore()
+        )  # told of every change (a no-op unless persistent)
         self.clock = clock
         self.scheduler = scheduler
         self.users = users
@@ -156,7 +165,8 @@ class Engine:
             return {"messageId": duplicate, "deduplicated": True}
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
-            self.state(user).dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+            entry = self.state(user).dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+            self.store.put(_DEDUP, user.name, key, entry)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -322,7 +332,8 @@ class Engine:
         if message.kind == "message":
             now = self.clock.now()
             dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
-            self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            entry = self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            self.store.put(_DLQ, message.user.name, dlq_id, entry)
         self._callback(message, response)
         if message.failure_callback is not None:
             self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
@@ -419,6 +430,7 @@ class Engine:
         )
         message.events += 1
         self.state(message.user).logs.append(entry)
+        self.store.log(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
         """Newest first, ties broken by message order and event index (deterministic)."""
@@ -467,7 +479,12 @@ class Engine:
 
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
         dlq = self.state(user).dlq
-        return sum(1 for dlq_id in list(dlq_ids) if dlq.pop(dlq_id, None) is not None)
+        deleted = 0
+        for dlq_id in list(dlq_ids):
+            if dlq.pop(dlq_id, None) is not None:
+                self.store.delete(_DLQ, user.name, dlq_id)
+                deleted += 1
+        return deleted
 
     def dlq_retry(self, user: User, entry: DlqEntry, spec: MessageSpec | None) -> dict[str, Any]:
         """A new message with the same body and headers; `spec` overrides what it sets."""
@@ -501,12 +518,14 @@ class Engine:
             deliver_to=old.deliver_to,
         )
         del self.state(user).dlq[entry.dlq_id]
+        self.store.delete(_DLQ, user.name, entry.dlq_id)
         self.schedule(message)
         return {"messageId": message.id}
 
     # -- signing keys -------------------------------------------------------------------------
     def rotate_keys(self, user: User) -> None:
         self.users.rotate(user)
+        self.store.put(_USER, user.name, user.name, user)
 
 
 # Which spec field each retry-request header overrides.

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections import defaultdict
-from collections.abc import Iterator
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -29,7 +26,7 @@ class IdSource:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-        self._counters: dict[str, Iterator[int]] = defaultdict(itertools.count)
+        self._counters: dict[str, int] = {}  # kind -> the next number
 
     def reset(self, seed: int | None = None) -> None:
         if seed is not None:
@@ -37,11 +34,21 @@ class IdSource:
         self._counters.clear()
 
     def next(self, kind: str, prefix: str, length: int = 40) -> str:
-        n = next(self._counters[kind])
-        return prefix + b58(digest(self.seed, kind, n))[:length]
+        return prefix + b58(digest(self.seed, kind, self.counter(kind)))[:length]
 
     def counter(self, kind: str) -> int:
-        return next(self._counters[kind])
+        n = self._counters.get(kind, 0)
+        self._counters[kind] = n + 1
+        return n
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters (a persistent store saves them, so ids never repeat after a restart)."""
+        return dict(self._counters)
+
+    def restore(self, counters: dict[str, int]) -> None:
+        """Continue from saved counters (never going back on one already past them)."""
+        for kind, n in counters.items():
+            self._counters[kind] = max(n, self._counters.get(kind, 0))
 
     def derived(self, parent: str, tag: str, prefix: str, length: int = 40) -> str:
         return prefix + b58(digest(self.seed, parent, tag))[:length]

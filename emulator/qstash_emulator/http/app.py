@@ -23,6 +23,7 @@ from . import (
 )
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
+from .persistence import durable_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
 RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
@@ -31,7 +32,8 @@ RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes
 
 def create_app(backend: Backend) -> web.Application:
     app = web.Application(
-        middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
+        middlewares=[durable_middleware, api_middleware, limits_middleware],
+        client_max_size=64 * 1024 * 1024,
     )
     app[BACKEND] = backend
     app[ERROR_RENDERERS] = []

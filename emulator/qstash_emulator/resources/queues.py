@@ -25,6 +25,7 @@ from ..core.engine import Engine
 from ..core.errors import ApiError, bad_request, not_found
 from ..core.state import Message
 from ..core.users import User
+from ..store.base import QUEUE
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -102,7 +103,24 @@ class Queues:
             self.check_room(user, [name])
             now = self.engine.clock.now()
             queue = self._of(user)[name] = Queue(name, now, now)
+            self._saved(user, queue)
         return queue
+
+    def _saved(self, user: User, queue: Queue) -> None:
+        self.engine.store.put(QUEUE, user.name, queue.name, queue)
+
+    def restore(self, user: User, queue: Queue) -> None:
+        """A queue loaded from a store (at startup, before any message is re-armed)."""
+        self._of(user)[queue.name] = queue
+
+    def restore_slot(self, message: Message) -> None:
+        """A restored queued message that had started (in flight or waiting for a retry) holds
+        its slot again, as it did before the restart."""
+        queue = self._queue_of(message)
+        if queue is not None and len(queue.running) < queue.parallelism:
+            self._seq += 1
+            queue.arrival[message.id] = self._seq
+            queue.running.add(message.id)
 
     def upsert(self, user: User, name: str, parallelism: int = 1, paused: bool = False) -> Queue:
         check_name(name)
@@ -118,6 +136,7 @@ class Queues:
         queue.parallelism = parallelism
         queue.paused = paused
         queue.updated_at = self.engine.clock.now()
+        self._saved(user, queue)
         self._pump(queue)
         return queue
 
@@ -125,16 +144,19 @@ class Queues:
         queue = self.get(user, name)
         queue.paused = True
         queue.updated_at = self.engine.clock.now()
+        self._saved(user, queue)
 
     def resume(self, user: User, name: str) -> None:
         queue = self.get(user, name)
         queue.paused = False
         queue.updated_at = self.engine.clock.now()
+        self._saved(user, queue)
         self._pump(queue)
 
     def delete(self, user: User, name: str) -> None:
         queue = self.get(user, name)
         del self._of(user)[name]
+        self.engine.store.delete(QUEUE, user.name, name)
         queue.waiting.clear()
         self.engine.cancel_many(user, self._members(user, name))
 
@@ -173,6 +195,7 @@ class Queues:
         if queue is None:
             now = self.engine.clock.now()
             queue = self._of(message.user)[message.queue_name] = Queue(message.queue_name, now, now)
+            self._saved(message.user, queue)
         if message.id not in queue.arrival:
             self._seq += 1
             queue.arrival[message.id] = self._seq

@@ -15,6 +15,7 @@ from ..core.engine import Engine
 from ..core.errors import ApiError, bad_request, not_found
 from ..core.users import User
 from ..parsing.publish_headers import is_url
+from ..store.base import URL_GROUP
 from .queues import check_name
 
 
@@ -124,7 +125,12 @@ class UrlGroups:
             group = groups[name] = UrlGroup(name, now, now)
         group.endpoints = merged
         group.updated_at = now
+        self.engine.store.put(URL_GROUP, user.name, name, group)
         return group
+
+    def restore(self, user: User, group: UrlGroup) -> None:
+        """A group loaded from a store (at startup)."""
+        self._of(user)[group.name] = group
 
     def remove(self, user: User, name: str, endpoints: Sequence[Endpoint]) -> None:
         """Remove the endpoints matching every field given; an emptied group is deleted."""
@@ -140,7 +146,11 @@ class UrlGroups:
         group.updated_at = self.engine.clock.now()
         if not group.endpoints:
             del self._of(user)[name]
+            self.engine.store.delete(URL_GROUP, user.name, name)
+        else:
+            self.engine.store.put(URL_GROUP, user.name, name, group)
 
     def delete(self, user: User, name: str) -> None:
         self.get(user, name)
         del self._of(user)[name]
+        self.engine.store.delete(URL_GROUP, user.name, name)
