@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import publish_throughput as pt  # noqa: E402
+import publish_throughput as pt
 
 AIM = 0.8
 MEMORY_CMD = "{python} -m qstash_emulator dev --in-memory --port {port}"
