@@ -66,13 +66,7 @@ _TABLES = ("meta", "messages", "logs", "objects", "users")
 
 def migrate(conn: sqlite3.Connection, path: Path) -> int:
     """Bring the file to SCHEMA_VERSION; returns the version it had."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} was written by a newer qstash-emulator (schema version {version}; this "
-            f"one reads up to {SCHEMA_VERSION}). Upgrade qstash-emulator, or start with another "
-            "--data-dir or --in-memory; the file was not changed."
-        )
+    version = check_version(conn, path)
     if version == SCHEMA_VERSION:
         return version
     conn.execute("BEGIN IMMEDIATE")
@@ -86,6 +80,17 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return version
+
+
+def check_version(conn: sqlite3.Connection, path: Path) -> int:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer qstash-emulator (schema version {version}; this "
+            f"one reads up to {SCHEMA_VERSION}). Upgrade qstash-emulator, or start with another "
+            "--data-dir or --in-memory; the file was not changed."
+        )
     return version
 
 
@@ -125,6 +130,7 @@ def _connect(path: Path) -> sqlite3.Connection:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{refused} (integrity check: {check})")
+        check_version(conn, path)  # before anything writes to the file
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         migrate(conn, path)
