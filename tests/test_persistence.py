@@ -298,3 +298,25 @@ def test_an_attempt_in_flight_when_the_emulator_stops_is_made_again_after_the_re
             "ACTIVE",
             "DELIVERED",
         ]
+
+
+def test_a_feature_outside_the_core_saves_and_restores_its_own_kind(tmp_path: Path) -> None:
+    restored: list[tuple[str, str, object, bytes | None]] = []
+
+    def encode(obj: dict[str, int]) -> tuple[object, bytes | None]:
+        return {"n": obj["n"]}, b"blob"
+
+    def restore(backend: object, user: str, key: str, data: object, body: bytes | None) -> None:
+        restored.append((user, key, data, body))
+
+    emu = Emulator(data_dir=tmp_path)
+    emu.store.register("thing", encode, restore)
+    with emu:
+        emu.call_soon(emu.store.put, "thing", "defaultUser", "one", {"n": 1})
+        emu.call_soon(emu.store.put, "thing", "defaultUser", "two", {"n": 2})
+        emu.call_soon(emu.store.delete, "thing", "defaultUser", "two")
+    assert restored == []
+    emu = Emulator(data_dir=tmp_path)
+    emu.store.register("thing", encode, restore)
+    with emu:
+        assert restored == [("defaultUser", "one", {"n": 1}, b"blob")]

@@ -10,6 +10,7 @@ a mutating request's answer goes out, so nothing acknowledged is lost to a crash
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -25,6 +26,12 @@ SCHEDULE = "schedule"  # key: schedule id; obj: Schedule
 FLOW_KEY = "flow_key"  # key: flow-control key; obj: KeyState
 USER = "user"  # key: user name; obj: User (signing keys rotated, user added)
 KINDS = (DLQ, DEDUP, QUEUE, URL_GROUP, SCHEDULE, FLOW_KEY, USER)
+
+
+# A kind added by a feature outside the core (e.g. workflow runs): how to save one object
+# (JSON data, blob or None) and how to put one back at startup (backend, user, key, data, blob).
+Encoder = Callable[[Any], "tuple[Any, bytes | None]"]
+Restorer = Callable[["Backend", str, str, Any, "bytes | None"], None]
 
 
 class StoreError(Exception):
@@ -48,6 +55,11 @@ class Store(Protocol):
 
     def clear(self) -> None:
         """Forget everything (a reset)."""
+
+    def register(self, kind: str, encode: Encoder, restore: Restorer) -> None:
+        """Persist objects of a further `kind` reported with `put`/`delete`. Register before
+        `restore` runs (when the backend is built); `restore` is called for each saved object
+        after messages, logs and the core resources are back, before any timer is re-armed."""
 
     @property
     def pending(self) -> bool:

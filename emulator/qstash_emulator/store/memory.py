@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..backend import Backend
     from ..core.state import LogEntry
+    from .base import Encoder, Restorer
 
 
 class MemoryStore:
@@ -26,6 +27,9 @@ class MemoryStore:
         pass
 
     def clear(self) -> None:
+        pass
+
+    def register(self, kind: str, encode: Encoder, restore: Restorer) -> None:
         pass
 
     async def durable(self) -> None:

@@ -23,7 +23,7 @@ from ..resources.queues import Queue
 from ..resources.schedules import Schedule
 from ..resources.url_groups import Endpoint, UrlGroup
 from . import codec
-from .base import DEDUP, DLQ, FLOW_KEY, QUEUE, SCHEDULE, URL_GROUP
+from .base import DEDUP, DLQ, FLOW_KEY, QUEUE, SCHEDULE, URL_GROUP, Restorer
 
 if TYPE_CHECKING:
     from ..backend import Backend
@@ -32,8 +32,14 @@ if TYPE_CHECKING:
 _STARTED = (ACTIVE, ERROR, RETRY)
 
 
-def restore(backend: Backend, conn: sqlite3.Connection) -> int:
-    """Load everything; returns the number of unfinished messages re-armed."""
+def restore(
+    backend: Backend,
+    conn: sqlite3.Connection,
+    extra: dict[str, Restorer] | None = None,
+) -> int:
+    """Load everything; returns the number of unfinished messages re-armed. `extra` restores
+    kinds registered by features outside the core (`Store.register`)."""
+    extra = extra or {}
     engine = backend.engine
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if "ids" in meta:
@@ -80,7 +86,9 @@ def restore(backend: Backend, conn: sqlite3.Connection) -> int:
         "SELECT kind, user, key, data, body FROM objects ORDER BY rowid"
     ):
         user = users.get(name)
-        if user is not None:
+        if user is not None and kind in extra:
+            extra[kind](backend, name, key, json.loads(data), body)
+        elif user is not None:
             _restore_object(backend, user, kind, key, json.loads(data), body, messages, now)
             if kind == SCHEDULE:
                 schedules.append(_schedule(user, key, json.loads(data), body, messages))

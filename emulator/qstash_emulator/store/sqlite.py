@@ -26,7 +26,18 @@ from typing import IO, TYPE_CHECKING, Any
 from ..core.clock import VirtualClock
 from ..core.state import FINAL_STATES, LogEntry, Message
 from . import codec
-from .base import DEDUP, DLQ, FLOW_KEY, QUEUE, SCHEDULE, URL_GROUP, USER, StoreError
+from .base import (
+    DEDUP,
+    DLQ,
+    FLOW_KEY,
+    QUEUE,
+    SCHEDULE,
+    URL_GROUP,
+    USER,
+    Encoder,
+    Restorer,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from ..backend import Backend
@@ -167,6 +178,7 @@ class SqliteStore:
         self._saved_meta: dict[str, str] = {}
         self.error: BaseException | None = None  # the last failed commit, if any
         self._closed = False
+        self.extra_kinds: dict[str, tuple[Encoder, Restorer]] = {}
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str]) -> SqliteStore:
@@ -213,6 +225,9 @@ class SqliteStore:
         self._saved_meta.clear()
         self._wipe = self._users = True
         self._schedule()
+
+    def register(self, kind: str, encode: Encoder, restore: Restorer) -> None:
+        self.extra_kinds[kind] = (encode, restore)
 
     @property
     def pending(self) -> bool:
@@ -340,7 +355,8 @@ class SqliteStore:
             if obj is _DELETED:
                 deletes.append((kind, user, key))
             else:
-                data, body = encode(kind, obj)
+                extra = self.extra_kinds.get(kind)
+                data, body = extra[0](obj) if extra is not None else encode(kind, obj)
                 puts.append((kind, user, key, json.dumps(data), body))
         if deletes:
             self.conn.executemany(
@@ -382,7 +398,7 @@ class SqliteStore:
         from .restore import restore
 
         self._backend = backend
-        count = restore(backend, self.conn)
+        count = restore(backend, self.conn, {k: r for k, (_, r) in self.extra_kinds.items()})
         self._written.update(row[0] for row in self.conn.execute("SELECT id FROM messages"))
         self._users = True  # the users as this run has them (flags, config) get saved
         if not self._scheduled:
