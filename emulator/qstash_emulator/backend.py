@@ -116,6 +116,11 @@ class Backend:
             hook()
 
     def restore(self) -> int:
-        """Load a persistent store's saved state and re-arm its timers (on the running loop,
-        before the server takes requests); returns how many unfinished messages were re-armed."""
+        """Load a persistent store's saved state and re-arm its timers.
+
+        Runs on the running loop, before the server takes requests.
+
+        Returns:
+            How many unfinished messages were re-armed (0 for the memory store).
+        """
         return self.store.restore(self)

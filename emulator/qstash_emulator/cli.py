@@ -7,11 +7,15 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from .emulator import Emulator
 from .store import StoreError
 
 DEFAULT_DATA_DIR = ".qstash-emulator"
+
+__all__ = ["main", "parser", "run"]
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -25,6 +29,7 @@ def _normalize(argv: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `qstash-emulator` argument parser (the `dev` command and its options)."""
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
@@ -65,7 +70,7 @@ def data_dir_of(args: argparse.Namespace) -> str | None:
     return None if args.in_memory else str(args.data_dir)
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
         clock="real",
         host=args.host,
@@ -90,7 +95,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(banner(emulator), flush=True)
+    print(_banner(emulator), flush=True)
     try:
         await stop.wait()
     finally:
@@ -98,8 +103,8 @@ async def serve(args: argparse.Namespace) -> None:
         print("QStash emulator stopped.", flush=True)
 
 
-def banner(emulator: Emulator) -> str:
-    lines = [f"QStash emulator running at {emulator.url}", *storage_lines(emulator), ""]
+def _banner(emulator: Emulator) -> str:
+    lines = [f"QStash emulator running at {emulator.url}", *_storage_lines(emulator), ""]
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):
         lines.append("")
@@ -109,7 +114,7 @@ def banner(emulator: Emulator) -> str:
     return "\n".join(lines)
 
 
-def storage_lines(emulator: Emulator) -> list[str]:
+def _storage_lines(emulator: Emulator) -> list[str]:
     where = emulator.store.location
     if where is None:
         return ["State is kept in memory only: a restart starts empty (--in-memory)."]
@@ -120,11 +125,31 @@ def storage_lines(emulator: Emulator) -> list[str]:
     ]
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed (`qstash-emulator[fast]`).
+
+    Otherwise on asyncio's own loop; QSTASH_EMULATOR_LOOP=asyncio keeps asyncio's loop anyway.
+    """
+    if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line (default: `sys.argv`); returns the exit status.
+
+    Accepts the dev server's single-dash options (`-port=8080`) as well as `--port 8080`.
+    """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
         try:
-            asyncio.run(serve(args))
+            run(_serve(args))
         except StoreError as exc:
             print(f"qstash-emulator: {exc}", file=sys.stderr, flush=True)
             return 2

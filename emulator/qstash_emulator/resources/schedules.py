@@ -23,7 +23,9 @@ from ..parsing.publish_headers import MessageSpec
 from ..store.base import SCHEDULE
 from .destinations import Destinations
 
-SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+__all__ = ["Answer", "Schedule", "Schedules"]
+
+_SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # lastScheduleStates values, as the SDK's ScheduleState enum names them.
 IN_PROGRESS, SUCCESS, FAIL = "IN_PROGRESS", "SUCCESS", "FAIL"
@@ -33,6 +35,8 @@ Answer = dict[str, Any] | list[dict[str, Any]]  # what Destinations.publish retu
 
 @dataclass
 class Schedule:
+    """One cron schedule: what it publishes, where, and its next firing (times in seconds)."""
+
     id: str
     user: User
     destination: str
@@ -51,6 +55,7 @@ class Schedule:
 
     @property
     def queue_name(self) -> str | None:
+        """The queue its messages go through, if any."""
         return self.spec.queue_name
 
     def last_states(self) -> dict[str, str]:
@@ -73,6 +78,7 @@ class Schedules:
         self._by_user: dict[str, dict[str, Schedule]] = {}
 
     def reset(self) -> None:
+        """Forget every schedule and cancel its timers (a test's reset)."""
         for schedules in self._by_user.values():
             for schedule in schedules.values():
                 self._disarm(schedule)
@@ -90,7 +96,7 @@ class Schedules:
         self._check_destination(user, destination, spec, body)
         schedules = self._of(user)
         old = schedules.get(spec.schedule_id) if spec.schedule_id is not None else None
-        if spec.schedule_id is not None and not SCHEDULE_ID.match(spec.schedule_id):
+        if spec.schedule_id is not None and not _SCHEDULE_ID.match(spec.schedule_id):
             raise bad_request(
                 "Schedule ID is invalid. Schedule IDs can only contain alphanumeric characters, "
                 "hyphens, periods, and underscores."
@@ -127,9 +133,12 @@ class Schedules:
         self.engine.store.put(SCHEDULE, schedule.user.name, schedule.id, schedule)
 
     def restore(self, schedule: Schedule) -> None:
-        """A schedule loaded from a store, armed at its saved next fire time. A time that
-        passed while the emulator was down fires at once, once (then `_fire` goes on from
-        the next cron time after now): missed firings are caught up by one, not replayed."""
+        """Add a schedule loaded from a store, armed at its saved next fire time.
+
+        A fire time that passed while the emulator was down fires at once, once (then `_fire`
+        goes on from the next cron time after now): missed firings are caught up by one
+        firing, not replayed.
+        """
         self._of(schedule.user)[schedule.id] = schedule
         if not schedule.paused:
             due = schedule.next_time
@@ -152,12 +161,18 @@ class Schedules:
                 raise
 
     def get(self, user: User, schedule_id: str) -> Schedule:
+        """The user's schedule `schedule_id`.
+
+        Raises:
+            ApiError: 404 for an unknown schedule.
+        """
         schedule = self._of(user).get(schedule_id)
         if schedule is None:
             raise not_found(f"schedule {schedule_id} not found")
         return schedule
 
     def list(self, user: User) -> list[Schedule]:
+        """The user's schedules, oldest first."""
         return sorted(self._of(user).values(), key=lambda s: (s.created_at, s.order, s.id))
 
     def delete(self, user: User, schedule_id: str) -> None:
@@ -168,6 +183,7 @@ class Schedules:
         self.engine.store.delete(SCHEDULE, user.name, schedule_id)
 
     def pause(self, user: User, schedule_id: str) -> None:
+        """Stop firing (until `resume`)."""
         schedule = self.get(user, schedule_id)
         schedule.paused = True
         self._disarm(schedule)

@@ -17,6 +17,21 @@ if TYPE_CHECKING:
     from ..backend import Backend
     from ..core.state import LogEntry
 
+__all__ = [
+    "DEDUP",
+    "DLQ",
+    "FLOW_KEY",
+    "KINDS",
+    "QUEUE",
+    "SCHEDULE",
+    "URL_GROUP",
+    "USER",
+    "Encoder",
+    "Restorer",
+    "Store",
+    "StoreError",
+]
+
 # Kinds of objects besides messages and log entries (keyed by user name and a key).
 DLQ = "dlq"  # key: dlq id; obj: DlqEntry
 DEDUP = "dedup"  # key: dedup key; obj: (message id, expiry)
@@ -57,9 +72,12 @@ class Store(Protocol):
         """Forget everything (a reset)."""
 
     def register(self, kind: str, encode: Encoder, restore: Restorer) -> None:
-        """Persist objects of a further `kind` reported with `put`/`delete`. Register before
-        `restore` runs (when the backend is built); `restore` is called for each saved object
-        after messages, logs and the core resources are back, before any timer is re-armed."""
+        """Persist objects of a further `kind`, reported with `put` and `delete`.
+
+        Register before `restore` runs (when the backend is built). `restore` is called for
+        each saved object after messages, logs and the core resources are back, before any
+        timer is re-armed.
+        """
 
     @property
     def pending(self) -> bool:
@@ -69,8 +87,11 @@ class Store(Protocol):
         """Return once every change reported so far is committed."""
 
     def restore(self, backend: Backend) -> int:
-        """Load the saved state into a freshly built backend (on its loop); returns how many
-        unfinished messages were re-armed."""
+        """Load the saved state into a freshly built backend, on its loop.
+
+        Returns:
+            How many unfinished messages were re-armed.
+        """
 
     def close(self) -> None:
         """Commit what is pending and release the file."""

@@ -20,48 +20,77 @@ from ..parsing.retry_expressions import RetryDelay, compile_retry_delay
 
 Json = dict[str, Any]
 
+__all__ = [
+    "Json",
+    "b64d",
+    "b64e",
+    "callback",
+    "flow",
+    "load_callback",
+    "load_flow",
+    "load_message",
+    "load_redaction",
+    "load_response",
+    "load_retry_delay",
+    "load_spec",
+    "message_static",
+    "redaction",
+    "response",
+    "retry_delay",
+    "spec",
+]
+
 
 def b64e(data: bytes) -> str:
+    """Bytes as base64 text."""
     return base64.b64encode(data).decode()
 
 
 def b64d(text: str) -> bytes:
+    """Base64 text back to bytes."""
     return base64.b64decode(text)
 
 
 def retry_delay(value: RetryDelay | None) -> str | None:
+    """A retry-delay expression as its source text."""
     return None if value is None else value.source
 
 
 def load_retry_delay(source: str | None) -> RetryDelay | None:
+    """A retry-delay expression compiled again from its source."""
     return None if source is None else compile_retry_delay(source)
 
 
 def redaction(value: Redaction) -> Json | None:
+    """Redaction settings as JSON (None when nothing is redacted)."""
     if not value:
         return None
     return {"body": value.body, "all": value.all_headers, "headers": sorted(value.headers)}
 
 
 def load_redaction(data: Json | None) -> Redaction:
+    """Redaction settings from JSON."""
     if not data:
         return NO_REDACTION
     return Redaction(data["body"], data["all"], frozenset(data["headers"]))
 
 
 def flow(value: FlowControlSpec | None) -> Json | None:
+    """A message's flow-control settings as JSON."""
     if value is None:
         return None
     return {"key": value.key, "p": value.parallelism, "r": value.rate, "period": value.period}
 
 
 def load_flow(data: Json | None) -> FlowControlSpec | None:
+    """Flow-control settings from JSON."""
     if data is None:
         return None
     return FlowControlSpec(data["key"], data["p"], data["r"], data["period"])
 
 
 def callback(value: CallbackConfig | None) -> Json | None:
+    """A callback configuration as JSON."""
     if value is None:
         return None
     return {
@@ -76,6 +105,7 @@ def callback(value: CallbackConfig | None) -> Json | None:
 
 
 def load_callback(data: Json | None) -> CallbackConfig | None:
+    """A callback configuration from JSON."""
     if data is None:
         return None
     return CallbackConfig(
@@ -90,6 +120,7 @@ def load_callback(data: Json | None) -> CallbackConfig | None:
 
 
 def response(value: Response | None) -> Json | None:
+    """A destination's response as JSON (body in base64)."""
     if value is None:
         return None
     return {
@@ -101,6 +132,7 @@ def response(value: Response | None) -> Json | None:
 
 
 def load_response(data: Json | None) -> Response | None:
+    """A response from JSON."""
     if data is None:
         return None
     return Response(data["status"], data["headers"], b64d(data["body"]), data["error"])
@@ -139,6 +171,7 @@ def message_static(m: Message) -> Json:
 def load_message(
     message_id: str, user: User, data: Json, body: bytes, state: str, retried: int, events: int
 ) -> Message:
+    """A message from its saved row: static JSON, body and changing fields."""
     return Message(
         id=message_id,
         user=user,
@@ -204,6 +237,7 @@ _SPEC_FIELDS = (
 
 
 def spec(value: MessageSpec) -> Json:
+    """A publish spec (a schedule's) as JSON."""
     out: Json = {}
     for name in _SPEC_FIELDS:
         raw = getattr(value, name)
@@ -213,6 +247,7 @@ def spec(value: MessageSpec) -> Json:
 
 
 def load_spec(data: Json) -> MessageSpec:
+    """A publish spec from JSON; fields missing in an older row keep their defaults."""
     fields: Json = {}
     for name in _SPEC_FIELDS:
         if name in data:  # a field added later keeps its default in an older row

@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from ..core.state import LogEntry
     from .base import Encoder, Restorer
 
+__all__ = ["MemoryStore"]
+
 
 class MemoryStore:
     """Keeps nothing beyond the live objects; the official dev server's behaviour."""
@@ -18,25 +20,26 @@ class MemoryStore:
     pending = False
 
     def log(self, entry: LogEntry) -> None:
-        pass
+        """Nothing to record: the live objects are the state."""
 
     def put(self, kind: str, user: str, key: str, obj: Any) -> None:
-        pass
+        """Nothing to record."""
 
     def delete(self, kind: str, user: str, key: str) -> None:
-        pass
+        """Nothing to record."""
 
     def clear(self) -> None:
-        pass
+        """Nothing to forget beyond the live objects."""
 
     def register(self, kind: str, encode: Encoder, restore: Restorer) -> None:
-        pass
+        """Nothing to register: no kind is saved."""
 
     async def durable(self) -> None:
-        pass
+        """Everything is as durable as it gets: at once."""
 
     def restore(self, backend: Backend) -> int:
+        """Nothing was saved; returns 0."""
         return 0
 
     def close(self) -> None:
-        pass
+        """Nothing to release."""

@@ -28,6 +28,8 @@ from .base import DEDUP, DLQ, FLOW_KEY, QUEUE, SCHEDULE, URL_GROUP, Restorer
 if TYPE_CHECKING:
     from ..backend import Backend
 
+__all__ = ["restore"]
+
 # States of a message that has had an attempt: in a queue it holds its slot.
 _STARTED = (ACTIVE, ERROR, RETRY)
 
@@ -37,8 +39,16 @@ def restore(
     conn: sqlite3.Connection,
     extra: dict[str, Restorer] | None = None,
 ) -> int:
-    """Load everything; returns the number of unfinished messages re-armed. `extra` restores
-    kinds registered by features outside the core (`Store.register`)."""
+    """Load everything saved in `conn` into `backend` and re-arm its timers.
+
+    Args:
+        backend: A freshly built backend, on its running loop.
+        conn: The open data file.
+        extra: Restorers of kinds registered by features outside the core (`Store.register`).
+
+    Returns:
+        The number of unfinished messages re-armed.
+    """
     extra = extra or {}
     engine = backend.engine
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..core.clock import VirtualClock
-from ..core.state import FINAL_STATES, LogEntry, Message
+from ..core.state import CANCELLED, DELIVERED, FAILED, LogEntry, Message
 from . import codec
 from .base import (
     DEDUP,
@@ -42,11 +42,22 @@ from .base import (
 if TYPE_CHECKING:
     from ..backend import Backend
 
+__all__ = [
+    "APPLICATION_ID",
+    "FILE_NAME",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SqliteStore",
+    "check_version",
+    "encode",
+    "migrate",
+]
+
 FILE_NAME = "state.db"
 LOCK_NAME = "lock"
 # PRAGMA application_id: marks the file as ours ("QSEm"), so a foreign SQLite file is refused.
 APPLICATION_ID = 0x5153456D
-_FINAL = tuple(sorted(FINAL_STATES))
+_FINAL_STATES = frozenset({CANCELLED, DELIVERED, FAILED})
 
 # Migration n takes a file from version n - 1 to n; a new file runs them all.
 MIGRATIONS: list[list[str]] = [
@@ -95,6 +106,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
 
 
 def check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version; StoreError if it is newer than this code reads."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(
@@ -199,12 +211,14 @@ class SqliteStore:
 
     # -- the journal ------------------------------------------------------------------------
     def log(self, entry: LogEntry) -> None:
+        """Buffer the entry and its message (written at the end of this loop turn)."""
         self._logs.append(entry)
         self._messages[entry.message.id] = entry.message
         if not self._scheduled:
             self._schedule()
 
     def put(self, kind: str, user: str, key: str, obj: Any) -> None:
+        """Buffer the object (serialized as it is when the flush runs)."""
         if kind == USER:
             self._users = True
         else:
@@ -213,11 +227,13 @@ class SqliteStore:
             self._schedule()
 
     def delete(self, kind: str, user: str, key: str) -> None:
+        """Buffer the removal."""
         self._objects[(kind, user, key)] = _DELETED
         if not self._scheduled:
             self._schedule()
 
     def clear(self) -> None:
+        """Empty every table in the next commit (a reset)."""
         self._messages.clear()
         self._logs.clear()
         self._objects.clear()
@@ -227,10 +243,12 @@ class SqliteStore:
         self._schedule()
 
     def register(self, kind: str, encode: Encoder, restore: Restorer) -> None:
+        """Save and restore objects of a further kind (see `Store.register`)."""
         self.extra_kinds[kind] = (encode, restore)
 
     @property
     def pending(self) -> bool:
+        """A flush is scheduled: changes are buffered but not yet committed."""
         return self._scheduled
 
     def _schedule(self) -> None:
@@ -242,6 +260,7 @@ class SqliteStore:
         loop.call_soon(self.flush)
 
     async def durable(self) -> None:
+        """Return once the flush that writes every change buffered so far has committed."""
         if not self._scheduled:
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -315,7 +334,7 @@ class SqliteStore:
         for m in messages:
             timer = m.timer
             due = timer.due if timer is not None and not timer.cancelled else None
-            finished = m.state in FINAL_STATES
+            finished = m.state in _FINAL_STATES
             if m.id in written:
                 updates.append(
                     (m.state, m.retried, m.events, due, m.cancel_requested, finished, m.id)
@@ -395,6 +414,7 @@ class SqliteStore:
 
     # -- reading ----------------------------------------------------------------------------
     def restore(self, backend: Backend) -> int:
+        """Load the file into `backend` (see `store.restore`); returns messages re-armed."""
         from .restore import restore
 
         self._backend = backend
@@ -406,6 +426,7 @@ class SqliteStore:
         return count
 
     def close(self) -> None:
+        """Commit what is pending, close the file and release the directory lock."""
         if self._closed:
             return
         self._closed = True
