@@ -320,3 +320,17 @@ def test_a_feature_outside_the_core_saves_and_restores_its_own_kind(tmp_path: Pa
     emu.store.register("thing", encode, restore)
     with emu:
         assert restored == [("defaultUser", "one", {"n": 1}, b"blob")]
+
+
+def test_a_user_added_while_running_is_back_after_a_restart(tmp_path: Path) -> None:
+    with Emulator(data_dir=tmp_path) as emu:
+        added = emu.call_soon(emu.users.add, "alice")
+        client = QStash(added.token, base_url=emu.url, retry=False)
+        client.queue.upsert("alices")  # any change: its commit saves the users too
+    with Emulator(data_dir=tmp_path) as emu:
+        alice = emu.users["alice"]
+        assert (alice.token, alice.current_signing_key) == (
+            added.token,
+            added.current_signing_key,
+        )
+        assert [q.name for q in QStash(alice.token, base_url=emu.url).queue.list()] == ["alices"]

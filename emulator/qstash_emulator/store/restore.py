@@ -77,7 +77,9 @@ def restore(
         if cancel:
             pending.append((-1.0, message))  # cancelled while in flight: finish it below
         else:
-            pending.append((now if due is None else due, message))
+            # Held by a gate or in flight (no timer): due since it first became due, so
+            # re-admission keeps arrival order.
+            pending.append((min(message.not_before, now) if due is None else due, message))
 
     for mid, idx, time, state, error, next_time, response in conn.execute(
         "SELECT message_id, idx, time, state, error, next_delivery_time, response"

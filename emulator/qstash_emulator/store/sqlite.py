@@ -188,6 +188,7 @@ class SqliteStore:
         self._written: set[str] = set()  # message ids with a row (later writes update it)
         self._backend: Backend | None = None
         self._saved_meta: dict[str, str] = {}
+        self._saved_users: list[tuple[str, str, str, str, str]] = []
         self.error: BaseException | None = None  # the last failed commit, if any
         self._closed = False
         self.extra_kinds: dict[str, tuple[Encoder, Restorer]] = {}
@@ -320,8 +321,7 @@ class SqliteStore:
                 )
             if objects:
                 self._write_objects(objects)
-            if users:
-                self._write_users()
+            self._write_users(force=users)
             self._write_meta()
             conn.execute("COMMIT")
         except BaseException:
@@ -388,17 +388,23 @@ class SqliteStore:
                 puts,
             )
 
-    def _write_users(self) -> None:
+    def _write_users(self, *, force: bool) -> None:
+        # Users are few: compare them all on each flush, so a user added or a key changed
+        # outside the engine (a config file, a test) is saved with the next commit too.
         if self._backend is None:
+            return
+        rows = [
+            (u.name, u.token, u.current_signing_key, u.next_signing_key, u.quota.name)
+            for u in self._backend.users
+        ]
+        if rows == self._saved_users and not force:
             return
         self.conn.executemany(
             "INSERT OR REPLACE INTO users (name, token, current_key, next_key, quota)"
             " VALUES (?, ?, ?, ?, ?)",
-            [
-                (u.name, u.token, u.current_signing_key, u.next_signing_key, u.quota.name)
-                for u in self._backend.users
-            ],
+            rows,
         )
+        self._saved_users = rows
 
     def _write_meta(self) -> None:
         backend = self._backend
