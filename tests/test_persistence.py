@@ -334,3 +334,22 @@ def test_a_user_added_while_running_is_back_after_a_restart(tmp_path: Path) -> N
             added.current_signing_key,
         )
         assert [q.name for q in QStash(alice.token, base_url=emu.url).queue.list()] == ["alices"]
+
+
+def test_a_queue_keeps_its_order_across_a_restart(
+    tmp_path: Path, httpserver: HTTPServer, target: Callable[..., str]
+) -> None:
+    flaky, ok = target("/first", 500, 200), target("/rest")
+    with Emulator(data_dir=tmp_path) as emu:
+        client = client_of(emu)
+        client.queue.upsert("fifo", parallelism=1)
+        client.message.enqueue(queue="fifo", url=flaky, body="1")
+        client.message.enqueue(queue="fifo", url=ok, body="2")
+        client.message.enqueue(queue="fifo", url=ok, body="3")
+        emu.settle()  # the first fails and waits for its retry, holding the queue's slot
+    with Emulator(data_dir=tmp_path) as emu:
+        emu.settle()
+        assert requests_to(httpserver, "/rest") == []  # the slot is still the first's
+        emu.advance(13)
+        assert len(requests_to(httpserver, "/first")) == 2
+        assert [r.get_data() for r in requests_to(httpserver, "/rest")] == [b"2", b"3"]
