@@ -353,3 +353,17 @@ def test_a_queue_keeps_its_order_across_a_restart(
         emu.advance(13)
         assert len(requests_to(httpserver, "/first")) == 2
         assert [r.get_data() for r in requests_to(httpserver, "/rest")] == [b"2", b"3"]
+
+
+def test_a_deduplication_id_still_in_its_window_holds_after_a_restart(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    url = target("/dedup")
+    with Emulator(data_dir=tmp_path) as emu:
+        first = client_of(emu).message.publish(url=url, body="x", deduplication_id="once")
+    with Emulator(data_dir=tmp_path) as emu:
+        again = client_of(emu).message.publish(url=url, body="x", deduplication_id="once")
+        assert (again.message_id, again.deduplicated) == (first.message_id, True)
+        emu.advance("10m")  # the window has passed: a new message
+        later = client_of(emu).message.publish(url=url, body="x", deduplication_id="once")
+        assert later.message_id != first.message_id
