@@ -367,3 +367,16 @@ def test_a_deduplication_id_still_in_its_window_holds_after_a_restart(
         emu.advance("10m")  # the window has passed: a new message
         later = client_of(emu).message.publish(url=url, body="x", deduplication_id="once")
         assert later.message_id != first.message_id
+
+
+def test_a_message_delivered_just_before_a_restart_is_still_readable_by_id(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    with Emulator(data_dir=tmp_path) as emu:
+        sent = client_of(emu).message.publish(url=target("/done"), body="done")
+        emu.settle()
+    with Emulator(data_dir=tmp_path) as emu:
+        assert client_of(emu).message.get(sent.message_id).body == "done"
+        emu.advance("1m")  # past the retention window: gone, as without a restart
+        with pytest.raises(Exception, match="not found"):
+            client_of(emu).message.get(sent.message_id)

@@ -22,6 +22,7 @@ from .core.clock import Clock, VirtualClock, wall_time
 from .core.delivery import Delivery
 from .core.engine import Engine
 from .core.ids import IdSource
+from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.users import Users
 from .llm.service import LLMService
@@ -55,6 +56,7 @@ class Backend:
         quota: str = "payg",
         keep_deliveries: int | None = None,
         store: Store | None = None,
+        finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
         self.store: Store = store if store is not None else MemoryStore()
@@ -71,6 +73,7 @@ class Backend:
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
             store=self.store,
+            finished_retention=finished_retention,
         )
         self.queues = Queues(self.engine)
         self.flow_control = FlowControl(self.engine)

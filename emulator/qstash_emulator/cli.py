@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .emulator import Emulator
+from .parsing.durations import DurationError, parse_duration
 from .store import StoreError
 
 DEFAULT_DATA_DIR = ".qstash-emulator"
@@ -44,15 +45,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="PUBLISHED=LOCAL",
         help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
     )
+    dev.add_argument(
+        "--finished-retention",
+        default="60s",
+        metavar="DURATION",
+        help="how long a delivered or failed message stays readable by id (default 60s; 0 = not)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
     dev.add_argument("--chat-tokens-limit", type=int, help="chat tokens a minute")
-    add_persistence_args(dev)
+    _add_persistence_args(dev)
     return p
 
 
-def add_persistence_args(dev: argparse.ArgumentParser) -> None:
+def _add_persistence_args(dev: argparse.ArgumentParser) -> None:
     where = dev.add_mutually_exclusive_group()
     where.add_argument(
         "--data-dir",
@@ -66,18 +73,23 @@ def add_persistence_args(dev: argparse.ArgumentParser) -> None:
     )
 
 
-def data_dir_of(args: argparse.Namespace) -> str | None:
+def _data_dir_of(args: argparse.Namespace) -> str | None:
     return None if args.in_memory else str(args.data_dir)
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    try:
+        retention = parse_duration(args.finished_retention)
+    except DurationError as exc:
+        raise SystemExit(f"--finished-retention: {exc}") from None
     emulator = Emulator(
         clock="real",
         host=args.host,
         port=args.port,
         quota=args.quota,
         seed=args.seed,
-        data_dir=data_dir_of(args),
+        data_dir=_data_dir_of(args),
+        finished_retention=retention,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")

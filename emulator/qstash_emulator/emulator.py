@@ -19,6 +19,7 @@ from .core.clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_mono
 from .core.delivery import Delivery
 from .core.engine import Engine
 from .core.quotas import QUOTAS
+from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.state import Delivered, Message
 from .core.users import User, Users
@@ -81,6 +82,7 @@ class Emulator:
         port: int = 0,
         keep_deliveries: int | None = None,
         auto_advance: bool = False,
+        finished_retention: float | str = DEFAULT_WINDOW,
         data_dir: str | os.PathLike[str] | None = None,
         store: Store | None = None,
     ) -> None:
@@ -97,7 +99,13 @@ class Emulator:
             store = open_store(None if data_dir is None else os.fspath(data_dir))
         self.store = store
         self.backend = Backend(
-            clock, seed=seed, quota=quota, keep_deliveries=keep_deliveries, store=store
+            clock,
+            seed=seed,
+            quota=quota,
+            keep_deliveries=keep_deliveries,
+            # How long a delivered or failed message stays readable by id (emulator clock).
+            finished_retention=_seconds(finished_retention),
+            store=store,
         )
         self.restored = 0  # unfinished messages a persistent store brought back at start
         self.llm_service = self.backend.llm

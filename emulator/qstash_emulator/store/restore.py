@@ -2,10 +2,11 @@
 
 Restored: users and their signing keys, id counters (ids never repeat), a virtual clock's time,
 every message (unfinished ones re-armed at their next attempt time; one in flight when the
-process died is attempted again at once, as at-least-once delivery allows), logs, the DLQ,
-deduplication ids still in their window, queues (paused or not; a message that held a slot
-holds it again), URL groups, flow-control keys (settings, pins, paused) and schedules (armed at
-their next fire time; one whose time passed while the emulator was down fires once, at once).
+process died is attempted again at once, as at-least-once delivery allows), logs, delivered and
+failed messages still in their retention window (readable by id), the DLQ, deduplication ids
+still in their window, queues (paused or not; a message that held a slot holds it again), URL
+groups, flow-control keys (settings, pins, paused) and schedules (armed at their next fire
+time; one whose time passed while the emulator was down fires once, at once).
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from ..core.quotas import QUOTAS
-from ..core.state import ACTIVE, CANCELLED, ERROR, RETRY, DlqEntry, LogEntry, Message
+from ..core.state import (
+    ACTIVE,
+    CANCELLED,
+    DELIVERED,
+    ERROR,
+    FAILED,
+    RETRY,
+    DlqEntry,
+    LogEntry,
+    Message,
+)
 from ..core.users import User
 from ..parsing.cron import CronSpec
 from ..resources.flow_control import KeyState
@@ -81,6 +92,7 @@ def restore(
             # re-admission keeps arrival order.
             pending.append((min(message.not_before, now) if due is None else due, message))
 
+    finished_at: dict[str, float] = {}
     for mid, idx, time, state, error, next_time, response in conn.execute(
         "SELECT message_id, idx, time, state, error, next_delivery_time, response"
         " FROM logs ORDER BY seq"
@@ -89,9 +101,17 @@ def restore(
         if logged is None:
             continue
         loaded = codec.load_response(None if response is None else json.loads(response))
+        if state in (DELIVERED, FAILED):
+            finished_at[mid] = time
         engine.state(logged.user).logs.append(
             LogEntry(time, logged, state, idx, error, next_time, loaded)
         )
+
+    # Delivered and failed messages still in their retention window stay readable by id.
+    window = engine.finished.window
+    for mid, at in sorted(finished_at.items(), key=lambda item: item[1]):
+        if at + window > now and messages[mid].state in (DELIVERED, FAILED):
+            engine.finished.keep(messages[mid])
 
     schedules: list[Schedule] = []
     for kind, name, key, data, body in conn.execute(
