@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import requests_to, states
@@ -380,3 +381,30 @@ def test_a_message_delivered_just_before_a_restart_is_still_readable_by_id(
         emu.advance("1m")  # past the retention window: gone, as without a restart
         with pytest.raises(Exception, match="not found"):
             client_of(emu).message.get(sent.message_id)
+
+
+def test_every_setting_of_a_message_and_a_schedule_survives_a_restart(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    url, cb, fcb = target("/all"), target("/cb"), target("/fcb")
+    settings: dict[str, Any] = {
+        "method": "PUT",
+        "headers": {"X-Custom": "yes"},
+        "retries": 2,
+        "retry_delay": "pow(2, retried) * 1000",
+        "callback": cb,
+        "failure_callback": fcb,
+        "timeout": "20s",
+        "label": "tagged",
+        "flow_control": {"key": "k", "parallelism": 2, "rate": 5, "period": "10s"},
+    }
+    with Emulator(data_dir=tmp_path) as emu:
+        client = client_of(emu)
+        mid = client.message.publish(url=url, body="b", delay="1h", **settings).message_id
+        sid = client.schedule.create(destination=url, cron="0 * * * *", body="s", **settings)
+        message_before = client.message.get(mid)
+        schedule_before = client.schedule.get(sid)
+    with Emulator(data_dir=tmp_path) as emu:
+        client = client_of(emu)
+        assert client.message.get(mid) == message_before
+        assert client.schedule.get(sid) == schedule_before
