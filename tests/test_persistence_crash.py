@@ -148,14 +148,22 @@ def test_kill_9_halfway_through_publishing_loses_nothing_acknowledged(
                 url, path = "/v2/publish/grp", "/ok"  # the group's endpoints answer 200
             elif i % 5 == 1:
                 url = f"/v2/enqueue/work/{target.url}{path}"
+            content = f"body {i}".encode()
+            if i % 11 == 8:  # a batch: two messages in one request
+                url, path = "/v2/batch", "/ok"
+                entries = [
+                    {"destination": f"{target.url}/ok", "body": f"batch {i}.{n}"} for n in (1, 2)
+                ]
+                content, headers = json.dumps(entries).encode(), {}
             try:
                 with httpx.Client(base_url=base, headers=AUTH, timeout=10) as http:
-                    answer = http.post(url, headers=headers, content=f"body {i}".encode())
+                    answer = http.post(url, headers=headers, content=content)
             except httpx.HTTPError:
                 return  # not acknowledged
             assert answer.status_code in (200, 201), answer.text
             data = answer.json()
             items = data if isinstance(data, list) else [data]
+            items = [x for item in items for x in (item if isinstance(item, list) else [item])]
             with lock:
                 for item in items:
                     acked[item["messageId"]] = path
