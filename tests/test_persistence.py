@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from helpers import requests_to, states
 from pytest_httpserver import HTTPServer
@@ -408,3 +409,23 @@ def test_every_setting_of_a_message_and_a_schedule_survives_a_restart(
         client = client_of(emu)
         assert client.message.get(mid) == message_before
         assert client.schedule.get(sid) == schedule_before
+
+
+def test_a_change_that_cannot_be_saved_is_not_acknowledged_and_is_saved_later(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    url = target("/later")
+    with Emulator(data_dir=tmp_path) as emu:
+        sqlite_store: Any = emu.store
+        token = {"Authorization": f"Bearer {emu.token}", "Upstash-Delay": "1h"}
+        # The disk refuses writes (as when it is full or read-only).
+        emu.call_soon(sqlite_store.conn.execute, "PRAGMA query_only = ON")
+        refused = httpx.post(f"{emu.url}/v2/publish/{url}", headers=token, content=b"1")
+        assert refused.status_code == 500
+        assert f"could not save the change to {tmp_path / 'state.db'}" in refused.json()["error"]
+        emu.call_soon(sqlite_store.conn.execute, "PRAGMA query_only = OFF")
+        accepted = httpx.post(f"{emu.url}/v2/publish/{url}", headers=token, content=b"2")
+        assert accepted.status_code == 200
+    with Emulator(data_dir=tmp_path) as emu:
+        # The refused change was kept and went out with the next commit.
+        assert sorted(m.body for m in emu.pending_messages) == [b"1", b"2"]

@@ -189,6 +189,9 @@ class SqliteStore:
         self._backend: Backend | None = None
         self._saved_meta: dict[str, str] = {}
         self._saved_users: list[tuple[str, str, str, str, str]] = []
+        self._new_ids: list[str] = []  # what the current transaction adds, kept once committed
+        self._new_meta: dict[str, str] = {}
+        self._new_users: list[tuple[str, str, str, str, str]] | None = None
         self.error: BaseException | None = None  # the last failed commit, if any
         self._closed = False
         self.extra_kinds: dict[str, tuple[Encoder, Restorer]] = {}
@@ -293,6 +296,32 @@ class SqliteStore:
         objects, self._objects = self._objects, {}
         wipe, self._wipe = self._wipe, False
         users, self._users = self._users, False
+        try:
+            self._transaction(messages, logs, objects, wipe, users)
+        except BaseException:
+            # Nothing was written: keep it all for the next commit, under what came since.
+            self._messages = {**messages, **self._messages}
+            self._logs = logs + self._logs
+            self._objects = {**objects, **self._objects}
+            self._wipe, self._users = self._wipe or wipe, self._users or users
+            raise
+        # Only now is it on disk: later commits update these rows, skip this metadata.
+        self._written.update(self._new_ids)
+        self._saved_meta.update(self._new_meta)
+        if self._new_users is not None:
+            self._saved_users = self._new_users
+
+    def _transaction(
+        self,
+        messages: dict[str, Message],
+        logs: list[LogEntry],
+        objects: dict[tuple[str, str, str], Any],
+        wipe: bool,
+        users: bool,
+    ) -> None:
+        self._new_ids = []
+        self._new_meta = {}
+        self._new_users = None
         conn = self.conn
         conn.execute("BEGIN")
         try:
@@ -325,7 +354,8 @@ class SqliteStore:
             self._write_meta()
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             raise
 
     def _write_messages(self, messages: Any) -> None:
@@ -340,7 +370,7 @@ class SqliteStore:
                     (m.state, m.retried, m.events, due, m.cancel_requested, finished, m.id)
                 )
             else:
-                written.add(m.id)
+                self._new_ids.append(m.id)
                 inserts.append(
                     (
                         m.id,
@@ -404,7 +434,7 @@ class SqliteStore:
             " VALUES (?, ?, ?, ?, ?)",
             rows,
         )
-        self._saved_users = rows
+        self._new_users = rows
 
     def _write_meta(self) -> None:
         backend = self._backend
@@ -416,7 +446,7 @@ class SqliteStore:
         changed = [(k, v) for k, v in meta.items() if self._saved_meta.get(k) != v]
         if changed:
             self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", changed)
-            self._saved_meta.update(changed)
+            self._new_meta.update(changed)
 
     # -- reading ----------------------------------------------------------------------------
     def restore(self, backend: Backend) -> int:
