@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -78,6 +79,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, object]:
             for system, server in systems:
                 results[system].append(await one(system, server, f"round {n}", args.messages))
     db = Path(data_dir) / "state.db"
+    data_file_bytes = db.stat().st_size if db.exists() else None
+    shutil.rmtree(data_dir, ignore_errors=True)
     memory_median = statistics.median(r.msgs_per_s for r in results["memory"])
     sqlite_median = statistics.median(r.msgs_per_s for r in results["sqlite"])
 
@@ -96,7 +99,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, object]:
         "ratio": sqlite_median / memory_median,
         "memory_cpu_us_per_msg": cpu(results["memory"]),
         "sqlite_cpu_us_per_msg": cpu(results["sqlite"]),
-        "data_file_bytes": db.stat().st_size if db.exists() else None,
+        "data_file_bytes": data_file_bytes,
         "aim": AIM,
     }
 
