@@ -294,3 +294,32 @@ def test_the_data_file_holds_what_was_acknowledged(tmp_path: Path, target: Targe
             assert meta["message"] >= 1
     finally:
         stop(proc)
+
+
+def test_a_virtual_clock_server_resumes_its_time_and_a_delayed_message(
+    tmp_path: Path, target: Target
+) -> None:
+    port = free_port()
+    args = (f"--port={port}", f"--data-dir={tmp_path}", "--clock=virtual", "--quiet")
+    args += ("--start-time=2025-01-01T00:00:00Z",)
+    base = f"http://127.0.0.1:{port}"
+    proc, _ = start(*args)
+    try:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=10) as http:
+            sent = http.post(
+                f"/v2/publish/{target.url}/ok", headers={"Upstash-Delay": "2h"}, content=b"later"
+            ).json()["messageId"]
+            clock = http.post("/__emulator/advance", params={"by": "1h"}).json()
+            assert clock["time"] == "2025-01-01T01:00:00.000Z"
+    finally:
+        stop(proc)
+    proc, _ = start(*args)
+    try:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=10) as http:
+            assert http.get("/__emulator/clock").json()["time"] == "2025-01-01T01:00:00.000Z"
+            http.post("/__emulator/advance", params={"by": "59m"}).raise_for_status()
+            assert target.ids("/ok") == set()
+            http.post("/__emulator/advance", params={"by": "1m"}).raise_for_status()
+            assert target.ids("/ok") == {sent}  # the advance answers once due work has run
+    finally:
+        stop(proc)
