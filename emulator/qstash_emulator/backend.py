@@ -31,6 +31,7 @@ from .resources.flow_control import FlowControl
 from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
+from .store import MemoryStore, Store
 
 __all__ = ["Backend"]
 
@@ -43,6 +44,8 @@ class Backend:
         seed: seeds ids (and the LLM's default text), so a run is reproducible.
         quota: the plan tier of the built-in users (`payg` or `pro`).
         keep_deliveries: how many delivery records to keep (None: all).
+        store: where state changes are journaled (default: nowhere, the memory store); a
+            persistent store's saved state is loaded by `restore()`, on the running loop.
     """
 
     def __init__(
@@ -52,9 +55,11 @@ class Backend:
         seed: int = 0,
         quota: str = "payg",
         keep_deliveries: int | None = None,
+        store: Store | None = None,
         finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
+        self.store: Store = store if store is not None else MemoryStore()
         self.users = Users(quota)
         self.ids = IdSource(seed)
         self.scheduler = Scheduler(clock)
@@ -67,6 +72,7 @@ class Backend:
             delivery=self.delivery,
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
+            store=self.store,
             finished_retention=finished_retention,
         )
         self.queues = Queues(self.engine)
@@ -90,7 +96,9 @@ class Backend:
         Users and their tokens stay; signing keys go back to their first values, ids restart
         from `seed` (default: the current seed) and a virtual clock returns to its start.
         Work that is running must be cancelled first (`scheduler.cancel_running`).
+        A persistent store forgets its saved state too.
         """
+        self.store.clear()
         self.scheduler.clear()
         self.scheduler.errors.clear()
         self.engine.reset()
@@ -109,3 +117,13 @@ class Backend:
             self.clock.reset()
         for hook in self.reset_hooks:
             hook()
+
+    def restore(self) -> int:
+        """Load a persistent store's saved state and re-arm its timers.
+
+        Runs on the running loop, before the server takes requests.
+
+        Returns:
+            How many unfinished messages were re-armed (0 for the memory store).
+        """
+        return self.store.restore(self)

@@ -18,6 +18,11 @@ from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
 from ..parsing.forwarding import drop_reserved
 from ..parsing.publish_headers import MessageSpec
+from ..store.base import DEDUP as _DEDUP
+from ..store.base import DLQ as _DLQ
+from ..store.base import USER as _USER
+from ..store.base import Store
+from ..store.memory import MemoryStore
 from .clock import Clock, ms
 from .delivery import Delivery
 from .errors import ApiError, bad_request, not_found
@@ -111,8 +116,12 @@ class Engine:
         delivery: Delivery,
         wall: Callable[[], float],
         keep_deliveries: int | None = None,
+        store: Store | None = None,
         finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
+        self.store: Store = (
+            store if store is not None else MemoryStore()
+        )  # told of every change (a no-op unless persistent)
         self.clock = clock
         self.scheduler = scheduler
         self.users = users
@@ -219,7 +228,8 @@ class Engine:
             return {"messageId": duplicate, "deduplicated": True}
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
-            self.state(user).dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
+            entry = self.state(user).dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
+            self.store.put(_DEDUP, user.name, key, entry)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -421,7 +431,8 @@ class Engine:
         if message.kind == "message":
             now = self.clock.now()
             dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
-            self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            entry = self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            self.store.put(_DLQ, message.user.name, dlq_id, entry)
         self._callback(message, response)
         if message.failure_callback is not None:
             self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
@@ -530,6 +541,7 @@ class Engine:
         )
         message.events += 1
         self.state(message.user).logs.append(entry)
+        self.store.log(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
         """The user's log events, newest first; ties broken by message order and event index."""
@@ -632,7 +644,12 @@ class Engine:
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
         """Remove DLQ entries by id; returns how many existed."""
         dlq = self.state(user).dlq
-        return sum(1 for dlq_id in list(dlq_ids) if dlq.pop(dlq_id, None) is not None)
+        deleted = 0
+        for dlq_id in list(dlq_ids):
+            if dlq.pop(dlq_id, None) is not None:
+                self.store.delete(_DLQ, user.name, dlq_id)
+                deleted += 1
+        return deleted
 
     def dlq_retry(self, user: User, entry: DlqEntry, spec: MessageSpec | None) -> dict[str, Any]:
         """Republish a DLQ entry as a new message and remove it from the DLQ.
@@ -673,6 +690,7 @@ class Engine:
             deliver_to=old.deliver_to,
         )
         del self.state(user).dlq[entry.dlq_id]
+        self.store.delete(_DLQ, user.name, entry.dlq_id)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -680,6 +698,7 @@ class Engine:
     def rotate_keys(self, user: User) -> None:
         """Rotate the user's signing keys (the next key becomes current)."""
         self.users.rotate(user)
+        self.store.put(_USER, user.name, user.name, user)
 
 
 # Which spec field each retry-request header overrides.

@@ -24,6 +24,7 @@ from . import (
 )
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
+from .persistence import durable_middleware
 
 __all__ = ["create_app"]
 
@@ -51,7 +52,8 @@ def create_app(backend: Backend) -> web.Application:
     `http.common.backend(request)`.
     """
     app = web.Application(
-        middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
+        middlewares=[durable_middleware, api_middleware, limits_middleware],
+        client_max_size=64 * 1024 * 1024,
     )
     app[BACKEND] = backend
     app[ERROR_RENDERERS] = []
