@@ -122,7 +122,7 @@ async def burst(messages: int, nofile: int | None, timeout: float) -> dict[str, 
     target_port, port = free_port(), free_port()
     target = start([sys.executable, "-c", TARGET, str(target_port)], None, "ready")
     server = start(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)],
+        [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", "--port", str(port)],
         nofile,
         "QSTASH_NEXT_SIGNING_KEY",
     )

@@ -50,6 +50,7 @@ def start_server(port: int, history: int) -> subprocess.Popen[str]:
             "-m",
             "qstash_emulator",
             "dev",
+            "--in-memory",
             "--port",
             str(port),
             "--history-max-entries",

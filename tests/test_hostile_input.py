@@ -209,7 +209,7 @@ def test_dev_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port)],
+            [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -222,7 +222,15 @@ def test_dev_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
 
 def test_dev_refuses_a_full_width_port() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", "\uff18\uff10\uff18\uff10"],
+        [
+            sys.executable,
+            "-m",
+            "qstash_emulator",
+            "dev",
+            "--in-memory",
+            "--port",
+            "\uff18\uff10\uff18\uff10",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

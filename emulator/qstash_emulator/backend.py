@@ -33,6 +33,7 @@ from .resources.flow_control import FlowControl
 from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
+from .store import MemoryStore, Store
 
 __all__ = ["Backend", "random_seed"]
 
@@ -53,6 +54,8 @@ class Backend:
         keep_deliveries: how many delivery records to keep (None: all).
         delivery_concurrency: deliveries on the network at once (None: from the fd limit).
         retention: how much log history each user keeps (`core.history.Retention`).
+        store: where state changes are journaled (default: nowhere, the memory store); a
+            persistent store's saved state is loaded by `restore()`, on the running loop.
     """
 
     def __init__(
@@ -64,9 +67,11 @@ class Backend:
         keep_deliveries: int | None = DEFAULT_KEEP_DELIVERIES,
         delivery_concurrency: int | None = None,
         retention: Retention | None = None,
+        store: Store | None = None,
         finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
+        self.store: Store = store if store is not None else MemoryStore()
         self.users = Users(quota)
         # Ids follow a seed: 0 on a virtual clock (tests: the same ids every run); on a real clock
         # a random one unless given, so a restarted dev server never reuses an id an app has
@@ -85,6 +90,7 @@ class Backend:
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
             retention=retention,
+            store=self.store,
             finished_retention=finished_retention,
         )
         self.queues = Queues(self.engine)
@@ -108,7 +114,9 @@ class Backend:
         Users and their tokens stay; signing keys go back to their first values, ids restart
         from `seed` (default: the current seed) and a virtual clock returns to its start.
         Work that is running must be cancelled first (`scheduler.cancel_running`).
+        A persistent store forgets its saved state too.
         """
+        self.store.clear()
         self.scheduler.clear()
         self.scheduler.errors.clear()
         self.engine.reset()
@@ -127,3 +135,13 @@ class Backend:
             self.clock.reset()
         for hook in self.reset_hooks:
             hook()
+
+    def restore(self) -> int:
+        """Load a persistent store's saved state and re-arm its timers.
+
+        Runs on the running loop, before the server takes requests.
+
+        Returns:
+            How many unfinished messages were re-armed (0 for the memory store).
+        """
+        return self.store.restore(self)

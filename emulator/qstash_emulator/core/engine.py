@@ -19,6 +19,11 @@ from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
 from ..parsing.forwarding import drop_reserved
 from ..parsing.publish_headers import MessageSpec
+from ..store.base import DEDUP as _DEDUP
+from ..store.base import DLQ as _DLQ
+from ..store.base import USER as _USER
+from ..store.base import Store
+from ..store.memory import MemoryStore
 from .clock import Clock, ms
 from .delivery import Delivery
 from .errors import ApiError, bad_request, not_found
@@ -116,8 +121,12 @@ class Engine:
         wall: Callable[[], float],
         keep_deliveries: int | None = DEFAULT_KEEP_DELIVERIES,
         retention: Retention | None = None,
+        store: Store | None = None,
         finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
+        self.store: Store = (
+            store if store is not None else MemoryStore()
+        )  # told of every change (a no-op unless persistent)
         self.clock = clock
         self.scheduler = scheduler
         self.users = users
@@ -197,10 +206,11 @@ class Engine:
             return entry[0]
         return None
 
-    def _sweep_dedup(self, dedup: dict[str, tuple[str, float]]) -> None:
+    def _sweep_dedup(self, user: User, dedup: dict[str, tuple[str, float]]) -> None:
         now = self.clock.now()
         for key in [k for k, (_id, expiry) in dedup.items() if expiry <= now]:
             del dedup[key]
+            self.store.delete(_DEDUP, user.name, key)
 
     def publish_url(
         self,
@@ -234,10 +244,11 @@ class Engine:
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
             dedup = self.state(user).dedup
-            dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
+            entry = dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
+            self.store.put(_DEDUP, user.name, key, entry)
             size = len(dedup)
             if size >= 1024 and size & (size - 1) == 0:  # at each power of two: O(1) amortized
-                self._sweep_dedup(dedup)
+                self._sweep_dedup(user, dedup)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -444,7 +455,8 @@ class Engine:
         if message.kind == "message":
             now = self.clock.now()
             dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
-            self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            entry = self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            self.store.put(_DLQ, message.user.name, dlq_id, entry)
         self._callback(message, response)
         if message.failure_callback is not None:
             self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
@@ -553,6 +565,7 @@ class Engine:
         )
         message.events += 1
         self.state(message.user).logs.append(entry)
+        self.store.log(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
         """The user's log events, newest first; ties broken by message order and event index."""
@@ -653,7 +666,12 @@ class Engine:
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
         """Remove DLQ entries by id; returns how many existed."""
         dlq = self.state(user).dlq
-        return sum(1 for dlq_id in list(dlq_ids) if dlq.pop(dlq_id, None) is not None)
+        deleted = 0
+        for dlq_id in list(dlq_ids):
+            if dlq.pop(dlq_id, None) is not None:
+                self.store.delete(_DLQ, user.name, dlq_id)
+                deleted += 1
+        return deleted
 
     def dlq_retry(self, user: User, entry: DlqEntry, spec: MessageSpec | None) -> dict[str, Any]:
         """Republish a DLQ entry as a new message and remove it from the DLQ.
@@ -694,6 +712,7 @@ class Engine:
             deliver_to=old.deliver_to,
         )
         del self.state(user).dlq[entry.dlq_id]
+        self.store.delete(_DLQ, user.name, entry.dlq_id)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -701,6 +720,7 @@ class Engine:
     def rotate_keys(self, user: User) -> None:
         """Rotate the user's signing keys (the next key becomes current)."""
         self.users.rotate(user)
+        self.store.put(_USER, user.name, user.name, user)
 
 
 # Which spec field each retry-request header overrides.

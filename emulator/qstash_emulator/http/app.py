@@ -25,6 +25,7 @@ from . import (
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
 from .local_only import LOCAL_ONLY, LocalOnly, local_only_middleware
+from .persistence import durable_middleware
 
 __all__ = ["create_app"]
 
@@ -53,7 +54,7 @@ def create_app(backend: Backend) -> web.Application:
     """
     app = web.Application(
         # local_only first: a foreign web page is refused before anything else runs.
-        middlewares=[local_only_middleware, api_middleware, limits_middleware],
+        middlewares=[local_only_middleware, durable_middleware, api_middleware, limits_middleware],
         client_max_size=64 * 1024 * 1024,
     )
     app[LOCAL_ONLY] = LocalOnly()
