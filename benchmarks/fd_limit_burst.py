@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -93,17 +94,25 @@ def start(cmd: list[str], nofile: int | None, ready: str) -> subprocess.Popen[st
             break
     if proc.poll() is not None:
         raise SystemExit(f"child {cmd[:4]} did not start")
+    # Keep reading its output: a full pipe would block the child on its next write.
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True).start()
+    OUTPUT[proc.pid] = lines
     return proc
+
+
+OUTPUT: dict[int, list[str]] = {}
 
 
 def stop(proc: subprocess.Popen[str]) -> str:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-    return out or ""
+        proc.wait()
+    time.sleep(0.1)  # let the reader take the last lines
+    return "".join(OUTPUT.pop(proc.pid, []))
 
 
 async def dlq_count(session: aiohttp.ClientSession, base: str) -> int:
@@ -122,7 +131,16 @@ async def burst(messages: int, nofile: int | None, timeout: float) -> dict[str, 
     target_port, port = free_port(), free_port()
     target = start([sys.executable, "-c", TARGET, str(target_port)], None, "ready")
     server = start(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "qstash_emulator",
+            "dev",
+            "--in-memory",
+            "--quiet",
+            "--port",
+            str(port),
+        ],
         nofile,
         "QSTASH_NEXT_SIGNING_KEY",
     )

@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ def start_server(port: int, history: int) -> subprocess.Popen[str]:
             "qstash_emulator",
             "dev",
             "--in-memory",
+            "--quiet",
             "--port",
             str(port),
             "--history-max-entries",
@@ -68,16 +70,18 @@ def start_server(port: int, history: int) -> subprocess.Popen[str]:
             break
     if proc.poll() is not None:
         raise SystemExit("the server did not start")
+    # Keep reading its output: a full pipe would block the server on its next write.
+    threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
     return proc
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.communicate(timeout=10)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
 
 
 async def fill(session: aiohttp.ClientSession, base: str, messages: int) -> None:
