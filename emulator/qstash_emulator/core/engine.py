@@ -95,6 +95,8 @@ class Engine:
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         self.listeners: list[Callable[[Delivered], None]] = []
+        # Called with every log entry as it is written (the dashboard's live updates).
+        self.log_listeners: list[Callable[[LogEntry], None]] = []
         # Resources with state of their own (queues, schedules, URL groups...) register a reset.
         self.resetters: list[Callable[[], None]] = []
 
@@ -422,6 +424,8 @@ class Engine:
         )
         message.events += 1
         self.state(message.user).logs.append(entry)
+        for listener in self.log_listeners:
+            listener(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
         """Newest first, ties broken by message order and event index (deterministic)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import dashboard
 from ..core.engine import Engine
 from ..core.users import Users
 from . import (
@@ -28,6 +29,7 @@ from .limits import limits_middleware
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
 RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
+RESOURCES.append(dashboard)  # the local UI: /__dashboard
 
 
 def create_app(engine: Engine, users: Users) -> web.Application:

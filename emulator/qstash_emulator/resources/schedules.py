@@ -191,11 +191,20 @@ class Schedules:
             schedule.timer = None
         schedule.next_time = None
 
+    def trigger(self, user: User, schedule_id: str) -> None:
+        """Fire once now (the dashboard's "trigger now"); the cron times stay as they were.
+        A failing publish is recorded in the schedule's `error`, as at a cron time."""
+        schedule = self.get(user, schedule_id)
+        self._publish_now(schedule, self.engine.clock.now())
+
     def _fire(self, schedule: Schedule, due: float) -> None:
         now = self.engine.clock.now()
         # Arm first so a failing publish never stops the schedule; a late real clock skips
         # missed times rather than bursting to catch up.
         self._arm(schedule, max(due, now))
+        self._publish_now(schedule, due)
+
+    def _publish_now(self, schedule: Schedule, due: float) -> None:
         schedule.last_time = due
         try:
             result = self._publish(schedule)

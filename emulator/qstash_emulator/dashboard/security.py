@@ -1,0 +1,63 @@
+"""Who may see the dashboard and act through it.
+
+Pages are served only on a local origin (the request's Host is 127.0.0.1, localhost or [::1]):
+a page reached through another host name (DNS rebinding) is refused. Serving a page sets the
+server's dashboard key in a cookie (HttpOnly, SameSite=Strict, path /__dashboard) and puts the
+same key in the page; every action must carry it twice, in the cookie and in the
+`X-Dashboard-Key` header. Another site cannot read the page, cannot send the SameSite cookie
+and cannot add the header without a CORS preflight (which the dashboard never allows).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from aiohttp import web
+
+from ..core.errors import ApiError
+
+KEY = web.AppKey("dashboard_key", str)
+COOKIE = "qstash_dashboard_key"
+HEADER = "X-Dashboard-Key"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def host_name(request: web.Request) -> str:
+    """The Host header's name without the port ("[::1]:8080" -> "[::1]")."""
+    host = (request.headers.get("Host") or "").strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_local(request: web.Request) -> bool:
+    name = host_name(request)
+    return name in LOCAL_HOSTS or name.endswith(".localhost")
+
+
+def require_local(request: web.Request) -> None:
+    if not is_local(request):
+        raise ApiError(403, "the dashboard is served on local origins only (127.0.0.1, localhost)")
+
+
+def set_key_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    response.set_cookie(
+        COOKIE, request.app[KEY], path="/__dashboard", httponly=True, samesite="Strict"
+    )
+
+
+def check_action(request: web.Request) -> None:
+    """Refuse an action without the dashboard key in both the cookie and the header."""
+    require_local(request)
+    key = request.app[KEY]
+    header = request.headers.get(HEADER, "")
+    cookie = request.cookies.get(COOKIE, "")
+    if not (hmac.compare_digest(header, key) and hmac.compare_digest(cookie, key)):
+        raise ApiError(
+            403, "dashboard actions need the dashboard key (open the dashboard page first)"
+        )

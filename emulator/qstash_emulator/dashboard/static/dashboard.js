@@ -1,0 +1,140 @@
+// The QStash emulator's dashboard: live updates (server-sent events) and actions. Plain
+// JavaScript, no build step. Every action is a POST with the dashboard key (see security.py).
+(function () {
+  "use strict";
+  var key = document.querySelector('meta[name="dashboard-key"]').content;
+  var content = document.getElementById("content");
+  var clock = document.getElementById("clock");
+  var live = document.getElementById("live");
+  var toast = document.getElementById("toast");
+
+  function iso(ms) {
+    var d = new Date(ms);
+    var s = d.toISOString().replace("T", " ").replace("Z", "");
+    return (s.endsWith(".000") ? s.slice(0, -4) : s) + " UTC";
+  }
+
+  function setClock(ms) {
+    clock.dataset.now = String(ms);
+    clock.textContent = iso(ms);
+  }
+
+  function say(text, bad) {
+    toast.textContent = text;
+    toast.className = bad ? "show bad" : "show";
+    clearTimeout(say.timer);
+    say.timer = setTimeout(function () { toast.className = ""; }, 4000);
+  }
+
+  // -- live content ------------------------------------------------------------------------
+  var loading = false, again = false;
+
+  function fragmentUrl() {
+    var url = new URL(window.location.href);
+    url.searchParams.set("fragment", "1");
+    return url.toString();
+  }
+
+  function refresh() {
+    if (loading) { again = true; return; }
+    loading = true;
+    fetch(fragmentUrl(), { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) swap(html); })
+      .catch(function () {})
+      .then(function () {
+        loading = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  // Replace the content, keeping what the person did to it: ticked boxes, opened details, focus.
+  function swap(html) {
+    var checked = {}, open = {}, focusKey = null;
+    content.querySelectorAll("input[name=sel]:checked").forEach(function (el) { checked[el.value] = true; });
+    content.querySelectorAll("details[id]").forEach(function (el) { open[el.id] = el.open; });
+    var active = document.activeElement;
+    if (active && content.contains(active)) focusKey = keyOf(active);
+    content.innerHTML = html;
+    content.querySelectorAll("input[name=sel]").forEach(function (el) { if (checked[el.value]) el.checked = true; });
+    content.querySelectorAll("details[id]").forEach(function (el) { if (el.id in open) el.open = open[el.id]; });
+    if (focusKey) {
+      var again = Array.prototype.find.call(content.querySelectorAll("a, button, input, summary"), function (el) { return keyOf(el) === focusKey; });
+      if (again) again.focus();
+    }
+    document.dispatchEvent(new CustomEvent("dashboard:updated"));
+  }
+
+  function keyOf(el) {
+    var row = el.closest("[data-message-id], [data-dlq-id], [data-schedule-id], [data-queue], [data-key], details[id]");
+    return [el.tagName, el.dataset.action || el.getAttribute("href") || el.value || el.textContent, row ? row.outerHTML.slice(0, 120) : ""].join("|");
+  }
+
+  function connect() {
+    var source = new EventSource("/__dashboard/events");
+    var version = null;
+    source.addEventListener("change", function (e) {
+      var data = JSON.parse(e.data);
+      setClock(data.now);
+      if (version !== null && data.version !== version) refresh();
+      else if (version !== null) refresh();  // the clock moved: relative times and states change
+      version = data.version;
+    });
+    source.addEventListener("clock", function (e) { setClock(JSON.parse(e.data).now); });
+    source.onopen = function () { live.className = "live on"; live.title = "live updates: connected"; };
+    source.onerror = function () { live.className = "live"; live.title = "live updates: reconnecting"; };
+  }
+
+  // -- actions -----------------------------------------------------------------------------
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Dashboard-Key": key },
+      body: JSON.stringify(body || {}),
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
+        return data;
+      });
+    });
+  }
+
+  function run(button, url, body) {
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+    button.disabled = true;
+    post(url, body)
+      .then(function (data) { say(data.message || "done"); refresh(); })
+      .catch(function (err) { say(err.message, true); })
+      .then(function () { button.disabled = false; });
+  }
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("button[data-action], button[data-bulk]");
+    if (!button) return;
+    e.preventDefault();
+    if (button.dataset.action) {
+      run(button, button.dataset.action, button.dataset.body ? JSON.parse(button.dataset.body) : {});
+      return;
+    }
+    var ids = Array.prototype.map.call(content.querySelectorAll("input[name=sel]:checked"), function (el) { return el.value; });
+    if (!ids.length) { say("select at least one row", true); return; }
+    var body = {};
+    body[button.dataset.field] = ids;
+    run(button, button.dataset.bulk, body);
+  });
+
+  document.addEventListener("change", function (e) {
+    if (e.target.matches("[data-select-all]")) {
+      content.querySelectorAll("input[name=sel]").forEach(function (el) { el.checked = e.target.checked; });
+    }
+    if (e.target.id === "user-switch") {
+      document.cookie = "qstash_dashboard_user=" + encodeURIComponent(e.target.value) + "; path=/__dashboard; SameSite=Strict";
+      var url = new URL(window.location.href);
+      url.searchParams.delete("user");
+      window.location.href = url.toString();
+    }
+  });
+
+  connect();
+})();

@@ -1,0 +1,369 @@
+"""What the dashboard pages show, read from the engine's state the way the REST handlers read it.
+
+Finished messages leave `UserState.messages` (as on QStash) but stay in the log, so the message
+list comes from the log: `MessageIndex` follows each user's append-only log incrementally (a page
+with 10,000 messages reads only the entries added since the last page), and notices a reset by
+the user state object changing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import jwt
+
+from ..core.engine import Engine
+from ..core.state import (
+    ACTIVE,
+    CANCEL_REQUESTED,
+    CANCELLED,
+    CREATED,
+    DELIVERED,
+    ERROR,
+    FAILED,
+    RETRY,
+    Delivered,
+    LogEntry,
+    Message,
+    Response,
+    UserState,
+)
+from ..core.users import User
+from ..http.render import redact_body, redact_headers
+from ..parsing import header_names as h
+
+PAGE_SIZE = 50
+BODY_PREVIEW = 20_000  # characters of a body shown on a page
+
+# Filterable states, in the order the page lists them: (key, label).
+STATES = [
+    ("pending", "Pending"),
+    ("delayed", "Delayed"),
+    ("in_flight", "In flight"),
+    ("retry", "Waiting for retry"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+]
+STATE_LABELS = dict(STATES)
+
+
+# -- time -------------------------------------------------------------------------------------
+def iso(t: float | None) -> str:
+    if t is None:
+        return ""
+    dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%d %H:%M:%S") + (f".{dt.microsecond // 1000:03d}" if dt.microsecond else "") + " UTC"
+
+
+def relative(t: float | None, now: float) -> str:
+    """"in 1h 5m" / "3s ago" / "now"."""
+    if t is None:
+        return ""
+    delta = t - now
+    if abs(delta) < 0.5:
+        return "now"
+    text = span(abs(delta))
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def span(seconds: float) -> str:
+    seconds = int(round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+# -- bodies and headers -----------------------------------------------------------------------
+def body_text(body: bytes, limit: int = BODY_PREVIEW) -> str:
+    """A body for display: pretty JSON, text, or base64 for binary data."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "(binary, base64) " + base64.b64encode(body[:limit]).decode()
+    if text[:1] in "{[":
+        try:
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+    return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more)"
+
+
+def header_pairs(headers: h.Headers) -> list[tuple[str, str]]:
+    return [(k, v) for k, vs in headers.items() for v in vs]
+
+
+# -- a message's status -------------------------------------------------------------------------
+@dataclass
+class Status:
+    key: str  # one of STATES' keys
+    label: str
+    detail: str = ""
+
+
+def status(message: Message, now: float) -> Status:
+    attempts = f"attempt {message.retried + 1} of {message.max_retries + 1}"
+    state = message.state
+    if state == DELIVERED:
+        return Status("delivered", "Delivered")
+    if state == FAILED:
+        return Status("failed", "Failed", f"after {message.retried + 1} attempts")
+    if state == CANCELLED:
+        return Status("cancelled", "Cancelled")
+    if message.in_flight or state in (ACTIVE, ERROR):
+        return Status("in_flight", "In flight", attempts)
+    if state == RETRY:
+        due = message.timer.due if message.timer is not None else None
+        when = f", next try {iso(due)} ({relative(due, now)})" if due is not None else ""
+        return Status("retry", "Waiting for retry", attempts + when)
+    if state == CANCEL_REQUESTED:
+        return Status("in_flight", "Cancelling", attempts)
+    if state == CREATED and message.not_before > now:
+        return Status(
+            "delayed", "Delayed", f"due {iso(message.not_before)} ({relative(message.not_before, now)})"
+        )
+    waiting = []
+    if message.queue_name:
+        waiting.append(f"queue {message.queue_name}")
+    if message.flow_control is not None:
+        waiting.append(f"flow-control key {message.flow_control.key}")
+    return Status("pending", "Pending", ("waiting on " + " and ".join(waiting)) if waiting else "due now")
+
+
+# -- the index of a user's messages ------------------------------------------------------------
+@dataclass
+class UserIndex:
+    state: UserState
+    upto: int = 0
+    messages: dict[str, Message] = field(default_factory=dict)  # creation order
+    events: dict[str, list[LogEntry]] = field(default_factory=dict)
+    callbacks: dict[str, list[str]] = field(default_factory=dict)  # source id -> callback ids
+
+
+class MessageIndex:
+    def __init__(self) -> None:
+        self._users: dict[str, UserIndex] = {}
+
+    def of(self, engine: Engine, user: User) -> UserIndex:
+        st = engine.state(user)
+        index = self._users.get(user.name)
+        if index is None or index.state is not st:
+            index = self._users[user.name] = UserIndex(st)
+        logs = st.logs
+        if index.upto < len(logs):
+            for entry in logs[index.upto :]:
+                self._add(index, entry)
+            index.upto = len(logs)
+        return index
+
+    @staticmethod
+    def _add(index: UserIndex, entry: LogEntry) -> None:
+        message = entry.message
+        events = index.events.get(message.id)
+        if events is None:
+            events = index.events[message.id] = []
+            index.messages[message.id] = message
+            if message.kind != "message":
+                source = _source_id(message)
+                if source is not None:
+                    index.callbacks.setdefault(source, []).append(message.id)
+        events.append(entry)
+
+
+def _source_id(callback: Message) -> str | None:
+    try:
+        found = json.loads(callback.body).get("sourceMessageId")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+# -- filtering ---------------------------------------------------------------------------------
+@dataclass
+class MessageQuery:
+    state: str = ""
+    url: str = ""
+    label: str = ""
+    id: str = ""
+    queue: str = ""
+    q: str = ""  # free text: id, URL, labels, headers, body
+    page: int = 0
+
+    @classmethod
+    def from_query(cls, query: Any) -> MessageQuery:
+        def text(name: str) -> str:
+            return str(query.get(name, "")).strip()[:500]
+
+        try:
+            page = max(0, int(query.get("page", 0)))
+        except ValueError:
+            page = 0
+        state = text("state")
+        return cls(
+            state=state if state in STATE_LABELS else "",
+            url=text("url"),
+            label=text("label"),
+            id=text("id"),
+            queue=text("queue"),
+            q=text("q"),
+            page=page,
+        )
+
+    @property
+    def active(self) -> bool:
+        return any((self.state, self.url, self.label, self.id, self.queue, self.q))
+
+    def params(self, **change: Any) -> str:
+        """The query string of this filter with some fields changed (for paging links)."""
+        from urllib.parse import urlencode
+
+        values = {
+            "state": self.state,
+            "url": self.url,
+            "label": self.label,
+            "id": self.id,
+            "queue": self.queue,
+            "q": self.q,
+            "page": self.page,
+        }
+        values.update(change)
+        return urlencode({k: v for k, v in values.items() if v not in ("", 0, None)})
+
+    def matches(self, message: Message, now: float) -> bool:
+        if self.state and status(message, now).key != self.state:
+            return False
+        if self.url and self.url.lower() not in message.url.lower():
+            return False
+        if self.label and self.label not in message.labels:
+            return False
+        if self.id and self.id not in message.id:
+            return False
+        if self.queue and message.queue_name != self.queue:
+            return False
+        return not self.q or _contains_text(message, self.q.lower())
+
+
+def _contains_text(message: Message, needle: str) -> bool:
+    if needle in message.id.lower() or needle in message.url.lower():
+        return True
+    if any(needle in label.lower() for label in message.labels):
+        return True
+    if not message.redact.all_headers and any(
+        needle in k.lower() or any(needle in v.lower() for v in vs)
+        for k, vs in message.headers.items()
+        if k not in message.redact.headers
+    ):
+        return True
+    return not message.redact.body and needle in message.body.decode("utf-8", "replace").lower()
+
+
+@dataclass
+class MessagePage:
+    rows: list[tuple[Message, Status]]
+    total: int  # messages matching the filter
+    counts: dict[str, int]  # every message of the user, by status key
+    page: int
+    pages: int
+
+
+def message_page(index: UserIndex, query: MessageQuery, now: float) -> MessagePage:
+    counts = dict.fromkeys(STATE_LABELS, 0)
+    start = query.page * PAGE_SIZE
+    rows: list[tuple[Message, Status]] = []
+    total = 0
+    for message in reversed(index.messages.values()):  # newest first
+        st = status(message, now)
+        counts[st.key] += 1
+        if query.active and not query.matches(message, now):
+            continue
+        if start <= total < start + PAGE_SIZE:
+            rows.append((message, st))
+        total += 1
+    pages = max(1, -(-total // PAGE_SIZE))
+    return MessagePage(rows, total, counts, query.page, pages)
+
+
+# -- one message -------------------------------------------------------------------------------
+@dataclass
+class Claims:
+    claims: dict[str, Any]
+    verified_with: str | None  # "current" / "next" signing key, or None
+    body_matches: bool
+
+
+def signature_claims(token: str, user: User, body: bytes) -> Claims | None:
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    verified = None
+    for name, key in (("current", user.current_signing_key), ("next", user.next_signing_key)):
+        try:
+            jwt.decode(
+                token,
+                key,
+                algorithms=["HS256"],
+                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.PyJWTError:
+            continue
+        verified = name
+        break
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode()
+    return Claims(claims, verified, claims.get("body", "").rstrip("=") == digest.rstrip("="))
+
+
+@dataclass
+class Attempt:
+    number: int
+    record: Delivered
+    request_headers: list[tuple[str, str]]
+    request_body: str
+    claims: Claims | None
+    response: Response | None
+
+
+def attempts(engine: Engine, message: Message) -> list[Attempt]:
+    out = []
+    redact = message.redact
+    for record in _deliveries_of(engine.delivered, message):
+        headers = [
+            (k, h.redacted(v) if redact.all_headers or h.canonical(k) in redact.headers else v)
+            for k, v in record.headers
+        ]
+        signature = next((v for k, v in record.headers if k == "Upstash-Signature"), None)
+        claims = signature_claims(signature, message.user, record.body) if signature else None
+        out.append(
+            Attempt(
+                record.retried + 1,
+                record,
+                headers,
+                body_text(redact_body(record.body, redact)),
+                claims,
+                record.response,
+            )
+        )
+    return out
+
+
+def _deliveries_of(records: Iterable[Delivered], message: Message) -> Iterator[Delivered]:
+    return (r for r in records if r.message is message)
+
+
+def message_headers(message: Message) -> list[tuple[str, str]]:
+    return header_pairs(redact_headers(message.headers, message.redact))
+
+
+def message_body(message: Message) -> str:
+    return body_text(redact_body(message.body, message.redact))
