@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 
+from . import dashboard
 from .emulator import Emulator
 
 
@@ -71,7 +72,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def banner(emulator: Emulator) -> str:
-    lines = [f"QStash emulator running at {emulator.url}", ""]
+    lines = [f"QStash emulator running at {emulator.url}"]
+    lines.append(f"Dashboard: {dashboard.url(emulator.url)}")
+    lines.append("")
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):
         lines.append("")

@@ -34,6 +34,7 @@ def setup(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.do"],
     )
     live.setup(app)
     router = app.router

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -59,7 +60,7 @@ class Notifier:
 NOTIFIER = web.AppKey("dashboard_notifier", Notifier)
 
 
-def _event(name: str, data: dict[str, object]) -> bytes:
+def _event(name: str, data: Mapping[str, object]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 

@@ -43,7 +43,9 @@ def current_user(request: web.Request) -> User:
     return users.default
 
 
-def render(request: web.Request, template: str, page: str, context: Mapping[str, Any]) -> web.Response:
+def render(
+    request: web.Request, template: str, page: str, context: Mapping[str, Any]
+) -> web.Response:
     require_local(request)
     eng = access.engine(request)
     now = eng.clock.now()
@@ -61,9 +63,7 @@ def render(request: web.Request, template: str, page: str, context: Mapping[str,
         "iso": views.iso,
         "ago": lambda t: views.relative(t, now),
         "body_text": views.body_text,
-        "asset": lambda name: str(
-            request.app.router["dashboard-static"].url_for(filename=name)
-        ),
+        "asset": lambda name: str(request.app.router["dashboard-static"].url_for(filename=name)),
     }
     response = aiohttp_jinja2.render_template(template, request, {**base, **context})
     response.headers["Cache-Control"] = "no-store"
@@ -183,7 +183,11 @@ def _llm_row(call: Any) -> dict[str, Any]:
     if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
         first = choices[0]
         msg = first.get("message")
-        answer = str(msg.get("content") or msg.get("tool_calls") or "") if isinstance(msg, Mapping) else str(first.get("text", ""))
+        answer = (
+            str(msg.get("content") or msg.get("tool_calls") or "")
+            if isinstance(msg, Mapping)
+            else str(first.get("text", ""))
+        )
     elif isinstance(out, Mapping) and "error" in out:
         error = out["error"]
         answer = str(error.get("message") if isinstance(error, Mapping) else error)

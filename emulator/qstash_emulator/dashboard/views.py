@@ -9,6 +9,7 @@ the user state object changing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -59,11 +60,15 @@ def iso(t: float | None) -> str:
     if t is None:
         return ""
     dt = datetime.fromtimestamp(t, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%d %H:%M:%S") + (f".{dt.microsecond // 1000:03d}" if dt.microsecond else "") + " UTC"
+    return (
+        dt.strftime("%Y-%m-%d %H:%M:%S")
+        + (f".{dt.microsecond // 1000:03d}" if dt.microsecond else "")
+        + " UTC"
+    )
 
 
 def relative(t: float | None, now: float) -> str:
-    """"in 1h 5m" / "3s ago" / "now"."""
+    """ "in 1h 5m" / "3s ago" / "now"."""
     if t is None:
         return ""
     delta = t - now
@@ -74,12 +79,12 @@ def relative(t: float | None, now: float) -> str:
 
 
 def span(seconds: float) -> str:
-    seconds = int(round(seconds))
-    parts = []
+    left = round(seconds)
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size}{unit}")
+            left %= size
         if len(parts) == 2:
             break
     return " ".join(parts)
@@ -93,10 +98,8 @@ def body_text(body: bytes, limit: int = BODY_PREVIEW) -> str:
     except UnicodeDecodeError:
         return "(binary, base64) " + base64.b64encode(body[:limit]).decode()
     if text[:1] in "{[":
-        try:
+        with contextlib.suppress(ValueError):
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except ValueError:
-            pass
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more)"
 
 
@@ -118,7 +121,8 @@ def status(message: Message, now: float) -> Status:
     if state == DELIVERED:
         return Status("delivered", "Delivered")
     if state == FAILED:
-        return Status("failed", "Failed", f"after {message.retried + 1} attempts")
+        tries = message.retried + 1
+        return Status("failed", "Failed", f"after {tries} attempt{'' if tries == 1 else 's'}")
     if state == CANCELLED:
         return Status("cancelled", "Cancelled")
     if message.in_flight or state in (ACTIVE, ERROR):
@@ -131,14 +135,18 @@ def status(message: Message, now: float) -> Status:
         return Status("in_flight", "Cancelling", attempts)
     if state == CREATED and message.not_before > now:
         return Status(
-            "delayed", "Delayed", f"due {iso(message.not_before)} ({relative(message.not_before, now)})"
+            "delayed",
+            "Delayed",
+            f"due {iso(message.not_before)} ({relative(message.not_before, now)})",
         )
     waiting = []
     if message.queue_name:
         waiting.append(f"queue {message.queue_name}")
     if message.flow_control is not None:
         waiting.append(f"flow-control key {message.flow_control.key}")
-    return Status("pending", "Pending", ("waiting on " + " and ".join(waiting)) if waiting else "due now")
+    return Status(
+        "pending", "Pending", ("waiting on " + " and ".join(waiting)) if waiting else "due now"
+    )
 
 
 # -- the index of a user's messages ------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""Browser fixtures: one headless Chromium for the session, a fresh page and emulator per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from browser_setup import CHROMIUM_ARGS, ensure_chromium, in_ci
+from qstash import QStash
+from qstash_emulator import Emulator
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path, problem = ensure_chromium()
+    if path is None:
+        if in_ci():
+            pytest.fail(problem, pytrace=False)  # CI must run these tests, never skip them
+        pytest.skip(problem)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client(emu: Emulator) -> QStash:
+    return QStash(emu.token, base_url=emu.url, retry=False)
+
+
+@pytest.fixture(scope="session")
+def browser_context(browser: Any) -> Iterator[Any]:
+    # One context for the session (a new one costs ~0.3 s); each test's emulator has its own
+    # port, so cookies never cross tests.
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[Any]:
+    tab = browser_context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        tab.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def open_live(page: Any, emu: Emulator, path: str) -> None:
+    """Open a dashboard page and wait until its live-update stream is connected."""
+    from playwright.sync_api import expect
+
+    page.goto(emu.url + path)
+    expect(page.locator("#live.on")).to_be_visible()

@@ -1,0 +1,219 @@
+"""The dashboard driven the way a person uses it: a real headless Chromium on the real page.
+
+Waiting is Playwright's `expect`, which polls the page until what a person would see is there;
+the emulator's clock moves only when a test (or the page's own buttons) moves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import open_live
+from playwright.sync_api import expect
+from qstash import QStash
+from qstash_emulator import Emulator
+
+
+def capture_url(emu: Emulator, name: str) -> str:
+    return f"{emu.url}/__capture/{name}"
+
+
+def test_a_published_message_appears_live_and_shows_its_attempts(
+    page: Any, emu: Emulator, client: QStash
+) -> None:
+    open_live(page, emu, "/__dashboard/messages")
+    expect(page.get_by_test_id("no-messages")).to_be_visible()
+
+    url = capture_url(emu, "orders")
+    res = client.message.publish_json(url=url, body={"order": 42}, label="checkout")
+    message_id = res.message_id
+
+    row = page.locator(f'tr[data-message-id="{message_id}"]')
+    expect(row).to_be_visible()  # no reload: the live stream brought it
+    expect(row).to_have_attribute("data-state", "delivered")
+    expect(row).to_contain_text(url)
+    expect(row).to_contain_text("checkout")
+
+    row.get_by_role("link", name=message_id).click()
+    expect(page).to_have_url(f"{emu.url}/__dashboard/messages/{message_id}")
+    expect(page.get_by_test_id("message-state")).to_have_text("Delivered")
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline.locator("tr[data-state]")).to_have_count(3)  # CREATED, ACTIVE, DELIVERED
+    attempt = page.get_by_test_id("attempt")
+    expect(attempt).to_have_count(1)
+    expect(attempt.get_by_test_id("attempt-status")).to_have_text("200")
+    expect(attempt).to_contain_text('"order": 42')
+    claims = attempt.get_by_test_id("claims")
+    expect(claims).to_contain_text("Upstash")
+    expect(claims.locator("tr", has_text="sub")).to_contain_text(url)
+    expect(attempt).to_contain_text("signed with the current key")
+    expect(attempt).to_contain_text("body hash matches")
+
+
+def test_filters_and_search_narrow_the_list(page: Any, emu: Emulator, client: QStash) -> None:
+    a = client.message.publish_json(url=capture_url(emu, "a"), body={"kind": "invoice"})
+    b = client.message.publish_json(url=capture_url(emu, "b"), body={"kind": "receipt"}, delay="1h")
+    open_live(page, emu, "/__dashboard/messages")
+    expect(page.locator("tr[data-message-id]")).to_have_count(2)
+
+    page.get_by_test_id("search").fill("receipt")
+    page.get_by_test_id("search").press("Enter")
+    expect(page.locator("tr[data-message-id]")).to_have_count(1)
+    expect(page.locator(f'tr[data-message-id="{b.message_id}"]')).to_contain_text("Delayed")
+
+    page.goto(emu.url + "/__dashboard/messages?state=delivered")
+    expect(page.locator("tr[data-message-id]")).to_have_count(1)
+    expect(page.locator(f'tr[data-message-id="{a.message_id}"]')).to_be_visible()
+
+
+def test_retry_a_dlq_entry_from_the_page_and_see_it_delivered(
+    page: Any, emu: Emulator, client: QStash
+) -> None:
+    url = capture_url(emu, "flaky")
+    emu.faults.add(url, fail_times=1, status=500)
+    failed = client.message.publish_json(url=url, body={"try": 1}, retries=0)
+    emu.settle()
+
+    open_live(page, emu, "/__dashboard/dlq")
+    row = page.locator(f'tr[data-message-id="{failed.message_id}"]')
+    expect(row).to_contain_text("500")
+    row.get_by_test_id("retry").click()
+
+    expect(page.get_by_test_id("dlq-empty")).to_be_visible()
+    assert client.dlq.list().messages == []
+    page.goto(emu.url + "/__dashboard/messages?state=delivered")
+    delivered = page.locator("tr[data-message-id]")
+    expect(delivered).to_have_count(1)
+    expect(delivered).to_contain_text(url)
+    assert delivered.get_attribute("data-message-id") != failed.message_id  # a new message
+
+
+def test_bulk_delete_from_the_dlq(page: Any, emu: Emulator, client: QStash) -> None:
+    url = capture_url(emu, "down")
+    emu.faults.add(url, status=503)
+    for n in range(3):
+        client.message.publish_json(url=url, body={"n": n}, retries=0)
+    emu.settle()
+    open_live(page, emu, "/__dashboard/dlq")
+    expect(page.locator("tr[data-dlq-id]")).to_have_count(3)
+    page.locator('input[name="sel"]').nth(0).check()
+    page.locator('input[name="sel"]').nth(2).check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("bulk-delete").click()
+    expect(page.locator("tr[data-dlq-id]")).to_have_count(1)
+    assert len(client.dlq.list().messages) == 1
+
+
+def test_pause_resume_and_trigger_a_schedule(page: Any, emu: Emulator, client: QStash) -> None:
+    url = capture_url(emu, "nightly")
+    schedule_id = client.schedule.create(destination=url, cron="0 9 * * 1-5", body="report")
+    open_live(page, emu, "/__dashboard/schedules")
+    row = page.locator(f'tr[data-schedule-id="{schedule_id}"]')
+    expect(row.get_by_test_id("cron-words")).to_have_text("at 09:00 on Monday through Friday (UTC)")
+    # The emulator's clock starts on Wednesday 2025-01-01.
+    expect(row.get_by_test_id("next-times").locator("li")).to_have_text(
+        [
+            "2025-01-01 09:00:00 UTC",
+            "2025-01-02 09:00:00 UTC",
+            "2025-01-03 09:00:00 UTC",
+            "2025-01-06 09:00:00 UTC",
+            "2025-01-07 09:00:00 UTC",
+        ]
+    )
+
+    row.get_by_test_id("pause").click()
+    expect(row).to_have_attribute("data-paused", "true")
+    assert client.schedule.get(schedule_id).paused is True
+
+    row.get_by_test_id("trigger").click()
+    expect(row).to_contain_text("SUCCESS")
+    assert [r.text for r in emu_captures(emu, "nightly")] == ["report"]
+
+    row.get_by_test_id("resume").click()
+    expect(row).to_have_attribute("data-paused", "false")
+    assert client.schedule.get(schedule_id).paused is False
+
+
+def emu_captures(emu: Emulator, name: str) -> list[Any]:
+    from qstash_emulator.http.capture import CAPTURES
+
+    return emu.app[CAPTURES].requests(name)
+
+
+def test_advance_virtual_time_from_the_page_delivers_a_delayed_message(
+    page: Any, emu: Emulator, client: QStash
+) -> None:
+    url = capture_url(emu, "later")
+    res = client.message.publish_json(url=url, body={"hello": "later"}, delay="30m")
+    open_live(page, emu, "/__dashboard/time")
+    expect(page.get_by_test_id("next-due")).to_contain_text("2025-01-01 00:30:00 UTC")
+
+    page.get_by_test_id("advance-1m").click()
+    expect(page.get_by_test_id("clock")).to_have_text("2025-01-01 00:01:00 UTC")
+    assert emu_captures(emu, "later") == []
+
+    page.get_by_test_id("advance-next").click()
+    expect(page.get_by_test_id("clock")).to_have_text("2025-01-01 00:30:00 UTC")
+    expect(page.get_by_test_id("next-due")).to_contain_text("nothing is waiting")
+    assert [r.json() for r in emu_captures(emu, "later")] == [{"hello": "later"}]
+
+    page.goto(f"{emu.url}/__dashboard/messages/{res.message_id}")
+    expect(page.get_by_test_id("message-state")).to_have_text("Delivered")
+
+    page.goto(emu.url + "/__dashboard/time")
+    page.get_by_test_id("advance-1d").click()
+    expect(page.get_by_test_id("clock")).to_have_text("2025-01-02 00:30:00 UTC")
+
+
+def test_queue_and_flow_control_pause_and_resume(page: Any, emu: Emulator, client: QStash) -> None:
+    client.queue.upsert("emails", parallelism=2)
+    client.message.publish_json(
+        url=capture_url(emu, "fc"), body={}, flow_control={"key": "tenant-1", "parallelism": 1}
+    )
+    emu.settle()
+    open_live(page, emu, "/__dashboard/queues")
+    queue = page.locator('tr[data-queue="emails"]')
+    expect(queue).to_contain_text("0 / 2")
+    queue.get_by_test_id("pause").click()
+    expect(queue).to_contain_text("paused")
+    assert client.queue.get("emails").paused is True
+    queue.get_by_test_id("resume").click()
+    expect(queue).to_contain_text("active")
+
+    key = page.locator('tr[data-key="tenant-1"]')
+    key.get_by_test_id("pause").click()
+    expect(key).to_contain_text("paused")
+    key.get_by_test_id("resume").click()
+    expect(key).to_contain_text("active")
+
+
+def test_switching_users_shows_their_messages(page: Any, emu: Emulator) -> None:
+    other = emu.users["testUser1"]
+    mine = QStash(emu.token, base_url=emu.url).message.publish_json(
+        url=capture_url(emu, "mine"), body={}
+    )
+    theirs = QStash(other.token, base_url=emu.url).message.publish_json(
+        url=capture_url(emu, "theirs"), body={}
+    )
+    open_live(page, emu, "/__dashboard/messages")
+    expect(page.locator(f'tr[data-message-id="{mine.message_id}"]')).to_be_visible()
+    page.get_by_test_id("user-switch").select_option("testUser1")
+    expect(page.locator(f'tr[data-message-id="{theirs.message_id}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-message-id="{mine.message_id}"]')).to_have_count(0)
+
+
+def test_llm_calls_and_the_workflow_runs_placeholder(page: Any, emu: Emulator) -> None:
+    from openai import OpenAI
+
+    emu.llm.reply(contains="capital of Turkey", content="Ankara.", name="capitals")
+    ai = OpenAI(base_url=emu.url + "/llm/v1", api_key=emu.token)
+    ai.chat.completions.create(
+        model="meta-llama/Meta-Llama-3-8B-Instruct",
+        messages=[{"role": "user", "content": "What is the capital of Turkey?"}],
+    )
+    open_live(page, emu, "/__dashboard/llm")
+    calls = page.get_by_test_id("llm-calls")
+    expect(calls).to_contain_text("capitals")
+    expect(calls).to_contain_text("Ankara.")
+    page.get_by_role("link", name="Workflow runs").click()
+    expect(page.get_by_test_id("runs-placeholder")).to_be_visible()

@@ -1,0 +1,175 @@
+"""The dashboard over plain HTTP: who may act, bad input, the event stream, the dev server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+from qstash import QStash
+from qstash_emulator import Emulator
+from qstash_emulator.dashboard.cron_words import describe
+from qstash_emulator.dashboard.security import COOKIE, HEADER
+
+
+def session(emu: Emulator) -> tuple[httpx.Client, str]:
+    """A client that opened the dashboard page (so it holds the key cookie), and the key."""
+    http = httpx.Client(base_url=emu.url)
+    page = http.get("/__dashboard/messages")
+    assert page.status_code == 200
+    key = page.text.split('name="dashboard-key" content="', 1)[1].split('"', 1)[0]
+    assert http.cookies.get(COOKIE) == key
+    return http, key
+
+
+def test_actions_need_the_key_in_cookie_and_header(emu: Emulator, client: QStash) -> None:
+    res = client.message.publish_json(url=f"{emu.url}/__capture/x", body={}, delay="1h")
+    path = f"/__dashboard/api/messages/{res.message_id}/cancel"
+    http, key = session(emu)
+
+    no_header = http.post(path)
+    assert no_header.status_code == 403
+    assert "dashboard key" in no_header.json()["error"]
+    no_cookie = httpx.post(emu.url + path, headers={HEADER: key})
+    assert no_cookie.status_code == 403
+    wrong = http.post(path, headers={HEADER: key[:-1] + "x"})
+    assert wrong.status_code == 403
+    assert client.message.get(res.message_id).message_id == res.message_id  # still there
+
+    ok = http.post(path, headers={HEADER: key})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["ok"] is True
+    states = [log.state.value for log in client.log.list().logs]  # logged like the API's
+    assert states[:2] == ["CANCELED", "CANCEL_REQUESTED"]
+
+
+def test_pages_and_actions_refuse_non_local_hosts(emu: Emulator) -> None:
+    http, key = session(emu)
+    rebound = {"Host": "attacker.example:80"}
+    page = http.get("/__dashboard/messages", headers=rebound)
+    assert page.status_code == 403
+    assert COOKIE not in page.headers.get("set-cookie", "")
+    events = http.get("/__dashboard/events", headers=rebound)
+    assert events.status_code == 403
+    action = http.post(
+        "/__dashboard/api/time/advance", json={"by": "1h"}, headers={**rebound, HEADER: key}
+    )
+    assert action.status_code == 403
+    assert emu.now == 1_735_689_600.0
+    for host in ("localhost:8080", "[::1]:8080", "app.localhost"):
+        assert http.get("/__dashboard/time", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/__dashboard/api/dlq/retry", {"dlqIds": "nope"}, 400),
+        ("/__dashboard/api/dlq/retry", {"dlqIds": ["missing"]}, 404),
+        ("/__dashboard/api/dlq/delete", {}, 400),
+        ("/__dashboard/api/time/advance", {"by": "soon"}, 400),
+        ("/__dashboard/api/time/advance", {"by": 5}, 400),
+        ("/__dashboard/api/time/advance", {"by": "next"}, 400),  # nothing is due
+        ("/__dashboard/api/schedules/nope/pause", {}, 404),
+        ("/__dashboard/api/schedules/nope/explode", {}, 404),
+        ("/__dashboard/api/queues/nope/pause", {}, 404),
+        ("/__dashboard/api/flow-control/nope/resume", {}, 404),
+        ("/__dashboard/api/messages/nope/cancel", {}, 404),
+    ],
+)
+def test_bad_actions_answer_json_errors(emu: Emulator, path: str, body: Any, status: int) -> None:
+    http, key = session(emu)
+    response = http.post(path, json=body, headers={HEADER: key})
+    assert response.status_code == status
+    assert isinstance(response.json()["error"], str)
+    assert emu.now == 1_735_689_600.0
+
+
+def test_not_json_is_a_400(emu: Emulator) -> None:
+    http, key = session(emu)
+    response = http.post("/__dashboard/api/time/advance", content=b"{", headers={HEADER: key})
+    assert response.status_code == 400
+    assert response.json() == {"error": "request body is not valid JSON"}
+
+
+def test_unknown_message_page_is_a_404(emu: Emulator) -> None:
+    response = httpx.get(f"{emu.url}/__dashboard/messages/msg_nope")
+    assert response.status_code == 404
+
+
+def test_event_stream_reports_changes_and_the_clock(emu: Emulator, client: QStash) -> None:
+    with httpx.stream("GET", f"{emu.url}/__dashboard/events", timeout=10) as stream:
+        assert stream.headers["content-type"] == "text/event-stream"
+        lines = stream.iter_lines()
+        first = _next_event(lines)
+        assert first[0] == "change"
+        assert first[1]["now"] == 1_735_689_600_000 and first[1]["virtual"] is True
+        client.message.publish_json(url=f"{emu.url}/__capture/x", body={}, delay="1m")
+        second = _next_event(lines)
+        assert second[0] == "change" and second[1]["version"] > first[1]["version"]
+        emu.advance("1m")
+        while (event := _next_event(lines))[1].get("now") != 1_735_689_660_000:
+            assert event[0] in ("change", "clock")
+
+
+def _next_event(lines: Any) -> tuple[str, dict[str, Any]]:
+    import json
+
+    name = ""
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            return name, json.loads(line[6:])
+    raise AssertionError("stream ended")
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("*/5 * * * *", "every 5 minutes (UTC)"),
+        ("0 9 * * 1-5", "at 09:00 on Monday through Friday (UTC)"),
+        ("0 * * * *", "every hour at minute 0 (UTC)"),
+        ("* * * * *", "every minute (UTC)"),
+        ("30 8 1,15 * *", "at 08:30 on day 1 and 15 of the month (UTC)"),
+        ("0 0 * JAN,JUL SUN", "at 00:00 on Sunday in January and July (UTC)"),
+        ("CRON_TZ=Europe/Berlin 0 12 * * *", "at 12:00 (Europe/Berlin)"),
+        ("0 */2 * * *", "every 2 hours at minute 0 (UTC)"),
+        ("5,35 8,20 * * *", "at minute 5 and 35, during hour 8 and 20 (UTC)"),
+    ],
+)
+def test_cron_in_words(expr: str, words: str) -> None:
+    assert describe(expr) == words
+
+
+def test_standalone_server_prints_the_dashboard_and_serves_it_on_the_real_clock() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qstash_emulator", "dev", f"--port={port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == f"QStash emulator running at http://127.0.0.1:{port}"
+        assert proc.stdout.readline().strip() == f"Dashboard: http://127.0.0.1:{port}/__dashboard"
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        page = http.get("/__dashboard/time")
+        assert page.status_code == 200
+        assert "real" in page.text and "advance-1h" not in page.text
+        key = page.text.split('name="dashboard-key" content="', 1)[1].split('"', 1)[0]
+        refused = http.post(
+            "/__dashboard/api/time/advance", json={"by": "1h"}, headers={HEADER: key}
+        )
+        assert refused.status_code == 400
+        assert "real clock" in refused.json()["error"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
