@@ -46,8 +46,7 @@ def client(emu: Emulator) -> QStash:
 
 @pytest.fixture(scope="session")
 def browser_context(browser: Any) -> Iterator[Any]:
-    # One context for the session (a new one costs ~0.3 s); each test's emulator has its own
-    # port, so cookies never cross tests.
+    # One context for the session (a new one costs ~0.3 s); `page` clears its cookies per test.
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     context.set_default_timeout(10_000)
     try:
@@ -58,6 +57,7 @@ def browser_context(browser: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser_context: Any) -> Iterator[Any]:
+    browser_context.clear_cookies()
     tab = browser_context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))

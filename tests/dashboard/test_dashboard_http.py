@@ -20,7 +20,7 @@ def session(emu: Emulator) -> tuple[httpx.Client, str]:
     page = http.get("/__dashboard/messages")
     assert page.status_code == 200
     key = page.text.split('name="dashboard-key" content="', 1)[1].split('"', 1)[0]
-    assert http.cookies.get(COOKIE) == key
+    assert http.cookies.get(f"{COOKIE}_{emu.port}") == key
     return http, key
 
 
@@ -50,7 +50,7 @@ def test_pages_and_actions_refuse_non_local_hosts(emu: Emulator) -> None:
     rebound = {"Host": "attacker.example:80"}
     page = http.get("/__dashboard/messages", headers=rebound)
     assert page.status_code == 403
-    assert COOKIE not in page.headers.get("set-cookie", "")
+    assert COOKIE not in page.headers.get("set-cookie", "")  # the key is not handed out
     events = http.get("/__dashboard/events", headers=rebound)
     assert events.status_code == 403
     action = http.post(

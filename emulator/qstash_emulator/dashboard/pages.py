@@ -14,7 +14,7 @@ from ..core.errors import not_found
 from ..core.users import User
 from . import access, views
 from .cron_words import describe
-from .security import KEY, require_local, set_key_cookie
+from .security import KEY, cookie_name, require_local, set_key_cookie
 
 USER_COOKIE = "qstash_dashboard_user"
 INDEX = web.AppKey("dashboard_index", views.MessageIndex)
@@ -34,7 +34,7 @@ NAV = [
 def current_user(request: web.Request) -> User:
     """The user the dashboard shows: `?user=` or the switcher's cookie, else the default."""
     users = access.users(request)
-    name = request.query.get("user") or request.cookies.get(USER_COOKIE)
+    name = request.query.get("user") or request.cookies.get(cookie_name(request, USER_COOKIE))
     if name:
         try:
             return users[name]
@@ -117,7 +117,16 @@ async def message(request: web.Request) -> web.Response:
 
 async def dlq(request: web.Request) -> web.Response:
     eng, who = access.engine(request), current_user(request)
-    return render(request, "dlq.html", "dlq", {"entries": eng.dlq_entries(who)})
+    entries = eng.dlq_entries(who)
+    page = views.page_number(request.query)
+    pages = max(1, -(-len(entries) // views.PAGE_SIZE))
+    shown = entries[page * views.PAGE_SIZE : (page + 1) * views.PAGE_SIZE]
+    return render(
+        request,
+        "dlq.html",
+        "dlq",
+        {"entries": shown, "total": len(entries), "page": page, "pages": pages},
+    )
 
 
 async def schedules(request: web.Request) -> web.Response:

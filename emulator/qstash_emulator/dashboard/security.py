@@ -2,7 +2,8 @@
 
 Pages are served only on a local origin (the request's Host is 127.0.0.1, localhost or [::1]):
 a page reached through another host name (DNS rebinding) is refused. Serving a page sets the
-server's dashboard key in a cookie (HttpOnly, SameSite=Strict, path /__dashboard) and puts the
+server's dashboard key in a cookie (`qstash_dashboard_key_<port>`; HttpOnly, SameSite=Strict,
+path /__dashboard) and puts the
 same key in the page; every action must carry it twice, in the cookie and in the
 `X-Dashboard-Key` header. Another site cannot read the page, cannot send the SameSite cookie
 and cannot add the header without a CORS preflight (which the dashboard never allows).
@@ -45,9 +46,18 @@ def require_local(request: web.Request) -> None:
         raise ApiError(403, "the dashboard is served on local origins only (127.0.0.1, localhost)")
 
 
+def cookie_name(request: web.Request, base: str = COOKIE) -> str:
+    """Cookies ignore ports: a name per port keeps two emulators on one host apart."""
+    return f"{base}_{request.url.port or 80}"
+
+
 def set_key_cookie(request: web.Request, response: web.StreamResponse) -> None:
     response.set_cookie(
-        COOKIE, request.app[KEY], path="/__dashboard", httponly=True, samesite="Strict"
+        cookie_name(request),
+        request.app[KEY],
+        path="/__dashboard",
+        httponly=True,
+        samesite="Strict",
     )
 
 
@@ -56,7 +66,7 @@ def check_action(request: web.Request) -> None:
     require_local(request)
     key = request.app[KEY]
     header = request.headers.get(HEADER, "")
-    cookie = request.cookies.get(COOKIE, "")
+    cookie = request.cookies.get(cookie_name(request), "")
     if not (hmac.compare_digest(header, key) and hmac.compare_digest(cookie, key)):
         raise ApiError(
             403, "dashboard actions need the dashboard key (open the dashboard page first)"

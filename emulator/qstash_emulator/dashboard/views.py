@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -149,6 +150,23 @@ def status(message: Message, now: float) -> Status:
     )
 
 
+_FINAL_KEYS = {DELIVERED: "delivered", FAILED: "failed", CANCELLED: "cancelled"}
+_BUSY = frozenset({ACTIVE, ERROR, CANCEL_REQUESTED})
+
+
+def state_key(message: Message, now: float) -> str:
+    """`status(message, now).key` without building its texts (run for every message)."""
+    state = message.state
+    final = _FINAL_KEYS.get(state)
+    if final is not None:
+        return final
+    if message.in_flight or state in _BUSY:
+        return "in_flight"
+    if state == RETRY:
+        return "retry"
+    return "delayed" if message.not_before > now else "pending"
+
+
 # -- the index of a user's messages ------------------------------------------------------------
 @dataclass
 class UserIndex:
@@ -157,6 +175,17 @@ class UserIndex:
     messages: dict[str, Message] = field(default_factory=dict)  # creation order
     events: dict[str, list[LogEntry]] = field(default_factory=dict)
     callbacks: dict[str, list[str]] = field(default_factory=dict)  # source id -> callback ids
+    # A final state never changes: those are counted once; only the others are looked at again.
+    final_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATE_LABELS, 0))
+    unfinished: dict[str, Message] = field(default_factory=dict)
+    # Lowercased search text per message id, made on a message's first search (it never changes).
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def text(self, message: Message) -> str:
+        found = self.texts.get(message.id)
+        if found is None:
+            found = self.texts[message.id] = search_text(message)
+        return found
 
 
 class MessageIndex:
@@ -182,11 +211,15 @@ class MessageIndex:
         if events is None:
             events = index.events[message.id] = []
             index.messages[message.id] = message
+            index.unfinished[message.id] = message
             if message.kind != "message":
                 source = _source_id(message)
                 if source is not None:
                     index.callbacks.setdefault(source, []).append(message.id)
         events.append(entry)
+        final = _FINAL_KEYS.get(entry.state)
+        if final is not None and index.unfinished.pop(message.id, None) is not None:
+            index.final_counts[final] += 1
 
 
 def _source_id(callback: Message) -> str | None:
@@ -198,6 +231,13 @@ def _source_id(callback: Message) -> str | None:
 
 
 # -- filtering ---------------------------------------------------------------------------------
+def page_number(query: Any) -> int:
+    try:
+        return max(0, min(1_000_000, int(query.get("page", 0))))
+    except ValueError:
+        return 0
+
+
 @dataclass
 class MessageQuery:
     state: str = ""
@@ -213,10 +253,6 @@ class MessageQuery:
         def text(name: str) -> str:
             return str(query.get(name, "")).strip()[:500]
 
-        try:
-            page = max(0, int(query.get("page", 0)))
-        except ValueError:
-            page = 0
         state = text("state")
         return cls(
             state=state if state in STATE_LABELS else "",
@@ -225,7 +261,7 @@ class MessageQuery:
             id=text("id"),
             queue=text("queue"),
             q=text("q"),
-            page=page,
+            page=page_number(query),
         )
 
     @property
@@ -248,8 +284,10 @@ class MessageQuery:
         values.update(change)
         return urlencode({k: v for k, v in values.items() if v not in ("", 0, None)})
 
-    def matches(self, message: Message, now: float) -> bool:
-        if self.state and status(message, now).key != self.state:
+    def matches(self, message: Message, key: str) -> bool:
+        """Whether the message (whose state key is `key`) passes the filters other than the
+        text search (`message_page` checks that against the index's cached text)."""
+        if self.state and key != self.state:
             return False
         if self.url and self.url.lower() not in message.url.lower():
             return False
@@ -257,23 +295,21 @@ class MessageQuery:
             return False
         if self.id and self.id not in message.id:
             return False
-        if self.queue and message.queue_name != self.queue:
-            return False
-        return not self.q or _contains_text(message, self.q.lower())
+        return not self.queue or message.queue_name == self.queue
 
 
-def _contains_text(message: Message, needle: str) -> bool:
-    if needle in message.id.lower() or needle in message.url.lower():
-        return True
-    if any(needle in label.lower() for label in message.labels):
-        return True
-    if not message.redact.all_headers and any(
-        needle in k.lower() or any(needle in v.lower() for v in vs)
-        for k, vs in message.headers.items()
-        if k not in message.redact.headers
-    ):
-        return True
-    return not message.redact.body and needle in message.body.decode("utf-8", "replace").lower()
+def search_text(message: Message) -> str:
+    """What a text search looks through, lowercased: id, URL, labels, headers and body (less
+    what the message redacts)."""
+    parts = [message.id, message.url, *message.labels]
+    if not message.redact.all_headers:
+        for k, vs in message.headers.items():
+            if k not in message.redact.headers:
+                parts.append(k)
+                parts.extend(vs)
+    if not message.redact.body:
+        parts.append(message.body.decode("utf-8", "replace"))
+    return "\n".join(parts).lower()
 
 
 @dataclass
@@ -286,18 +322,26 @@ class MessagePage:
 
 
 def message_page(index: UserIndex, query: MessageQuery, now: float) -> MessagePage:
-    counts = dict.fromkeys(STATE_LABELS, 0)
+    counts = dict(index.final_counts)
+    for message in index.unfinished.values():
+        counts[state_key(message, now)] += 1
     start = query.page * PAGE_SIZE
-    rows: list[tuple[Message, Status]] = []
-    total = 0
-    for message in reversed(index.messages.values()):  # newest first
-        st = status(message, now)
-        counts[st.key] += 1
-        if query.active and not query.matches(message, now):
-            continue
-        if start <= total < start + PAGE_SIZE:
-            rows.append((message, st))
-        total += 1
+    newest_first = reversed(index.messages.values())
+    if not query.active:
+        page = itertools.islice(newest_first, start, start + PAGE_SIZE)
+        rows = [(m, status(m, now)) for m in page]
+        total = len(index.messages)
+    else:
+        rows, total = [], 0
+        needle = query.q.lower()
+        for message in newest_first:
+            if not query.matches(message, state_key(message, now)):
+                continue
+            if needle and needle not in index.text(message):
+                continue
+            if start <= total < start + PAGE_SIZE:
+                rows.append((message, status(message, now)))
+            total += 1
     pages = max(1, -(-total // PAGE_SIZE))
     return MessagePage(rows, total, counts, query.page, pages)
 

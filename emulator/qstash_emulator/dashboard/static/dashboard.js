@@ -129,7 +129,9 @@
       content.querySelectorAll("input[name=sel]").forEach(function (el) { el.checked = e.target.checked; });
     }
     if (e.target.id === "user-switch") {
-      document.cookie = "qstash_dashboard_user=" + encodeURIComponent(e.target.value) + "; path=/__dashboard; SameSite=Strict";
+      // One cookie per port (cookies ignore ports): emulators side by side keep their own user.
+      var port = window.location.port || (window.location.protocol === "https:" ? "443" : "80");
+      document.cookie = "qstash_dashboard_user_" + port + "=" + encodeURIComponent(e.target.value) + "; path=/__dashboard; SameSite=Strict";
       var url = new URL(window.location.href);
       url.searchParams.delete("user");
       window.location.href = url.toString();
