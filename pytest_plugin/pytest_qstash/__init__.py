@@ -4,7 +4,7 @@ Installed with the package and loaded by pytest on its own (a `pytest11` entry p
 fixtures live in `pytest_qstash.plugin`; the objects tests get are exported here for typing.
 """
 
-from qstash_emulator.http.capture import Captured, Reply
+from qstash_emulator.controls.captures import Captured, Reply
 from qstash_emulator.llm import LLMEngine, LLMErrorSpec
 
 from .assertions import Query

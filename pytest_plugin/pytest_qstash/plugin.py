@@ -133,7 +133,7 @@ def _harness(request: pytest.FixtureRequest, fresh: bool) -> Iterator[QStashHarn
 
 def _after_test(request: pytest.FixtureRequest, harness: QStashHarness, session: _Session) -> None:
     # A reset still queued means nothing of this test reached the emulator: no need to wait.
-    errors = list(harness.server.emulator.scheduler.errors) if harness.server.reset_done else []
+    errors = harness.server.emulator.errors if harness.server.reset_done else []
     if errors:
         warnings.warn(
             QStashEmulatorWarning(

@@ -135,9 +135,7 @@ def test_pause_resume_and_trigger_a_schedule(page: Any, emu: Emulator, client: Q
 
 
 def emu_captures(emu: Emulator, name: str) -> list[Any]:
-    from qstash_emulator.http.capture import CAPTURES
-
-    return emu.app[CAPTURES].requests(name)
+    return emu.captures.requests(name)
 
 
 def test_advance_virtual_time_from_the_page_delivers_a_delayed_message(

@@ -94,11 +94,10 @@ class Engine:
         self.states: dict[str, UserState] = {}
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
-        self.listeners: list[Callable[[Delivered], None]] = []
+        # Called with each attempt's record once its answer is in (the pytest plugin's verdicts).
+        self.delivery_listeners: list[Callable[[Delivered], None]] = []
         # Called with every log entry as it is written (the dashboard's live updates).
         self.log_listeners: list[Callable[[LogEntry], None]] = []
-        # Resources with state of their own (queues, schedules, URL groups...) register a reset.
-        self.resetters: list[Callable[[], None]] = []
 
     def state(self, user: User) -> UserState:
         st = self.states.get(user.name)
@@ -113,8 +112,6 @@ class Engine:
                     message.timer.cancel()
         self.states.clear()
         self.delivered.clear()
-        for reset in self.resetters:
-            reset()
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
@@ -206,7 +203,7 @@ class Engine:
 
     def schedule(self, message: Message, at: float | None = None) -> None:
         due = message.not_before if at is None else at
-        message.timer = self.scheduler.call_at(due, lambda: self._due(message), message.order)
+        message.timer = self.scheduler.call_at(due, self._due, message.order, message)
 
     async def _due(self, message: Message) -> None:
         message.timer = None
@@ -270,15 +267,16 @@ class Engine:
         finally:
             message.in_flight = False
         record.response = response
-        for listener in self.listeners:
+        for listener in self.delivery_listeners:
             listener(record)
         try:
-            self._settle(message, response)
+            self._retry_or_fail(message, response)
         finally:
             for gate in self.gates:
                 gate.done(message)
 
-    def _settle(self, message: Message, response: Response) -> None:
+    def _retry_or_fail(self, message: Message, response: Response) -> None:
+        """After an attempt: delivered, retried later, or failed into the DLQ."""
         if response.ok:
             self.log(message, DELIVERED, response=response)
             self._finish(message)
@@ -372,7 +370,6 @@ class Engine:
             body["scheduleId"] = message.schedule_id
         if message.queue_name:
             body["queueName"] = message.queue_name
-        message.extra.get("callback_body_hook", _identity)(body, response)
         return body
 
     def _spawn_callback(
@@ -540,10 +537,6 @@ def _override(base: MessageSpec, given: MessageSpec) -> None:
                 setattr(base, name, getattr(given, name))
     for key, values in given.headers.items():
         base.headers[key] = list(values)
-
-
-def _identity(body: dict[str, Any], response: Response) -> None:
-    return None
 
 
 def _header(response: Response, name: str) -> str | None:

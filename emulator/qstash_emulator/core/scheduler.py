@@ -15,21 +15,31 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .clock import Clock, VirtualClock
 
 log = logging.getLogger("qstash_emulator")
 
 Work = Callable[[], Awaitable[None]]
+# Work that takes one argument (`call_at(..., arg=x)` runs `work(x)`): one bound method serves
+# every timer, so a held timer costs no closure of its own.
+WorkWithArg = Callable[[Any], Awaitable[None]]
 
 
-@dataclass(order=True)
+@dataclass(order=True, slots=True)
 class Timer:
     due: float
     order: tuple[int, ...]
     seq: int
-    work: Work = field(compare=False)
+    work: Work | WorkWithArg = field(compare=False)
+    arg: Any = field(default=None, compare=False)
     cancelled: bool = field(default=False, compare=False)
+
+    def run(self) -> Awaitable[None]:
+        if self.arg is None:
+            return self.work()  # type: ignore[call-arg]
+        return self.work(self.arg)  # type: ignore[call-arg]
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -47,8 +57,11 @@ class Scheduler:
         self._progress: asyncio.Event | None = None  # set when started work ends (waiters)
 
     # -- scheduling -------------------------------------------------------------------------
-    def call_at(self, due: float, work: Work, order: tuple[int, ...] = ()) -> Timer:
-        timer = Timer(due, order, next(self._seq), work)
+    def call_at(
+        self, due: float, work: Work | WorkWithArg, order: tuple[int, ...] = (), arg: Any = None
+    ) -> Timer:
+        """Run `work()` (or `work(arg)`) when the clock reaches `due`; ties run in `order`."""
+        timer = Timer(due, order, next(self._seq), work, arg)
         if due <= self.clock.now():
             self._start(timer)
         else:
@@ -63,7 +76,7 @@ class Scheduler:
     def _start(self, timer: Timer) -> None:
         if timer.cancelled:
             return
-        task = asyncio.get_running_loop().create_task(self._run(timer.work))
+        task = asyncio.get_running_loop().create_task(self._run(timer))
         self._inflight.add(task)
         task.add_done_callback(self._finished)
 
@@ -72,9 +85,9 @@ class Scheduler:
         if self._progress is not None:
             self._progress.set()
 
-    async def _run(self, work: Work) -> None:
+    async def _run(self, timer: Timer) -> None:
         try:
-            await work()
+            await timer.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in one job must not stop the scheduler

@@ -1,51 +1,53 @@
-"""Where the dashboard reaches the emulator's state: the same objects the REST handlers use.
-
-Every read and action of the dashboard goes through these accessors, so the dashboard follows the
-backend wherever it is wired (one place to change when the wiring changes).
-"""
+"""Where the dashboard reaches the emulator's state: the backend, as the REST handlers do
+(`backend(request)`). Every read and action of the dashboard goes through these accessors."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from ..backend import Backend
+from ..controls.captures import CaptureStore
 from ..core.engine import Engine
 from ..core.users import Users
-from ..http.common import ENGINE, USERS
+from ..http.common import BACKEND, backend
 from ..llm import LLMEngine
-from ..llm.service import LLMService
 from ..resources.flow_control import FlowControl
-from ..resources.queues import Queues, queues_of
+from ..resources.queues import Queues
 from ..resources.schedules import Schedules
-from ..resources.url_groups import UrlGroups, url_groups_of
+from ..resources.url_groups import UrlGroups
 
 
 def engine(request: web.Request) -> Engine:
-    return request.app[ENGINE]
+    return backend(request).engine
 
 
 def users(request: web.Request) -> Users:
-    return request.app[USERS]
+    return backend(request).users
 
 
 def schedules(request: web.Request) -> Schedules:
-    return Schedules.of(engine(request))
+    return backend(request).schedules
 
 
 def queues(request: web.Request) -> Queues:
-    return queues_of(engine(request))
+    return backend(request).queues
 
 
 def url_groups(request: web.Request) -> UrlGroups:
-    return url_groups_of(engine(request))
+    return backend(request).url_groups
 
 
 def flow_control(request: web.Request) -> FlowControl:
-    return FlowControl.of(engine(request))
+    return backend(request).flow_control
 
 
 def llm(request: web.Request) -> LLMEngine:
-    return LLMService.of(engine(request)).llm
+    return backend(request).llm.llm
 
 
-def app_engine(app: web.Application) -> Engine:
-    return app[ENGINE]
+def captures(request: web.Request) -> CaptureStore:
+    return backend(request).captures
+
+
+def app_backend(app: web.Application) -> Backend:
+    return app[BACKEND]

@@ -103,7 +103,7 @@ async def _close(app: web.Application) -> None:
 
 def setup(app: web.Application) -> Notifier:
     notifier = app[NOTIFIER] = Notifier()
-    access.app_engine(app).log_listeners.append(notifier.bump)
+    access.app_backend(app).engine.log_listeners.append(notifier.bump)
     app.on_response_prepare.append(_bump_after_changes)
     app.on_shutdown.append(_close)
     return notifier

@@ -79,7 +79,7 @@ async def home(request: web.Request) -> web.Response:
 async def messages(request: web.Request) -> web.Response:
     eng, who = access.engine(request), current_user(request)
     query = views.MessageQuery.from_query(request.query)
-    index = request.app[INDEX].of(eng, who)
+    index = request.app[INDEX].read(eng, who)
     result = views.message_page(index, query, eng.clock.now())
     return render(
         request,
@@ -91,7 +91,7 @@ async def messages(request: web.Request) -> web.Response:
 
 async def message(request: web.Request) -> web.Response:
     eng, who = access.engine(request), current_user(request)
-    index = request.app[INDEX].of(eng, who)
+    index = request.app[INDEX].read(eng, who)
     message_id = request.match_info["messageId"]
     found = index.messages.get(message_id)
     if found is None:

@@ -192,7 +192,7 @@ class MessageIndex:
     def __init__(self) -> None:
         self._users: dict[str, UserIndex] = {}
 
-    def of(self, engine: Engine, user: User) -> UserIndex:
+    def read(self, engine: Engine, user: User) -> UserIndex:
         st = engine.state(user)
         index = self._users.get(user.name)
         if index is None or index.state is not st:
@@ -389,7 +389,7 @@ class Attempt:
 def attempts(engine: Engine, message: Message) -> list[Attempt]:
     out = []
     redact = message.redact
-    for record in _deliveries_of(engine.delivered, message):
+    for record in _records_for(engine.delivered, message):
         headers = [
             (k, h.redacted(v) if redact.all_headers or h.canonical(k) in redact.headers else v)
             for k, v in record.headers
@@ -409,7 +409,7 @@ def attempts(engine: Engine, message: Message) -> list[Attempt]:
     return out
 
 
-def _deliveries_of(records: Iterable[Delivered], message: Message) -> Iterator[Delivered]:
+def _records_for(records: Iterable[Delivered], message: Message) -> Iterator[Delivered]:
     return (r for r in records if r.message is message)
 
 

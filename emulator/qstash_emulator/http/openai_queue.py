@@ -21,7 +21,7 @@ from aiohttp import web
 
 from ..llm.errors import OpenAIError
 from ..llm.jobs import CANCELLED, COMPLETED, FAILED, Job
-from ..llm.service import POST_ENDPOINTS, run_request
+from ..llm.requests import POST_ENDPOINTS, run_request
 from .common import Handler, user
 from .openai import (
     CUSTOM,

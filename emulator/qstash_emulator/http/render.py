@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from ..core.clock import ms
-from ..core.state import CallbackConfig, DlqEntry, FlowControl, LogEntry, Message, Redaction
+from ..core.state import CallbackConfig, DlqEntry, FlowControlSpec, LogEntry, Message, Redaction
 from ..parsing import header_names as h
 
 
@@ -40,7 +40,7 @@ def callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers
 
 
 def add_labels_and_flow_control(
-    out: dict[str, Any], labels: list[str], fc: FlowControl | None
+    out: dict[str, Any], labels: list[str], fc: FlowControlSpec | None
 ) -> None:
     if labels:
         out["label"] = ",".join(labels)  # the deprecated single field, still read by the SDKs

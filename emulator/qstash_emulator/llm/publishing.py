@@ -30,7 +30,7 @@ from ..resources.destinations import Fanout
 from . import rules as r
 from .catalog import UPSTASH_PROVIDER
 from .errors import OpenAIError
-from .service import (
+from .requests import (
     FORM_ENDPOINTS,
     IMAGE_ROUTE_PREFIX,
     MODELS,
