@@ -215,3 +215,24 @@ def test_llm_calls_and_the_workflow_runs_placeholder(page: Any, emu: Emulator) -
     expect(calls).to_contain_text("Ankara.")
     page.get_by_role("link", name="Workflow runs").click()
     expect(page.get_by_test_id("runs-placeholder")).to_be_visible()
+
+
+def test_a_message_page_follows_the_message_live(page: Any, emu: Emulator, client: QStash) -> None:
+    url = capture_url(emu, "soon")
+    emu.faults.add(url, fail_times=1, status=502)
+    res = client.message.publish_json(url=url, body={"n": 1}, delay="10m", retries=2)
+    open_live(page, emu, f"/__dashboard/messages/{res.message_id}")
+    expect(page.get_by_test_id("message-state")).to_have_text("Delayed")
+    expect(page.get_by_test_id("no-attempts")).to_be_visible()
+
+    emu.advance("10m")  # from the test, not the page: the page hears of it over the stream
+    expect(page.get_by_test_id("clock")).to_have_text("2025-01-01 00:10:00 UTC")
+    expect(page.get_by_test_id("message-state")).to_have_text("Waiting for retry")
+    expect(page.get_by_test_id("attempt-status")).to_have_text("502")
+
+    emu.run_until_idle()
+    expect(page.get_by_test_id("message-state")).to_have_text("Delivered")
+    expect(page.get_by_test_id("attempt")).to_have_count(2)
+    expect(page.get_by_test_id("attempt").nth(1).get_by_test_id("attempt-status")).to_have_text(
+        "200"
+    )

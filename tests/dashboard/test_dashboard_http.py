@@ -173,3 +173,76 @@ def test_standalone_server_prints_the_dashboard_and_serves_it_on_the_real_clock(
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_dlq_pages(emu: Emulator, client: QStash) -> None:
+    url = f"{emu.url}/__capture/down"
+    emu.faults.add(url, status=500)
+    for n in range(60):
+        client.message.publish(url=url, body=f"n{n}", retries=0)
+    emu.settle()
+    first = httpx.get(f"{emu.url}/__dashboard/dlq").text
+    second = httpx.get(f"{emu.url}/__dashboard/dlq?page=1").text
+    assert first.count("data-dlq-id=") == 50 and "60 entries · page 1 of 2" in first
+    assert second.count("data-dlq-id=") == 10 and "page 2 of 2" in second
+
+
+def test_odd_query_parameters_are_ignored(emu: Emulator, client: QStash) -> None:
+    client.message.publish(url=f"{emu.url}/__capture/x", body="hi")
+    for query in ("page=abc", "page=-3", "state=bogus", "page=99999999999", "q=%00%ff"):
+        response = httpx.get(f"{emu.url}/__dashboard/messages?{query}")
+        assert response.status_code == 200, query
+
+
+def test_redacted_bodies_and_headers_stay_hidden(emu: Emulator) -> None:
+    published = httpx.post(
+        f"{emu.url}/v2/publish/{emu.url}/__capture/secret",
+        content=b"card 4242-4242",
+        headers={
+            "Authorization": f"Bearer {emu.token}",
+            "Upstash-Forward-X-Api-Key": "s3cret-token",
+            "Upstash-Redact-Fields": "body,header",
+        },
+    )
+    message_id = published.json()["messageId"]
+    emu.settle()
+    page = httpx.get(f"{emu.url}/__dashboard/messages/{message_id}").text
+    assert "4242-4242" not in page and "s3cret-token" not in page
+    assert "Delivered" in page
+    search = httpx.get(f"{emu.url}/__dashboard/messages?q=4242").text
+    assert "data-message-id=" not in search
+
+
+def test_callbacks_are_linked_to_their_message(emu: Emulator, client: QStash) -> None:
+    res = client.message.publish(
+        url=f"{emu.url}/__capture/main", body="x", callback=f"{emu.url}/__capture/cb"
+    )
+    emu.settle()
+    page = httpx.get(f"{emu.url}/__dashboard/messages/{res.message_id}").text
+    callback_id = page.split("<h2>Callbacks</h2>", 1)[1].split('href="/__dashboard/messages/')[1]
+    callback_id = callback_id.split('"', 1)[0]
+    callback = httpx.get(f"{emu.url}/__dashboard/messages/{callback_id}").text
+    assert f'href="/__dashboard/messages/{res.message_id}"' in callback
+    assert "callback of" in callback
+
+
+def test_stopping_the_server_ends_open_event_streams() -> None:
+    import threading
+
+    emu = Emulator().start()
+    ended = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", f"{emu.url}/__dashboard/events", timeout=60) as stream:
+                for _ in stream.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            pass
+        ended.set()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert emu.wait_until(lambda: bool(emu.engine.log_listeners))  # the app is up
+    emu.stop()  # would wait for the open stream (aiohttp's shutdown timeout) if it did not end
+    assert ended.wait(30)
