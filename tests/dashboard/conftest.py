@@ -1,4 +1,10 @@
-"""Browser fixtures: one headless Chromium for the session, a fresh page and emulator per test."""
+"""Browser fixtures: one headless Chromium for the browser tests (they live in one module), a
+fresh page and emulator per test.
+
+The browser is module-scoped, not session-scoped, on purpose: Playwright's sync API keeps its
+own event loop marked as running in the thread while it is started, so asyncio tests that run
+after it in the same process would fail ("cannot be called from a running event loop").
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -44,9 +50,9 @@ def client(emu: Emulator) -> QStash:
     return QStash(emu.token, base_url=emu.url, retry=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(browser: Any) -> Iterator[Any]:
-    # One context for the session (a new one costs ~0.3 s); `page` clears its cookies per test.
+    # One context for the module (a new one costs ~0.3 s); `page` clears its cookies per test.
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     context.set_default_timeout(10_000)
     try:
