@@ -70,3 +70,15 @@ def ensure_chromium() -> tuple[str | None, str]:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_chromium() -> str:
+    """The browser's path; otherwise fail under CI=true, or skip saying what to install."""
+    import pytest
+
+    path, problem = ensure_chromium()
+    if path is None:
+        if in_ci():
+            pytest.fail(problem, pytrace=False)  # CI must run the browser tests, never skip them
+        pytest.skip(problem)
+    return path
