@@ -125,8 +125,10 @@ def test_pause_resume_and_trigger_a_schedule(page: Any, emu: Emulator, client: Q
         ]
     )
 
-    row.get_by_test_id("pause").click()
+    row.get_by_test_id("pause").focus()  # by keyboard: the buttons are real buttons
+    page.keyboard.press("Enter")
     expect(row).to_have_attribute("data-paused", "true")
+    expect(row.get_by_test_id("resume")).to_be_focused()  # focus survives the live update
     assert client.schedule.get(schedule_id).paused is True
 
     row.get_by_test_id("trigger").click()

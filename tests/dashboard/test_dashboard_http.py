@@ -246,3 +246,23 @@ def test_stopping_the_server_ends_open_event_streams() -> None:
     assert emu.wait_until(lambda: bool(emu.engine.log_listeners))  # the app is up
     emu.stop()  # would wait for the open stream (aiohttp's shutdown timeout) if it did not end
     assert ended.wait(30)
+
+
+def test_bulk_retry_retries_every_chosen_entry_or_none(emu: Emulator, client: QStash) -> None:
+    url = f"{emu.url}/__capture/flaky"
+    emu.faults.add(url, fail_times=3, status=500)
+    for n in range(3):
+        client.message.publish(url=url, body=f"n{n}", retries=0)
+    emu.settle()
+    ids = [m.dlq_id for m in client.dlq.list().messages]
+    http, key = session(emu)
+    refused = http.post(
+        "/__dashboard/api/dlq/retry", json={"dlqIds": [ids[0], "missing"]}, headers={HEADER: key}
+    )
+    assert refused.status_code == 404
+    assert len(client.dlq.list().messages) == 3  # nothing retried
+    done = http.post("/__dashboard/api/dlq/retry", json={"dlqIds": ids[:2]}, headers={HEADER: key})
+    assert done.status_code == 200 and len(done.json()["responses"]) == 2
+    emu.settle()
+    assert [m.dlq_id for m in client.dlq.list().messages] == ids[2:]
+    assert len(emu.captures.requests("flaky")) == 2  # the two retries reached the destination

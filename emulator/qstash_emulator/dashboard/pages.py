@@ -173,11 +173,11 @@ async def runs(request: web.Request) -> web.Response:
 
 
 async def llm(request: web.Request) -> web.Response:
-    calls = list(reversed(access.llm(request).calls))[:200]
-    return render(request, "llm.html", "llm", {"calls": [_llm_row(c) for c in calls]})
+    calls = list(enumerate(access.llm(request).calls))[::-1][:200]  # newest first
+    return render(request, "llm.html", "llm", {"calls": [_llm_row(n, c) for n, c in calls]})
 
 
-def _llm_row(call: Any) -> dict[str, Any]:
+def _llm_row(number: int, call: Any) -> dict[str, Any]:
     body = call.body if isinstance(call.body, Mapping) else {}
     prompt = ""
     messages = body.get("messages")
@@ -201,6 +201,7 @@ def _llm_row(call: Any) -> dict[str, Any]:
         error = out["error"]
         answer = str(error.get("message") if isinstance(error, Mapping) else error)
     return {
+        "number": number,  # stable across live updates (keeps a row's details open)
         "call": call,
         "model": body.get("model", ""),
         "rule": _rule_label(call.rule),

@@ -59,15 +59,22 @@
     content.querySelectorAll("input[name=sel]").forEach(function (el) { if (checked[el.value]) el.checked = true; });
     content.querySelectorAll("details[id]").forEach(function (el) { if (el.id in open) el.open = open[el.id]; });
     if (focusKey) {
-      var again = Array.prototype.find.call(content.querySelectorAll("a, button, input, summary"), function (el) { return keyOf(el) === focusKey; });
-      if (again) again.focus();
+      var same = Array.prototype.find.call(content.querySelectorAll(FOCUSABLE), function (el) { return keyOf(el) === focusKey; });
+      if (same) same.focus();
     }
     document.dispatchEvent(new CustomEvent("dashboard:updated"));
   }
 
+  // Where focus was, in terms that survive a re-render: its row and its place in the row (a
+  // "Pause" button that became "Resume" keeps the focus), or what it points at.
+  var ROWS = "[data-message-id], [data-dlq-id], [data-schedule-id], [data-queue], [data-key], details[id]";
+  var FOCUSABLE = "a, button, input, select, summary";
+
   function keyOf(el) {
-    var row = el.closest("[data-message-id], [data-dlq-id], [data-schedule-id], [data-queue], [data-key], details[id]");
-    return [el.tagName, el.dataset.action || el.getAttribute("href") || el.value || el.textContent, row ? row.outerHTML.slice(0, 120) : ""].join("|");
+    var row = el.closest(ROWS);
+    if (!row) return [el.tagName, el.dataset.action || el.getAttribute("href") || el.value || el.textContent].join("|");
+    var id = row.dataset.messageId || row.dataset.dlqId || row.dataset.scheduleId || row.dataset.queue || row.dataset.key || row.id;
+    return ["row", id, Array.prototype.indexOf.call(row.querySelectorAll(FOCUSABLE), el)].join("|");
   }
 
   function connect() {
@@ -101,12 +108,14 @@
   }
 
   function run(button, url, body) {
+    if (button.getAttribute("aria-busy") === "true") return;  // one request per click
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
-    button.disabled = true;
+    // Not `disabled`: that would take the keyboard focus away from the button.
+    button.setAttribute("aria-busy", "true");
     post(url, body)
       .then(function (data) { say(data.message || "done"); refresh(); })
       .catch(function (err) { say(err.message, true); })
-      .then(function () { button.disabled = false; });
+      .then(function () { button.removeAttribute("aria-busy"); });
   }
 
   document.addEventListener("click", function (e) {
