@@ -14,6 +14,7 @@ from ..core.errors import not_found
 from ..core.users import User
 from . import access, views
 from .cron_words import describe
+from .live import NOTIFIER
 from .security import KEY, cookie_name, require_local, set_key_cookie
 
 USER_COOKIE = "qstash_dashboard_user"
@@ -60,6 +61,7 @@ def render(
         "now_ms": ms(now),
         "virtual": eng.clock.virtual,
         "dashboard_key": request.app[KEY],
+        "version": request.app[NOTIFIER].version,  # the live stream's counter at render time
         "iso": views.iso,
         "ago": lambda t: views.relative(t, now),
         "body_text": views.body_text,

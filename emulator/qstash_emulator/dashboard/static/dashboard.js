@@ -79,13 +79,16 @@
 
   function connect() {
     var source = new EventSource("/__dashboard/events");
-    var version = null;
+    // What the page was rendered at: anything newer (even before the stream connected) refreshes.
+    var version = Number(document.body.dataset.version);
+    var shownNow = Number(clock.dataset.now);
     source.addEventListener("change", function (e) {
       var data = JSON.parse(e.data);
-      setClock(data.now);
-      if (version !== null && data.version !== version) refresh();
-      else if (version !== null) refresh();  // the clock moved: relative times and states change
+      // A new version, or a moved clock (relative times and delayed states change with it).
+      if (data.version !== version || data.now !== shownNow) refresh();
       version = data.version;
+      shownNow = data.now;
+      setClock(data.now);
     });
     source.addEventListener("clock", function (e) { setClock(JSON.parse(e.data).now); });
     source.onopen = function () { live.className = "live on"; live.title = "live updates: connected"; };
