@@ -1,0 +1,56 @@
+"""The dashboard's reading of message states, without a browser."""
+
+from __future__ import annotations
+
+from qstash import QStash
+from qstash_emulator import Emulator
+from qstash_emulator.dashboard import views
+
+
+def test_every_state_is_read_and_counted(emu: Emulator, client: QStash) -> None:
+    base = f"{emu.url}/__capture"
+    emu.faults.add(f"{base}/fails", status=500)
+    client.queue.upsert("held", parallelism=1, paused=True)
+    ids = {
+        "delivered": client.message.publish(url=f"{base}/ok", body="a").message_id,
+        "failed": client.message.publish(url=f"{base}/fails", body="b", retries=0).message_id,
+        "retry": client.message.publish(url=f"{base}/fails", body="c", retries=2).message_id,
+        "delayed": client.message.publish(url=f"{base}/ok", body="d", delay="1h").message_id,
+        "pending": client.message.enqueue(queue="held", url=f"{base}/ok", body="e").message_id,
+        "cancelled": client.message.publish(url=f"{base}/ok", body="f", delay="1h").message_id,
+    }
+    client.message.cancel(ids["cancelled"])
+    emu.settle()
+
+    index = views.MessageIndex().read(emu.engine, emu.user)
+    now = emu.now
+    for key, message_id in ids.items():
+        message = index.messages[message_id]
+        assert views.status(message, now).key == key
+        assert views.state_key(message, now) == key
+    page = views.message_page(index, views.MessageQuery(), now)
+    assert page.counts == {
+        "pending": 1,
+        "delayed": 1,
+        "in_flight": 0,
+        "retry": 1,
+        "delivered": 1,
+        "failed": 1,
+        "cancelled": 1,
+    }
+    assert [m.id for m, _ in page.rows][:2] == [ids["cancelled"], ids["pending"]]  # newest first
+    assert "waiting on queue held" in views.status(index.messages[ids["pending"]], now).detail
+    assert "attempt 2 of 3" in views.status(index.messages[ids["retry"]], now).detail
+
+
+def test_an_index_follows_the_log_across_a_reset(emu: Emulator, client: QStash) -> None:
+    index = views.MessageIndex()
+    client.message.publish(url=f"{emu.url}/__capture/x", body="1")
+    emu.settle()
+    assert len(index.read(emu.engine, emu.user).messages) == 1
+    emu.reset()
+    assert index.read(emu.engine, emu.user).messages == {}
+    client.message.publish(url=f"{emu.url}/__capture/x", body="2")
+    emu.settle()
+    read = index.read(emu.engine, emu.user)
+    assert len(read.messages) == 1 and read.final_counts["delivered"] == 1
