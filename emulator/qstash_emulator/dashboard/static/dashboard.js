@@ -140,6 +140,7 @@
     if (e.target.matches("[data-select-all]")) {
       content.querySelectorAll("input[name=sel]").forEach(function (el) { el.checked = e.target.checked; });
     }
+    if (e.target.matches("form.filters select")) e.target.form.submit();  // no extra click
     if (e.target.id === "user-switch") {
       // One cookie per port (cookies ignore ports): emulators side by side keep their own user.
       var port = window.location.port || (window.location.protocol === "https:" ? "443" : "80");
