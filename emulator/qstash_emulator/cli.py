@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from . import dashboard
 from .emulator import Emulator
+from .parsing.durations import DurationError, parse_duration
+
+__all__ = ["main", "parser", "run"]
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -22,6 +28,7 @@ def _normalize(argv: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `qstash-emulator` argument parser (the `dev` command and its options)."""
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
@@ -36,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PUBLISHED=LOCAL",
         help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
     )
+    dev.add_argument(
+        "--finished-retention",
+        default="60s",
+        metavar="DURATION",
+        help="how long a delivered or failed message stays readable by id (default 60s; 0 = not)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -43,9 +56,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> None:
+    try:
+        retention = parse_duration(args.finished_retention)
+    except DurationError as exc:
+        raise SystemExit(f"--finished-retention: {exc}") from None
     emulator = Emulator(
-        clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
+        clock="real",
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        seed=args.seed,
+        finished_retention=retention,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")
@@ -63,7 +85,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(banner(emulator), flush=True)
+    print(_banner(emulator), flush=True)
     try:
         await stop.wait()
     finally:
@@ -71,7 +93,7 @@ async def serve(args: argparse.Namespace) -> None:
         print("QStash emulator stopped.", flush=True)
 
 
-def banner(emulator: Emulator) -> str:
+def _banner(emulator: Emulator) -> str:
     lines = [f"QStash emulator running at {emulator.url}"]
     lines.append(f"Dashboard: {dashboard.url(emulator.url)}")
     lines.append("")
@@ -84,10 +106,30 @@ def banner(emulator: Emulator) -> str:
     return "\n".join(lines)
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed (`qstash-emulator[fast]`).
+
+    Otherwise on asyncio's own loop; QSTASH_EMULATOR_LOOP=asyncio keeps asyncio's loop anyway.
+    """
+    if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line (default: `sys.argv`); returns the exit status.
+
+    Accepts the dev server's single-dash options (`-port=8080`) as well as `--port 8080`.
+    """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        run(_serve(args))
     return 0
 
 

@@ -1,5 +1,7 @@
-"""The local dashboard at /__dashboard: server-rendered pages (Jinja2), a little plain JavaScript
-for live updates (server-sent events) and actions, served by the emulator's own aiohttp app.
+"""The local dashboard at /__dashboard, served by the emulator's own aiohttp app.
+
+Server-rendered pages (Jinja2), a little plain JavaScript for live updates (server-sent events)
+and actions:
 
 - `pages.py`: the pages (messages, DLQ, schedules, queues and flow control, LLM calls, time, and
   a placeholder for workflow runs); `views.py` reads what they show from the engine's state.
@@ -18,6 +20,8 @@ from aiohttp import web
 from . import actions, live, pages
 from .security import KEY, new_key
 from .views import MessageIndex
+
+__all__ = ["PREFIX", "setup", "url"]
 
 PREFIX = "/__dashboard"
 _HERE = Path(__file__).parent

@@ -1,5 +1,7 @@
-"""The dashboard's actions: POST /__dashboard/api/..., checked against the dashboard key, each
-one the same engine or resource call the REST API makes for the same thing."""
+"""The dashboard's actions: POST /__dashboard/api/..., checked against the dashboard key.
+
+Each one is the same engine or resource call the REST API makes for the same thing.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from ..parsing.durations import parse_duration
 from . import access
 from .pages import current_user
 from .security import check_action
+
+__all__ = ["ADVANCE_STEPS", "setup"]
 
 # The time page's buttons: how far each one moves a virtual clock.
 ADVANCE_STEPS = {"1m": 60.0, "1h": 3600.0, "1d": 86400.0}
@@ -126,6 +130,7 @@ async def advance(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, prefix: str) -> None:
+    """Add the action routes under `prefix` + /api."""
     api = prefix + "/api"
     app.router.add_post(api + "/messages/{messageId}/cancel", cancel_message)
     app.router.add_post(api + "/dlq/retry", dlq_retry)

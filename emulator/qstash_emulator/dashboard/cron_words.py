@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["describe"]
+
 MONTHS = [
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",

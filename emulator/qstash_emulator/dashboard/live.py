@@ -20,6 +20,8 @@ from ..core.clock import ms
 from . import access
 from .security import require_local
 
+__all__ = ["NOTIFIER", "Notifier", "events", "setup"]
+
 # Bursts (a batch of 1,000 publishes) become one event per page in this interval.
 COALESCE = 0.05
 TICK = 1.0  # seconds between clock events while nothing changes
@@ -27,12 +29,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Notifier:
+    """A change counter that open event streams wait on."""
+
     def __init__(self) -> None:
         self.version = 0
         self.closed = False
         self._waiters: set[asyncio.Future[None]] = set()
 
     def bump(self, *_: object) -> None:
+        """Count a change and wake every waiting stream."""
         self.version += 1
         if self._waiters:
             for waiter in self._waiters:
@@ -65,6 +70,7 @@ def _event(name: str, data: Mapping[str, object]) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    """GET /__dashboard/events: the page's server-sent event stream."""
     require_local(request)
     notifier = request.app[NOTIFIER]
     clock = access.engine(request).clock
@@ -102,6 +108,7 @@ async def _close(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> Notifier:
+    """Count every log entry and state-changing request; end the streams at shutdown."""
     notifier = app[NOTIFIER] = Notifier()
     access.app_backend(app).engine.log_listeners.append(notifier.bump)
     app.on_response_prepare.append(_bump_after_changes)

@@ -1,5 +1,7 @@
-"""The dashboard's pages: server-rendered with Jinja2; `?fragment=1` renders only the part the
-page's script swaps in on a live update."""
+"""The dashboard's pages, server-rendered with Jinja2.
+
+`?fragment=1` renders only the part the page's script swaps in on a live update.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from . import access, views
 from .cron_words import describe
 from .live import NOTIFIER
 from .security import KEY, cookie_name, require_local, set_key_cookie
+
+__all__ = ["INDEX", "NAV", "USER_COOKIE", "current_user", "render"]
 
 USER_COOKIE = "qstash_dashboard_user"
 INDEX = web.AppKey("dashboard_index", views.MessageIndex)
@@ -47,6 +51,7 @@ def current_user(request: web.Request) -> User:
 def render(
     request: web.Request, template: str, page: str, context: Mapping[str, Any]
 ) -> web.Response:
+    """Render a page (or its fragment) with what every page shows; sets the key cookie."""
     require_local(request)
     eng = access.engine(request)
     now = eng.clock.now()
@@ -112,7 +117,7 @@ async def message(request: web.Request) -> web.Response:
             "headers": views.message_headers(found),
             "body": views.message_body(found),
             "callbacks": [(c, views.status(c, now)) for c in callbacks],
-            "source": views._source_id(found) if found.kind != "message" else None,
+            "source": views.source_id(found) if found.kind != "message" else None,
         },
     )
 

@@ -18,6 +18,20 @@ from aiohttp import web
 
 from ..core.errors import ApiError
 
+__all__ = [
+    "COOKIE",
+    "HEADER",
+    "KEY",
+    "LOCAL_HOSTS",
+    "check_action",
+    "cookie_name",
+    "host_name",
+    "is_local",
+    "new_key",
+    "require_local",
+    "set_key_cookie",
+]
+
 KEY = web.AppKey("dashboard_key", str)
 COOKIE = "qstash_dashboard_key"
 HEADER = "X-Dashboard-Key"
@@ -25,6 +39,7 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def new_key() -> str:
+    """A fresh random dashboard key (one per server)."""
     return secrets.token_urlsafe(32)
 
 
@@ -37,11 +52,13 @@ def host_name(request: web.Request) -> str:
 
 
 def is_local(request: web.Request) -> bool:
+    """Whether the request names a local host."""
     name = host_name(request)
     return name in LOCAL_HOSTS or name.endswith(".localhost")
 
 
 def require_local(request: web.Request) -> None:
+    """Refuse (403) a request that does not name a local host."""
     if not is_local(request):
         raise ApiError(403, "the dashboard is served on local origins only (127.0.0.1, localhost)")
 
@@ -52,6 +69,7 @@ def cookie_name(request: web.Request, base: str = COOKIE) -> str:
 
 
 def set_key_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """Give the page's browser the dashboard key (HttpOnly, SameSite=Strict)."""
     response.set_cookie(
         cookie_name(request),
         request.app[KEY],

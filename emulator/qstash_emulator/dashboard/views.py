@@ -40,6 +40,33 @@ from ..core.users import User
 from ..http.render import redact_body, redact_headers
 from ..parsing import header_names as h
 
+__all__ = [
+    "PAGE_SIZE",
+    "STATES",
+    "Attempt",
+    "Claims",
+    "MessageIndex",
+    "MessagePage",
+    "MessageQuery",
+    "Status",
+    "UserIndex",
+    "attempts",
+    "body_text",
+    "header_pairs",
+    "iso",
+    "message_body",
+    "message_headers",
+    "message_page",
+    "page_number",
+    "relative",
+    "search_text",
+    "signature_claims",
+    "source_id",
+    "span",
+    "state_key",
+    "status",
+]
+
 PAGE_SIZE = 50
 BODY_PREVIEW = 20_000  # characters of a body shown on a page
 
@@ -58,6 +85,7 @@ STATE_LABELS = dict(STATES)
 
 # -- time -------------------------------------------------------------------------------------
 def iso(t: float | None) -> str:
+    """A time as "2025-01-01 00:00:05 UTC" (with milliseconds when there are any)."""
     if t is None:
         return ""
     dt = datetime.fromtimestamp(t, tz=timezone.utc)
@@ -69,7 +97,7 @@ def iso(t: float | None) -> str:
 
 
 def relative(t: float | None, now: float) -> str:
-    """ "in 1h 5m" / "3s ago" / "now"."""
+    """A time relative to now: "in 1h 5m", "3s ago" or "now"."""
     if t is None:
         return ""
     delta = t - now
@@ -80,6 +108,7 @@ def relative(t: float | None, now: float) -> str:
 
 
 def span(seconds: float) -> str:
+    """A duration in its two largest units: "1d 2h", "5m 3s", "0s"."""
     left = round(seconds)
     parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
@@ -105,18 +134,22 @@ def body_text(body: bytes, limit: int = BODY_PREVIEW) -> str:
 
 
 def header_pairs(headers: h.Headers) -> list[tuple[str, str]]:
+    """Headers as (name, value) pairs, a repeated header once per value."""
     return [(k, v) for k, vs in headers.items() for v in vs]
 
 
 # -- a message's status -------------------------------------------------------------------------
 @dataclass
 class Status:
+    """How the dashboard shows a message's state."""
+
     key: str  # one of STATES' keys
     label: str
     detail: str = ""
 
 
 def status(message: Message, now: float) -> Status:
+    """The message's state in a person's terms, with when and which attempt."""
     attempts = f"attempt {message.retried + 1} of {message.max_retries + 1}"
     state = message.state
     if state == DELIVERED:
@@ -170,6 +203,8 @@ def state_key(message: Message, now: float) -> str:
 # -- the index of a user's messages ------------------------------------------------------------
 @dataclass
 class UserIndex:
+    """One user's messages as the log has shown them so far."""
+
     state: UserState
     upto: int = 0
     messages: dict[str, Message] = field(default_factory=dict)  # creation order
@@ -182,6 +217,7 @@ class UserIndex:
     texts: dict[str, str] = field(default_factory=dict)
 
     def text(self, message: Message) -> str:
+        """The message's search text (made once)."""
         found = self.texts.get(message.id)
         if found is None:
             found = self.texts[message.id] = search_text(message)
@@ -189,10 +225,13 @@ class UserIndex:
 
 
 class MessageIndex:
+    """Every user's `UserIndex`, brought up to date with the log on each read."""
+
     def __init__(self) -> None:
         self._users: dict[str, UserIndex] = {}
 
     def read(self, engine: Engine, user: User) -> UserIndex:
+        """The user's index, with the log entries written since the last read added."""
         st = engine.state(user)
         index = self._users.get(user.name)
         if index is None or index.state is not st:
@@ -213,7 +252,7 @@ class MessageIndex:
             index.messages[message.id] = message
             index.unfinished[message.id] = message
             if message.kind != "message":
-                source = _source_id(message)
+                source = source_id(message)
                 if source is not None:
                     index.callbacks.setdefault(source, []).append(message.id)
         events.append(entry)
@@ -222,7 +261,8 @@ class MessageIndex:
             index.final_counts[final] += 1
 
 
-def _source_id(callback: Message) -> str | None:
+def source_id(callback: Message) -> str | None:
+    """The id of the message a callback reports on."""
     try:
         found = json.loads(callback.body).get("sourceMessageId")
     except (ValueError, AttributeError):
@@ -232,6 +272,7 @@ def _source_id(callback: Message) -> str | None:
 
 # -- filtering ---------------------------------------------------------------------------------
 def page_number(query: Any) -> int:
+    """The `page` query parameter (0 when missing or not a number)."""
     try:
         return max(0, min(1_000_000, int(query.get("page", 0))))
     except ValueError:
@@ -240,6 +281,8 @@ def page_number(query: Any) -> int:
 
 @dataclass
 class MessageQuery:
+    """The messages page's filters and page."""
+
     state: str = ""
     url: str = ""
     label: str = ""
@@ -250,6 +293,8 @@ class MessageQuery:
 
     @classmethod
     def from_query(cls, query: Any) -> MessageQuery:
+        """Read the filters from a request's query (unknown states are ignored)."""
+
         def text(name: str) -> str:
             return str(query.get(name, "")).strip()[:500]
 
@@ -266,6 +311,7 @@ class MessageQuery:
 
     @property
     def active(self) -> bool:
+        """Whether any filter is set."""
         return any((self.state, self.url, self.label, self.id, self.queue, self.q))
 
     def params(self, **change: Any) -> str:
@@ -285,8 +331,10 @@ class MessageQuery:
         return urlencode({k: v for k, v in values.items() if v not in ("", 0, None)})
 
     def matches(self, message: Message, key: str) -> bool:
-        """Whether the message (whose state key is `key`) passes the filters other than the
-        text search (`message_page` checks that against the index's cached text)."""
+        """Whether the message (whose state key is `key`) passes all but the text search.
+
+        `message_page` checks the text search against the index's cached text.
+        """
         if self.state and key != self.state:
             return False
         if self.url and self.url.lower() not in message.url.lower():
@@ -299,8 +347,10 @@ class MessageQuery:
 
 
 def search_text(message: Message) -> str:
-    """What a text search looks through, lowercased: id, URL, labels, headers and body (less
-    what the message redacts)."""
+    """What a text search looks through, lowercased.
+
+    The id, URL, labels, headers and body, less what the message redacts.
+    """
     parts = [message.id, message.url, *message.labels]
     if not message.redact.all_headers:
         for k, vs in message.headers.items():
@@ -314,6 +364,8 @@ def search_text(message: Message) -> str:
 
 @dataclass
 class MessagePage:
+    """One page of the message list, with the counts by state."""
+
     rows: list[tuple[Message, Status]]
     total: int  # messages matching the filter
     counts: dict[str, int]  # every message of the user, by status key
@@ -322,6 +374,7 @@ class MessagePage:
 
 
 def message_page(index: UserIndex, query: MessageQuery, now: float) -> MessagePage:
+    """The page of messages (newest first) the query asks for."""
     counts = dict(index.final_counts)
     for message in index.unfinished.values():
         counts[state_key(message, now)] += 1
@@ -349,12 +402,15 @@ def message_page(index: UserIndex, query: MessageQuery, now: float) -> MessagePa
 # -- one message -------------------------------------------------------------------------------
 @dataclass
 class Claims:
+    """A delivery's signature claims and what they were checked against."""
+
     claims: dict[str, Any]
     verified_with: str | None  # "current" / "next" signing key, or None
     body_matches: bool
 
 
 def signature_claims(token: str, user: User, body: bytes) -> Claims | None:
+    """Decode a signature: its claims, the key that signed it, whether the body matches."""
     try:
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -378,6 +434,8 @@ def signature_claims(token: str, user: User, body: bytes) -> Claims | None:
 
 @dataclass
 class Attempt:
+    """One delivery attempt of a message, as its page shows it."""
+
     number: int
     record: Delivered
     request_headers: list[tuple[str, str]]
@@ -387,6 +445,7 @@ class Attempt:
 
 
 def attempts(engine: Engine, message: Message) -> list[Attempt]:
+    """The message's attempts, oldest first, with what it redacts hidden."""
     out = []
     redact = message.redact
     for record in _records_for(engine.delivered, message):
@@ -414,8 +473,10 @@ def _records_for(records: Iterable[Delivered], message: Message) -> Iterator[Del
 
 
 def message_headers(message: Message) -> list[tuple[str, str]]:
+    """The headers the message was published with (redacted as it asks)."""
     return header_pairs(redact_headers(message.headers, message.redact))
 
 
 def message_body(message: Message) -> str:
+    """The body the message was published with (redacted as it asks)."""
     return body_text(redact_body(message.body, message.redact))

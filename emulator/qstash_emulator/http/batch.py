@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -12,8 +13,22 @@ from ..parsing.publish_headers import parse_message_headers
 from ..resources.destinations import BatchItem
 from .common import backend, json_response, read_json, user
 
+__all__ = ["setup"]
+
 # Client-side names of a destination: next to "destination" they would make it ambiguous.
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
+
+
+def _body_text(body: Any) -> str | None:
+    """A batch entry's body as text.
+
+    A string as it is; any other JSON value (object, array, number, boolean) as its compact
+    serialisation, which is what @upstash/qstash's `batch` sends for such a body. null is no
+    body: qstash-py sends it for a message without one.
+    """
+    if body is None or isinstance(body, str):
+        return body
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def _item(i: int, raw: Any, who: User) -> BatchItem:
@@ -35,9 +50,7 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     for name, value in headers.items():
         if not isinstance(value, str) or "\r" in value or "\n" in value:
             raise fail(f"invalid value for header {name!r}: {value!r} (a one-line string)")
-    body = raw.get("body")
-    if body is not None and not isinstance(body, str):
-        raise fail("body must be a string (serialize JSON bodies)")
+    body = _body_text(raw.get("body"))
     queue = raw.get("queue")
     if queue is not None and not isinstance(queue, str):
         raise fail("queue must be a queue name")
@@ -57,7 +70,7 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     return BatchItem(destination, spec, data, queue or spec.queue_name)
 
 
-async def batch(request: web.Request) -> web.Response:
+async def _batch(request: web.Request) -> web.Response:
     who = user(request)
     data = await read_json(request)
     if not isinstance(data, list) or not data:
@@ -70,4 +83,5 @@ async def batch(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/batch", batch)
+    """Add POST /v2/batch to `app`."""
+    app.router.add_post("/v2/batch", _batch)

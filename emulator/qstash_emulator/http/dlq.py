@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..core.errors import bad_request
 from ..core.state import DlqEntry
 from .common import engine, json_response, read_json, user
-from .filters import count_param, message_filter, page, values
+from .filters import DLQ_BULK_PARAMS, count_param, message_filter, page, reject_unknown, values
 from .publish import parse_spec
 from .render import dlq_json
+
+__all__ = ["setup"]
 
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
@@ -17,7 +20,13 @@ def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
 
 def _matching(request: web.Request) -> list[DlqEntry]:
     keep = message_filter(request.query)
-    statuses = {int(s) for s in values(request.query, "responseStatus") if s.lstrip("-").isdigit()}
+    statuses = set()
+    for raw in values(request.query, "responseStatus"):
+        try:
+            statuses.add(int(raw))
+        except ValueError:
+            # Ignoring it would widen a bulk delete or retry to every status.
+            raise bad_request(f"invalid responseStatus: {raw!r} is not an integer") from None
     return [
         e
         for e in engine(request).dlq_entries(user(request))
@@ -33,7 +42,7 @@ async def _ids(request: web.Request) -> list[str]:
     return ids
 
 
-async def list_dlq(request: web.Request) -> web.Response:
+async def _list_dlq(request: web.Request) -> web.Response:
     chunk, cursor = page(
         _matching(request), _key, request.query.get("cursor"), count_param(request.query, 100, 100)
     )
@@ -43,52 +52,74 @@ async def list_dlq(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def get_dlq(request: web.Request) -> web.Response:
+async def _get_dlq(request: web.Request) -> web.Response:
     entry = engine(request).dlq_entry(user(request), request.match_info["dlqId"])
     return json_response(dlq_json(entry))
 
 
-async def delete_dlq(request: web.Request) -> web.Response:
+async def _delete_dlq(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     eng.dlq_entry(who, request.match_info["dlqId"])  # 404 when missing
     eng.dlq_delete(who, [request.match_info["dlqId"]])
     return web.Response(status=200)
 
 
-async def delete_many(request: web.Request) -> web.Response:
+def _bulk(request: web.Request) -> tuple[list[DlqEntry], str | None]:
+    """The entries a bulk delete or retry by filter acts on, and the cursor to go on from.
+
+    At most `count` (default and at most 100), newest first, after `cursor`; the cursor is
+    None when nothing more matches.
+    """
+    return page(
+        _matching(request),
+        _key,
+        request.query.get("cursor"),
+        count_param(request.query, 100, 100),
+    )
+
+
+async def _delete_many(request: web.Request) -> web.Response:
+    reject_unknown(request.query, DLQ_BULK_PARAMS)
     ids = await _ids(request)
+    cursor = None
     if not ids:
-        chunk, _cursor = page(
-            _matching(request),
-            _key,
-            request.query.get("cursor"),
-            count_param(request.query, 100, 100),
-        )
+        chunk, cursor = _bulk(request)
         ids = [e.dlq_id for e in chunk]
     body: dict[str, object] = {"deleted": engine(request).dlq_delete(user(request), ids)}
+    if cursor:
+        body["cursor"] = cursor
     return json_response(body)
 
 
-async def retry(request: web.Request) -> web.Response:
+async def _retry(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     entry = eng.dlq_entry(who, request.match_info["dlqId"])
     spec = parse_spec(request)
     return json_response(eng.dlq_retry(who, entry, spec), 201)
 
 
-async def retry_many(request: web.Request) -> web.Response:
+async def _retry_many(request: web.Request) -> web.Response:
+    reject_unknown(request.query, DLQ_BULK_PARAMS)
     eng, who = engine(request), user(request)
     ids = await _ids(request)
-    entries = [eng.dlq_entry(who, i) for i in ids] if ids else _matching(request)
+    cursor = None
+    if ids:
+        entries = [eng.dlq_entry(who, i) for i in ids]
+    else:
+        entries, cursor = _bulk(request)
     spec = parse_spec(request)
     responses = [eng.dlq_retry(who, e, spec) for e in entries]
-    return json_response({"responses": responses}, 201)
+    body: dict[str, object] = {"responses": responses}
+    if cursor:
+        body["cursor"] = cursor
+    return json_response(body, 201)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v2/dlq", list_dlq)
-    app.router.add_delete("/v2/dlq", delete_many)
-    app.router.add_post("/v2/dlq/retry", retry_many)
-    app.router.add_post("/v2/dlq/retry/{dlqId}", retry)
-    app.router.add_get("/v2/dlq/{dlqId}", get_dlq)
-    app.router.add_delete("/v2/dlq/{dlqId}", delete_dlq)
+    """Add the /v2/dlq routes to `app`."""
+    app.router.add_get("/v2/dlq", _list_dlq)
+    app.router.add_delete("/v2/dlq", _delete_many)
+    app.router.add_post("/v2/dlq/retry", _retry_many)
+    app.router.add_post("/v2/dlq/retry/{dlqId}", _retry)
+    app.router.add_get("/v2/dlq/{dlqId}", _get_dlq)
+    app.router.add_delete("/v2/dlq/{dlqId}", _delete_dlq)

@@ -15,7 +15,22 @@ from ..core.clock import ms
 from ..core.errors import bad_request
 from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
-T = TypeVar("T")
+__all__ = [
+    "CANCEL_PARAMS",
+    "DLQ_BULK_PARAMS",
+    "MessageFilter",
+    "count_param",
+    "decode_cursor",
+    "encode_cursor",
+    "int_param",
+    "message_filter",
+    "page",
+    "reject_unknown",
+    "state_matches",
+    "values",
+]
+
+_T = TypeVar("_T")
 
 
 def values(query: MultiMapping[str], *names: str) -> list[str]:
@@ -28,6 +43,11 @@ def values(query: MultiMapping[str], *names: str) -> list[str]:
 
 
 def int_param(query: MultiMapping[str], name: str) -> int | None:
+    """The query parameter `name` as an integer, or None when absent or empty.
+
+    Raises:
+        ApiError: 400 when it is not an integer.
+    """
     raw = query.get(name)
     if raw is None or raw == "":
         return None
@@ -38,12 +58,74 @@ def int_param(query: MultiMapping[str], name: str) -> int | None:
 
 
 def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
+    """The `count` query parameter, capped at `maximum` (`default` when absent).
+
+    Raises:
+        ApiError: 400 when it is not a positive integer.
+    """
     count = int_param(query, "count")
     if count is None:
         return default
     if count < 1:
         raise bad_request(f"invalid count: {count}, must be at least 1")
     return min(count, maximum)
+
+
+# The filters (and paging parameters) each bulk endpoint takes; anything else is refused, so a
+# misspelt filter cannot widen a bulk delete to everything. The token may ride in the query.
+_TOKEN = ("qstashToken", "qstash_token")
+_DLQ_FILTERS = (
+    "messageId",
+    "url",
+    "topicName",
+    "scheduleId",
+    "queueName",
+    "fromDate",
+    "toDate",
+    "responseStatus",
+    "callerIp",
+    "callerIP",
+    "label",
+    "flowControlKey",
+    "api",
+)
+CANCEL_PARAMS = frozenset(
+    (
+        "messageIds",
+        "messageId",
+        "topicName",
+        "queueName",
+        "url",
+        "host",
+        "path",
+        "label",
+        "flowControlKey",
+        "fromDate",
+        "toDate",
+        "scheduleId",
+        "callerIp",
+        "callerIP",
+        "api",
+        "count",
+        "cursor",
+        *_TOKEN,
+    )
+)
+DLQ_BULK_PARAMS = frozenset(("dlqIds", "count", "cursor", *_DLQ_FILTERS, *_TOKEN))
+
+
+def reject_unknown(query: MultiMapping[str], known: frozenset[str]) -> None:
+    """Refuse a query naming a parameter not in `known` (before anything is changed).
+
+    Raises:
+        ApiError: 400 naming the unknown parameters.
+    """
+    unknown = sorted({name for name in query if name not in known})
+    if unknown:
+        raise bad_request(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known - set(_TOKEN)))})"
+        )
 
 
 @dataclass
@@ -53,10 +135,20 @@ class MessageFilter:
     checks: list[Callable[[Message, float], bool]]
 
     def __call__(self, message: Message, time: float) -> bool:
+        """Whether `message` (its event at `time`, clock seconds) passes every filter."""
         return all(check(message, time) for check in self.checks)
 
 
 def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> MessageFilter:
+    """The predicate a logs, DLQ or cancel request's filter parameters describe.
+
+    Args:
+        query: The request's query (or the JSON body's filter fields).
+        time_field: Which time `fromDate`/`toDate` compare with.
+
+    Raises:
+        ApiError: 400 for a malformed parameter.
+    """
     checks: list[Callable[[Message, float], bool]] = []
 
     def any_of(names: tuple[str, ...], get: Callable[[Message], Any]) -> None:
@@ -87,6 +179,7 @@ def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> Me
 
 
 def state_matches(wanted: str | None, state: str) -> bool:
+    """Whether a log event's `state` matches the `state` filter (IN_PROGRESS covers three)."""
     if not wanted:
         return True
     if wanted == IN_PROGRESS:
@@ -97,10 +190,16 @@ def state_matches(wanted: str | None, state: str) -> bool:
 
 
 def encode_cursor(key: Any) -> str:
+    """An opaque cursor for `key` (JSON, base64url without padding)."""
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> Any:
+    """The key a cursor from `encode_cursor` holds.
+
+    Raises:
+        ApiError: 400 for a cursor that is not one of ours.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -109,14 +208,17 @@ def decode_cursor(cursor: str) -> Any:
 
 
 def page(
-    items: Sequence[T], key: Callable[[T], Any], cursor: str | None, count: int
-) -> tuple[list[T], str | None]:
+    items: Sequence[_T], key: Callable[[_T], Any], cursor: str | None, count: int
+) -> tuple[list[_T], str | None]:
     """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
     start = 0
     if cursor:
         after = decode_cursor(cursor)
-        while start < len(items) and _jsonable(key(items[start])) >= after:
-            start += 1
+        try:
+            while start < len(items) and _jsonable(key(items[start])) >= after:
+                start += 1
+        except TypeError:  # a cursor of another shape than this listing's keys
+            raise bad_request(f"invalid cursor: {cursor!r}") from None
     chunk = list(items[start : start + count])
     more = start + count < len(items)
     return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None

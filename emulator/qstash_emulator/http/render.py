@@ -9,8 +9,20 @@ from ..core.clock import ms
 from ..core.state import CallbackConfig, DlqEntry, FlowControlSpec, LogEntry, Message, Redaction
 from ..parsing import header_names as h
 
+__all__ = [
+    "add_labels_and_flow_control",
+    "callback_headers",
+    "dlq_json",
+    "log_json",
+    "message_json",
+    "redact_body",
+    "redact_headers",
+    "text_or_base64",
+]
+
 
 def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
+    """The headers as the API shows them: redacted ones replaced by a hash."""
     if redact.all_headers:
         return {k: [h.redacted(v) for v in vs] for k, vs in headers.items()}
     if redact.headers:
@@ -22,13 +34,19 @@ def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
 
 
 def redact_body(body: bytes, redact: Redaction) -> bytes:
+    """The body as the API shows it: a hash when the body is redacted."""
     if redact.body:
         return h.redacted(body.decode("utf-8", "replace")).encode()
     return body
 
 
 def text_or_base64(body: bytes, text_key: str, b64_key: str) -> dict[str, str]:
-    """QStash shows a UTF-8 body as text, anything else base64 encoded."""
+    """A body as QStash shows it: UTF-8 as text, anything else base64 encoded.
+
+    An empty body is left out (not `"body": ""`).
+    """
+    if not body:
+        return {}
     try:
         return {text_key: body.decode("utf-8")}
     except UnicodeDecodeError:
@@ -36,14 +54,17 @@ def text_or_base64(body: bytes, text_key: str, b64_key: str) -> dict[str, str]:
 
 
 def callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers | None:
+    """A callback's forwarded headers as the API shows them, or None when it has none."""
     return redact_headers(cfg.headers, redact) if cfg is not None and cfg.headers else None
 
 
 def add_labels_and_flow_control(
     out: dict[str, Any], labels: list[str], fc: FlowControlSpec | None
 ) -> None:
+    """Add a message's labels and flow-control settings to its API JSON, when it has them."""
     if labels:
-        out["label"] = ",".join(labels)  # the deprecated single field, still read by the SDKs
+        # The deprecated single field holds the first label (what the SDKs document).
+        out["label"] = labels[0]
         out["labels"] = list(labels)
     if fc is not None:
         out["flowControlKey"] = fc.key
@@ -51,10 +72,12 @@ def add_labels_and_flow_control(
             out["parallelism"] = fc.parallelism
         if fc.rate is not None:
             out["rate"] = fc.rate
-            out["period"] = int(fc.period)
+        # Seconds; the docs' default of one second shows as 1 whether a rate is set or not.
+        out["period"] = max(1, int(fc.period))
 
 
 def message_json(message: Message) -> dict[str, Any]:
+    """A message as GET /v2/messages/{id} answers it."""
     redact = message.redact
     out: dict[str, Any] = {
         "messageId": message.id,
@@ -85,6 +108,7 @@ def message_json(message: Message) -> dict[str, Any]:
 
 
 def log_json(entry: LogEntry) -> dict[str, Any]:
+    """A log event as GET /v2/logs answers it."""
     message = entry.message
     redact = message.redact
     out: dict[str, Any] = {
@@ -94,10 +118,11 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         "url": message.url,
         "method": message.method,
         "header": redact_headers(message.headers, redact),
-        "body": base64.b64encode(redact_body(message.body, redact)).decode(),
         "maxRetries": message.max_retries,
         "timeout": int(message.timeout * 1000),
     }
+    if message.body:
+        out["body"] = base64.b64encode(redact_body(message.body, redact)).decode()
     optional = {
         "error": entry.error,
         "nextDeliveryTime": ms(entry.next_delivery_time) if entry.next_delivery_time else None,
@@ -110,18 +135,23 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         "failureCallback": message.failure_callback.url if message.failure_callback else None,
         "failureCallbackHeaders": callback_headers(message.failure_callback, redact),
         "retryDelayExpression": message.retry_delay.source if message.retry_delay else None,
+        # qstash 3.x reads the log's expression under this shorter name.
+        "retryDelayExpr": message.retry_delay.source if message.retry_delay else None,
         "api": message.api,
+        "callerIp": message.caller_ip,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
-    add_labels_and_flow_control(out, message.labels, None)
+    add_labels_and_flow_control(out, message.labels, message.flow_control)
     if entry.response is not None and entry.response.status is not None and entry.state == "ERROR":
         out["responseStatus"] = entry.response.status
         out["responseHeaders"] = entry.response.headers
+        out["responseHeader"] = entry.response.headers  # the spelling qstash 3.x reads
         out["responseBody"] = base64.b64encode(entry.response.body).decode()
     return out
 
 
 def dlq_json(entry: DlqEntry) -> dict[str, Any]:
+    """A DLQ entry as GET /v2/dlq answers it (the message plus the last response)."""
     out = message_json(entry.message)
     out["dlqId"] = entry.dlq_id
     response = entry.response

@@ -1,4 +1,4 @@
-"""Render the legacy ``/v1/completions`` endpoint (``text_completion`` objects)."""
+"""Render the legacy `/v1/completions` endpoint (`text_completion` objects)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from .responder import default_text
 from .rules import Answer
 from .shaping import shape
 from .streaming import TextStreamChoice, completion_chunks
+from .tokenizers import for_request
 from .tokens import split_tokens
 from .validation import CompletionRequest
+
+__all__ = ["render_completion"]
 
 
 def render_completion(
@@ -22,7 +25,7 @@ def render_completion(
     created: int,
     engine_seed: int,
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """One answer per prompt; each prompt gets ``n`` choices, indexed prompt-major (as OpenAI)."""
+    """One answer per prompt; each prompt gets `n` choices, indexed prompt-major (as OpenAI)."""
     choices: list[TextStreamChoice] = []
     bodies: list[dict[str, Any]] = []
     completion_tokens = 0
@@ -35,11 +38,16 @@ def render_completion(
                 text = default_text(
                     engine_seed, req.model, prompt, req.sampling.key(), None if greedy else i
                 )
-            shaped = shape(text, stop=req.stop, max_tokens=req.max_tokens)
+            shaped = shape(
+                text,
+                stop=req.stop,
+                max_tokens=req.max_tokens,
+                tokenizer=for_request(req.model, req.provider),
+            )
             finish = shaped.finish_reason
             if answer is not None and answer.finish_reason is not None:
                 finish = answer.finish_reason
-            completion_tokens += len(shaped.tokens)
+            completion_tokens += shaped.count
             key = [req.model, shaped.text]
             top = req.logprobs
             logprobs = None

@@ -1,6 +1,8 @@
-"""Requests to the scripted LLM engine, whichever face they come through: the endpoint a path
-names, the decoded request, running it, and encoding the outcome (a leaf module: the service,
-the HTTP handlers, the /queue jobs and LLM publishing all use it)."""
+"""Requests to the scripted LLM engine, whichever face they come through.
+
+The endpoint a path names, the decoded request, running it, and encoding the outcome. A
+leaf module: the service, the HTTP handlers, the /queue jobs and LLM publishing all use it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +15,23 @@ from . import LLMEngine, LLMOutcome
 from . import rules as r
 from .errors import OpenAIError
 from .tokens import count_message_tokens
+
+__all__ = [
+    "FORM_ENDPOINTS",
+    "IMAGE_ROUTE_PREFIX",
+    "MODELS",
+    "POST_ENDPOINTS",
+    "YEAR",
+    "Files",
+    "LLMRequest",
+    "chat_tokens",
+    "encode_outcome",
+    "endpoint_for_tail",
+    "error_outcome",
+    "form_fields",
+    "run_request",
+    "sse_events",
+]
 
 # Path tails (after /v1, /v2, /llm/v1, /queue or a provider's base) -> the engine's endpoint.
 POST_ENDPOINTS: dict[str, str] = {
@@ -62,8 +81,11 @@ def form_fields(fields: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
 
 
 def chat_tokens(body: Any) -> int:
-    """Tokens a chat request counts toward the chat token limit: the prompt plus the largest
-    completion it asked for (what OpenAI-style limiters reserve before answering)."""
+    """Tokens a chat request counts toward the chat token limit.
+
+    The prompt plus the largest completion it asked for (what OpenAI-style limiters reserve
+    before answering).
+    """
     if not isinstance(body, Mapping):
         return 0
     messages = body.get("messages")
@@ -113,12 +135,13 @@ def run_request(llm: LLMEngine, req: LLMRequest, now: float) -> LLMOutcome:
 
 
 def error_outcome(exc: OpenAIError, headers: Mapping[str, str] | None = None) -> LLMOutcome:
+    """An `OpenAIError` as an engine outcome."""
     return LLMOutcome(exc.status, exc.body(), dict(headers or {}))
 
 
 def sse_events(chunks: list[dict[str, Any]]) -> list[bytes]:
     """A stream as server-sent events: one `data:` event per chunk, then `data: [DONE]`."""
-    events = [b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in chunks]
+    events = [b"data: " + _compact(c) + b"\n\n" for c in chunks]
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -129,4 +152,9 @@ def encode_outcome(outcome: LLMOutcome) -> tuple[bytes, str]:
         return b"".join(sse_events(outcome.chunks)), "text/event-stream"
     if outcome.raw is not None:
         return outcome.raw.encode(), outcome.content_type
-    return json.dumps(outcome.body, separators=(",", ":")).encode(), "application/json"
+    return _compact(outcome.body), "application/json"
+
+
+def _compact(data: Any) -> bytes:
+    # As the hosted models' server (and OpenAI) writes JSON: no spaces, UTF-8 as is.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

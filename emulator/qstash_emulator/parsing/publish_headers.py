@@ -15,10 +15,13 @@ from ..core.quotas import Quota
 from ..core.state import NO_REDACTION, CallbackConfig, FlowControlSpec, Redaction
 from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
+from .forwarding import connection_tokens, drop_reserved
 from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-DEFAULT_RETRIES = 3
+__all__ = ["MessageSpec", "is_url", "parse_message_headers"]
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_DEFAULT_RETRIES = 3
 # Headers that describe the publish request itself and are never forwarded.
 _NOT_FORWARDED = {
     "authorization",
@@ -41,9 +44,16 @@ _REDACT_HEADER = re.compile(r"^headers?\[([^\]]+)\]$", re.IGNORECASE)
 
 @dataclass
 class MessageSpec:
+    """What a publish asks for, parsed from its headers and checked; the engine's input.
+
+    Times (`delay`, `timeout`) are seconds and `not_before` is seconds since the Unix epoch.
+    `headers` are those that reach the destination; `given` names the headers the request
+    set, so a DLQ retry overrides only those.
+    """
+
     method: str = "POST"
     headers: h.Headers = field(default_factory=dict)
-    retries: int = DEFAULT_RETRIES
+    retries: int = _DEFAULT_RETRIES
     retry_delay: RetryDelay | None = None
     timeout: float | None = None
     delay: float = 0.0
@@ -62,11 +72,12 @@ class MessageSpec:
 
 
 def is_url(text: str) -> bool:
+    """Whether `text` is an absolute http(s) URL."""
     parts = urlsplit(text)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def check_url(text: str, what: str) -> str:
+def _check_url(text: str, what: str) -> str:
     if not is_url(text):
         raise bad_request(f"invalid {what} url: {text!r}: it must start with http:// or https://")
     return text
@@ -128,7 +139,7 @@ def _delay(value: str, name: str, quota: Quota) -> float:
     return seconds
 
 
-def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
+def _parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
     if key is None and value is None:
         return None
     if not key:
@@ -160,7 +171,7 @@ def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | 
     return fc
 
 
-def parse_redact(value: str) -> Redaction:
+def _parse_redact(value: str) -> Redaction:
     body = all_headers = False
     names: set[str] = set()
     for part in value.split(","):
@@ -188,7 +199,7 @@ def _callback(
     url = lower.get(prefix.lower())
     if url is None:
         return None
-    cfg = CallbackConfig(url=check_url(url.strip(), name))
+    cfg = CallbackConfig(url=_check_url(url.strip(), name))
     p = prefix.lower()
     if (m := lower.get(p + "-method")) is not None:
         cfg.method = _method(m, prefix + "-Method")
@@ -201,18 +212,22 @@ def _callback(
     if (d := lower.get(p + "-delay")) is not None:
         cfg.delay = _delay(d, prefix + "-Delay", quota)
     forward = p + "-forward-"
-    for key, value in pairs:
-        if key.lower().startswith(forward) and len(key) > len(forward):
-            h.add(cfg.headers, key[len(forward) :], value)
+    forwarded = [
+        (key[len(forward) :], value)
+        for key, value in pairs
+        if key.lower().startswith(forward) and len(key) > len(forward)
+    ]
+    for key, value in drop_reserved(forwarded):
+        h.add(cfg.headers, key, value)
     return cfg
 
 
 def _method(value: str, name: str) -> str:
     method = value.strip().upper()
-    for known in METHODS:
+    for known in _METHODS:
         if method == known:
             return known  # the shared constant: a held message keeps no string of its own
-    raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(METHODS)}")
+    raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(_METHODS)}")
 
 
 def parse_message_headers(
@@ -227,17 +242,26 @@ def parse_message_headers(
     if (m := lower.get("upstash-method")) is not None:
         spec.method = _method(m, "Upstash-Method")
     forward_all = forward_query or lower.get("upstash-header-forward", "").lower() == "true"
+    forwarded: list[tuple[str, str]] = []
     for key, value in pairs:
         k = key.lower()
         if k.startswith(_FORWARD) and len(k) > len(_FORWARD):
-            h.add(spec.headers, key[len(_FORWARD) :], value)
+            forwarded.append((key[len(_FORWARD) :], value))
         elif k == "content-type" or (
             forward_all and not k.startswith("upstash-") and k not in _NOT_FORWARDED
         ):
-            h.add(spec.headers, key, value)
+            forwarded.append((key, value))
+    # Forwarding everything: what the publish request's own Connection names is hop-by-hop too.
+    own = (
+        connection_tokens(v for k, v in pairs if k.lower() == "connection")
+        if forward_all
+        else frozenset()
+    )
+    for key, value in drop_reserved(forwarded, own):
+        h.add(spec.headers, key, value)
     if (r := lower.get("upstash-retries")) is not None:
         spec.retries = _retries(r, "Upstash-Retries", quota)
-    elif quota.max_retries < DEFAULT_RETRIES:
+    elif quota.max_retries < _DEFAULT_RETRIES:
         spec.retries = quota.max_retries
     if (d := lower.get("upstash-retry-delay")) is not None:
         spec.retry_delay = _retry_delay(d, "Upstash-Retry-Delay")
@@ -267,8 +291,8 @@ def parse_message_headers(
         pairs, lower, "Upstash-Failure-Callback", "failure callback", quota
     )
     if (redact := lower.get("upstash-redact-fields")) is not None:
-        spec.redact = parse_redact(redact)
-    spec.flow_control = parse_flow_control(
+        spec.redact = _parse_redact(redact)
+    spec.flow_control = _parse_flow_control(
         lower.get("upstash-flow-control-key"), lower.get("upstash-flow-control-value")
     )
     if (cron := lower.get("upstash-cron")) is not None:
