@@ -10,7 +10,6 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from . import dashboard
 from .emulator import Emulator
 from .parsing.durations import DurationError, parse_duration
 
@@ -95,7 +94,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def _banner(emulator: Emulator) -> str:
     lines = [f"QStash emulator running at {emulator.url}"]
-    lines.append(f"Dashboard: {dashboard.url(emulator.url)}")
+    lines.append(f"Dashboard: {emulator.dashboard_url}")
     lines.append("")
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):

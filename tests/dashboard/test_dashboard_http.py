@@ -93,6 +93,12 @@ def test_not_json_is_a_400(emu: Emulator) -> None:
     assert response.json() == {"error": "request body is not valid JSON"}
 
 
+def test_the_emulator_names_its_dashboard(emu: Emulator) -> None:
+    assert emu.dashboard_url == f"http://127.0.0.1:{emu.port}/__dashboard"
+    home = httpx.get(emu.dashboard_url)  # redirects to the message list
+    assert home.status_code == 302 and home.headers["location"] == "/__dashboard/messages"
+
+
 def test_unknown_message_page_is_a_404(emu: Emulator) -> None:
     response = httpx.get(f"{emu.url}/__dashboard/messages/msg_nope")
     assert response.status_code == 404

@@ -21,7 +21,7 @@ from . import actions, live, pages
 from .security import KEY, new_key
 from .views import MessageIndex
 
-__all__ = ["PREFIX", "setup", "url"]
+__all__ = ["PREFIX", "setup"]
 
 PREFIX = "/__dashboard"
 _HERE = Path(__file__).parent
@@ -57,8 +57,3 @@ def setup(app: web.Application) -> None:
         PREFIX + "/static", _HERE / "static", append_version=True, name="dashboard-static"
     )
     actions.setup(app, PREFIX)
-
-
-def url(base: str) -> str:
-    """The dashboard's address on a server at `base` (http://host:port)."""
-    return base.rstrip("/") + PREFIX
