@@ -74,3 +74,7 @@ def captures(request: web.Request) -> CaptureStore:
 def app_backend(app: web.Application) -> Backend:
     """The backend of an app being set up (no request yet)."""
     return app[BACKEND]
+
+
+# WORKFLOW RUNS: once the workflow engine lands (`backend(request).workflows` on its branch), add
+# an accessor for it here; pages.runs() and templates/runs.html hold the page's place.
