@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from qstash import QStash
 from qstash_emulator import Emulator
-from qstash_emulator.dashboard import views
+from qstash_emulator.dashboard import pages, views
+
+
+def dashboard_index(emu: Emulator) -> views.MessageIndex:
+    return emu.app[pages.INDEX]
 
 
 def test_every_state_is_read_and_counted(emu: Emulator, client: QStash) -> None:
@@ -22,7 +26,7 @@ def test_every_state_is_read_and_counted(emu: Emulator, client: QStash) -> None:
     client.message.cancel(ids["cancelled"])
     emu.settle()
 
-    index = views.MessageIndex().read(emu.engine, emu.user)
+    index = dashboard_index(emu).read(emu.user)
     now = emu.now
     for key, message_id in ids.items():
         message = index.messages[message_id]
@@ -44,13 +48,30 @@ def test_every_state_is_read_and_counted(emu: Emulator, client: QStash) -> None:
 
 
 def test_an_index_follows_the_log_across_a_reset(emu: Emulator, client: QStash) -> None:
-    index = views.MessageIndex()
+    index = dashboard_index(emu)
     client.message.publish(url=f"{emu.url}/__capture/x", body="1")
     emu.settle()
-    assert len(index.read(emu.engine, emu.user).messages) == 1
+    assert len(index.read(emu.user).messages) == 1
     emu.reset()
-    assert index.read(emu.engine, emu.user).messages == {}
+    assert index.read(emu.user).messages == {}
     client.message.publish(url=f"{emu.url}/__capture/x", body="2")
     emu.settle()
-    read = index.read(emu.engine, emu.user)
+    read = index.read(emu.user)
     assert len(read.messages) == 1 and read.final_counts["delivered"] == 1
+
+
+def test_a_long_history_forgets_its_oldest_messages(emu: Emulator, client: QStash) -> None:
+    index = dashboard_index(emu)
+    index.limit = 3
+    ids = [
+        client.message.publish(
+            url=f"{emu.url}/__capture/x", body=str(n), delay="1h" if n else None
+        ).message_id
+        for n in range(5)
+    ]
+    emu.settle()
+    read = index.read(emu.user)
+    assert list(read.messages) == ids[2:]
+    page = views.message_page(read, views.MessageQuery(), emu.now)
+    assert page.total == 3 and page.counts["delayed"] == 3 and page.counts["delivered"] == 0
+    assert set(read.events) == set(ids[2:])

@@ -17,7 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import actions, live, pages
+from . import access, actions, live, pages
 from .security import KEY, new_key
 from .views import MessageIndex
 
@@ -30,7 +30,7 @@ _HERE = Path(__file__).parent
 def setup(app: web.Application) -> None:
     """Add the dashboard's routes, templates and live updates to the emulator's app."""
     app[KEY] = new_key()
-    app[pages.INDEX] = MessageIndex()
+    app[pages.INDEX] = MessageIndex(access.app_backend(app).engine)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(_HERE / "templates")),

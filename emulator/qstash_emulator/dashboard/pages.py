@@ -86,7 +86,7 @@ async def home(request: web.Request) -> web.Response:
 async def messages(request: web.Request) -> web.Response:
     eng, who = access.engine(request), current_user(request)
     query = views.MessageQuery.from_query(request.query)
-    index = request.app[INDEX].read(eng, who)
+    index = request.app[INDEX].read(who)
     result = views.message_page(index, query, eng.clock.now())
     return render(
         request,
@@ -98,7 +98,7 @@ async def messages(request: web.Request) -> web.Response:
 
 async def message(request: web.Request) -> web.Response:
     eng, who = access.engine(request), current_user(request)
-    index = request.app[INDEX].read(eng, who)
+    index = request.app[INDEX].read(who)
     message_id = request.match_info["messageId"]
     found = index.messages.get(message_id)
     if found is None:

@@ -1,9 +1,8 @@
 """What the dashboard pages show, read from the engine's state the way the REST handlers read it.
 
 Finished messages leave `UserState.messages` (as on QStash) but stay in the log, so the message
-list comes from the log: `MessageIndex` follows each user's append-only log incrementally (a page
-with 10,000 messages reads only the entries added since the last page), and notices a reset by
-the user state object changing.
+list comes from the log: `MessageIndex` takes in each log entry as the engine writes it (a page
+with 10,000 messages reads nothing twice), and notices a reset by the user state changing.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +41,7 @@ from ..http.render import redact_body, redact_headers
 from ..parsing import header_names as h
 
 __all__ = [
+    "MAX_MESSAGES",
     "PAGE_SIZE",
     "STATES",
     "Attempt",
@@ -68,6 +69,7 @@ __all__ = [
 ]
 
 PAGE_SIZE = 50
+MAX_MESSAGES = 100_000  # per user: past it, the oldest are forgotten (a long-running server)
 BODY_PREVIEW = 20_000  # characters of a body shown on a page
 
 # Filterable states, in the order the page lists them: (key, label).
@@ -203,11 +205,10 @@ def state_key(message: Message, now: float) -> str:
 # -- the index of a user's messages ------------------------------------------------------------
 @dataclass
 class UserIndex:
-    """One user's messages as the log has shown them so far."""
+    """One user's messages as the log has shown them."""
 
     state: UserState
-    upto: int = 0
-    messages: dict[str, Message] = field(default_factory=dict)  # creation order
+    messages: OrderedDict[str, Message] = field(default_factory=OrderedDict)  # creation order
     events: dict[str, list[LogEntry]] = field(default_factory=dict)
     callbacks: dict[str, list[str]] = field(default_factory=dict)  # source id -> callback ids
     # A final state never changes: those are counted once; only the others are looked at again.
@@ -223,42 +224,64 @@ class UserIndex:
             found = self.texts[message.id] = search_text(message)
         return found
 
-
-class MessageIndex:
-    """Every user's `UserIndex`, brought up to date with the log on each read."""
-
-    def __init__(self) -> None:
-        self._users: dict[str, UserIndex] = {}
-
-    def read(self, engine: Engine, user: User) -> UserIndex:
-        """The user's index, with the log entries written since the last read added."""
-        st = engine.state(user)
-        index = self._users.get(user.name)
-        if index is None or index.state is not st:
-            index = self._users[user.name] = UserIndex(st)
-        logs = st.logs
-        if index.upto < len(logs):
-            for entry in logs[index.upto :]:
-                self._add(index, entry)
-            index.upto = len(logs)
-        return index
-
-    @staticmethod
-    def _add(index: UserIndex, entry: LogEntry) -> None:
+    def add(self, entry: LogEntry) -> None:
+        """Take in one log entry (a new message, or a new state of a known one)."""
         message = entry.message
-        events = index.events.get(message.id)
+        events = self.events.get(message.id)
         if events is None:
-            events = index.events[message.id] = []
-            index.messages[message.id] = message
-            index.unfinished[message.id] = message
+            events = self.events[message.id] = []
+            self.messages[message.id] = message
+            self.unfinished[message.id] = message
             if message.kind != "message":
                 source = source_id(message)
                 if source is not None:
-                    index.callbacks.setdefault(source, []).append(message.id)
+                    self.callbacks.setdefault(source, []).append(message.id)
         events.append(entry)
         final = _FINAL_KEYS.get(entry.state)
-        if final is not None and index.unfinished.pop(message.id, None) is not None:
-            index.final_counts[final] += 1
+        if final is not None and self.unfinished.pop(message.id, None) is not None:
+            self.final_counts[final] += 1
+
+    def forget_oldest(self) -> None:
+        """Drop the oldest message (a long-running server keeps a bounded history)."""
+        message_id, message = self.messages.popitem(last=False)
+        if self.unfinished.pop(message_id, None) is None:
+            self.final_counts[_FINAL_KEYS[message.state]] -= 1
+        self.events.pop(message_id, None)
+        self.texts.pop(message_id, None)
+        self.callbacks.pop(message_id, None)
+
+
+class MessageIndex:
+    """Every user's messages, fed by the engine's log as each entry is written.
+
+    The engine's log listener adds each entry as it is written, so the index does not depend on
+    how the engine keeps (or trims) its logs. A reset shows as a new user state object. Past
+    `limit` messages a user's oldest are forgotten.
+    """
+
+    def __init__(self, engine: Engine, limit: int = MAX_MESSAGES) -> None:
+        self.engine = engine
+        self.limit = limit
+        self._users: dict[str, UserIndex] = {}
+        engine.log_listeners.append(self.add)
+
+    def _of_state(self, name: str, st: UserState) -> UserIndex:
+        index = self._users.get(name)
+        if index is None or index.state is not st:
+            index = self._users[name] = UserIndex(st)
+        return index
+
+    def add(self, entry: LogEntry) -> None:
+        """The engine's log listener."""
+        name = entry.message.user.name
+        index = self._of_state(name, self.engine.states[name])
+        index.add(entry)
+        if len(index.messages) > self.limit:
+            index.forget_oldest()
+
+    def read(self, user: User) -> UserIndex:
+        """The user's index (empty after a reset)."""
+        return self._of_state(user.name, self.engine.state(user))
 
 
 def source_id(callback: Message) -> str | None:
