@@ -126,7 +126,7 @@ class Engine:
         self.delivery_listeners: list[Callable[[Delivered], None]] = []
         # Delivered and failed messages stay readable by id for a while (see retention.py).
         self.finished = FinishedMessages(clock, finished_retention)
-        # Called with every log entry as it is written (the dashboard's live updates).
+        # Called with every log entry as it is written (the dashboard: its index, live updates).
         self.log_listeners: list[Callable[[LogEntry], None]] = []
 
     def state(self, user: User) -> UserState:

@@ -11,13 +11,13 @@ and actions:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import access, actions, live, pages
+from . import access, actions, live, pages, routes
 from .security import KEY, new_key
 from .views import MessageIndex
 
@@ -27,12 +27,11 @@ PREFIX = "/__dashboard"
 _HERE = Path(__file__).parent
 
 
-def setup(app: web.Application) -> None:
-    """Add the dashboard's routes, templates and live updates to the emulator's app."""
-    app[KEY] = new_key()
-    app[pages.INDEX] = MessageIndex(access.app_backend(app).engine)
-    aiohttp_jinja2.setup(
-        app,
+@functools.cache
+def _templates() -> jinja2.Environment:
+    # One environment for every emulator in the process: templates compile once, and a new
+    # emulator (a test's fresh server) pays nothing for them.
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
@@ -40,20 +39,31 @@ def setup(app: web.Application) -> None:
         lstrip_blocks=True,
         extensions=["jinja2.ext.do"],
     )
+
+
+_GET = routes.compile_table(
+    [
+        ("", pages.home),
+        ("/", pages.home),
+        ("/messages", pages.messages),
+        ("/messages/{messageId}", pages.message),
+        ("/dlq", pages.dlq),
+        ("/schedules", pages.schedules),
+        ("/queues", pages.queues),
+        ("/runs", pages.runs),
+        ("/llm", pages.llm),
+        ("/time", pages.time),
+        ("/events", live.events),
+        ("/static/{name}", routes.static_file),
+    ]
+)
+
+
+def setup(app: web.Application) -> None:
+    """Add the dashboard's routes, templates and live updates to the emulator's app."""
+    app[KEY] = new_key()
+    app[pages.INDEX] = MessageIndex(access.app_backend(app).engine)
+    app[pages.TEMPLATES] = _templates()
     live.setup(app)
-    router = app.router
-    router.add_get(PREFIX, pages.home)
-    router.add_get(PREFIX + "/", pages.home)
-    router.add_get(PREFIX + "/messages", pages.messages)
-    router.add_get(PREFIX + "/messages/{messageId}", pages.message)
-    router.add_get(PREFIX + "/dlq", pages.dlq)
-    router.add_get(PREFIX + "/schedules", pages.schedules)
-    router.add_get(PREFIX + "/queues", pages.queues)
-    router.add_get(PREFIX + "/runs", pages.runs)
-    router.add_get(PREFIX + "/llm", pages.llm)
-    router.add_get(PREFIX + "/time", pages.time)
-    router.add_get(PREFIX + "/events", live.events)
-    router.add_static(
-        PREFIX + "/static", _HERE / "static", append_version=True, name="dashboard-static"
-    )
-    actions.setup(app, PREFIX)
+    app.router.add_get(PREFIX + "{tail:.*}", routes.dispatcher(_GET))
+    app.router.add_post(PREFIX + "/api{tail:/.*}", routes.dispatcher(actions.TABLE))

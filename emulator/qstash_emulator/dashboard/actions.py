@@ -14,9 +14,10 @@ from ..http.common import json_response, read_json
 from ..parsing.durations import parse_duration
 from . import access
 from .pages import current_user
+from .routes import compile_table
 from .security import check_action
 
-__all__ = ["ADVANCE_STEPS", "setup"]
+__all__ = ["ADVANCE_STEPS", "TABLE"]
 
 # The time page's buttons: how far each one moves a virtual clock.
 ADVANCE_STEPS = {"1m": 60.0, "1h": 3600.0, "1d": 86400.0}
@@ -129,13 +130,15 @@ async def advance(request: web.Request) -> web.Response:
     return _done(f"advanced to {eng.clock.now():.3f}", now=round(eng.clock.now() * 1000))
 
 
-def setup(app: web.Application, prefix: str) -> None:
-    """Add the action routes under `prefix` + /api."""
-    api = prefix + "/api"
-    app.router.add_post(api + "/messages/{messageId}/cancel", cancel_message)
-    app.router.add_post(api + "/dlq/retry", dlq_retry)
-    app.router.add_post(api + "/dlq/delete", dlq_delete)
-    app.router.add_post(api + "/schedules/{scheduleId}/{verb}", schedule_action)
-    app.router.add_post(api + "/queues/{name}/{verb}", queue_action)
-    app.router.add_post(api + "/flow-control/{key}/{verb}", flow_control_action)
-    app.router.add_post(api + "/time/advance", advance)
+# Paths under /__dashboard/api.
+TABLE = compile_table(
+    [
+        ("/messages/{messageId}/cancel", cancel_message),
+        ("/dlq/retry", dlq_retry),
+        ("/dlq/delete", dlq_delete),
+        ("/schedules/{scheduleId}/{verb}", schedule_action),
+        ("/queues/{name}/{verb}", queue_action),
+        ("/flow-control/{key}/{verb}", flow_control_action),
+        ("/time/advance", advance),
+    ]
+)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from ..core.clock import ms
@@ -17,12 +18,14 @@ from ..core.users import User
 from . import access, views
 from .cron_words import describe
 from .live import NOTIFIER
+from .routes import asset_url
 from .security import KEY, cookie_name, require_local, set_key_cookie
 
-__all__ = ["INDEX", "NAV", "USER_COOKIE", "current_user", "render"]
+__all__ = ["INDEX", "NAV", "TEMPLATES", "USER_COOKIE", "current_user", "render"]
 
 USER_COOKIE = "qstash_dashboard_user"
 INDEX = web.AppKey("dashboard_index", views.MessageIndex)
+TEMPLATES = web.AppKey("dashboard_templates", jinja2.Environment)
 # (path, label) of the navigation, in order.
 NAV = [
     ("messages", "Messages"),
@@ -70,9 +73,11 @@ def render(
         "iso": views.iso,
         "ago": lambda t: views.relative(t, now),
         "body_text": views.body_text,
-        "asset": lambda name: str(request.app.router["dashboard-static"].url_for(filename=name)),
+        "asset": lambda name: asset_url("/__dashboard", name),
     }
-    response = aiohttp_jinja2.render_template(template, request, {**base, **context})
+    response = aiohttp_jinja2.render_template(
+        template, request, {**base, **context}, app_key=TEMPLATES
+    )
     response.headers["Cache-Control"] = "no-store"
     if not fragment:
         set_key_cookie(request, response)
