@@ -90,7 +90,13 @@
       shownNow = data.now;
       setClock(data.now);
     });
-    source.addEventListener("clock", function (e) { setClock(JSON.parse(e.data).now); });
+    var lastRefresh = Date.now();
+    document.addEventListener("dashboard:updated", function () { lastRefresh = Date.now(); });
+    source.addEventListener("clock", function (e) {
+      setClock(JSON.parse(e.data).now);
+      // On the real clock "in 5m" goes stale by itself: re-render now and then.
+      if (Date.now() - lastRefresh > 15000) { lastRefresh = Date.now(); refresh(); }
+    });
     source.onopen = function () { live.className = "live on"; live.title = "live updates: connected"; };
     source.onerror = function () { live.className = "live"; live.title = "live updates: reconnecting"; };
   }
