@@ -272,3 +272,13 @@ def test_bulk_retry_retries_every_chosen_entry_or_none(emu: Emulator, client: QS
     emu.settle()
     assert [m.dlq_id for m in client.dlq.list().messages] == ids[2:]
     assert len(emu.captures.requests("flaky")) == 2  # the two retries reached the destination
+
+
+def test_the_readme_shows_the_screenshots_the_browser_tests_write() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    for name in ("messages", "message", "dlq", "schedules"):
+        assert f"docs/dashboard-{name}.png" in readme
+        assert (root / "docs" / f"dashboard-{name}.png").read_bytes()[:4] == b"\x89PNG"
