@@ -282,3 +282,23 @@ def test_the_readme_shows_the_screenshots_the_browser_tests_write() -> None:
     for name in ("messages", "message", "dlq", "schedules"):
         assert f"docs/dashboard-{name}.png" in readme
         assert (root / "docs" / f"dashboard-{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_failed_message_page_offers_its_dlq_retry(emu: Emulator, client: QStash) -> None:
+    url = f"{emu.url}/__capture/once"
+    emu.faults.add(url, fail_times=1, status=500)
+    failed = client.message.publish(url=url, body="x", retries=0)
+    emu.settle()
+    (entry,) = client.dlq.list().messages
+    page = httpx.get(f"{emu.url}/__dashboard/messages/{failed.message_id}").text
+    assert f'data-body=\'{{"dlqIds": ["{entry.dlq_id}"]}}\'' in page
+    http, key = session(emu)
+    done = http.post(
+        "/__dashboard/api/dlq/retry", json={"dlqIds": [entry.dlq_id]}, headers={HEADER: key}
+    )
+    assert done.status_code == 200
+    emu.settle()
+    assert (
+        'data-testid="retry"'
+        not in httpx.get(f"{emu.url}/__dashboard/messages/{failed.message_id}").text
+    )
