@@ -30,7 +30,10 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # What a person would see shows up within milliseconds; the margin is for a loaded machine.
+    expect.set_options(timeout=10_000)
 
     with sync_playwright() as pw:
         launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
