@@ -12,6 +12,7 @@ from ..controls.captures import CaptureStore
 from ..core.engine import Engine
 from ..core.users import Users
 from ..http.common import BACKEND, backend
+from ..http.emulator_routes import CONTROL, EmulatorControl
 from ..llm import LLMEngine
 from ..resources.flow_control import FlowControl
 from ..resources.queues import Queues
@@ -21,6 +22,7 @@ from ..resources.url_groups import UrlGroups
 __all__ = [
     "app_backend",
     "captures",
+    "control",
     "engine",
     "flow_control",
     "llm",
@@ -69,6 +71,11 @@ def llm(request: web.Request) -> LLMEngine:
 def captures(request: web.Request) -> CaptureStore:
     """The capture URLs' records."""
     return backend(request).captures
+
+
+def control(request: web.Request) -> EmulatorControl | None:
+    """The /__emulator routes' control object (time lock, request-log notes), when installed."""
+    return request.app.get(CONTROL)
 
 
 def app_backend(app: web.Application) -> Backend:

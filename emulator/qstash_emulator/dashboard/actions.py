@@ -21,6 +21,7 @@ __all__ = ["ADVANCE_STEPS", "TABLE"]
 
 # The time page's buttons: how far each one moves a virtual clock.
 ADVANCE_STEPS = {"1m": 60.0, "1h": 3600.0, "1d": 86400.0}
+MAX_JUMP = 100 * 366 * 86400.0  # further, timestamps leave what dates can show
 
 
 def _done(message: str, **extra: Any) -> web.Response:
@@ -69,7 +70,10 @@ async def schedule_action(request: web.Request) -> web.Response:
     elif verb == "resume":
         schedules.resume(who, schedule_id)
     elif verb == "trigger":
-        schedules.trigger(who, schedule_id)
+        schedules.trigger(who, schedule_id)  # a failing publish answers its error
+        control = access.control(request)
+        if control is not None:
+            control.note(f"schedule {schedule_id} triggered (dashboard)")
     elif verb == "delete":
         schedules.delete(who, schedule_id)
     else:
@@ -113,20 +117,26 @@ async def advance(request: web.Request) -> web.Response:
     by = data.get("by") if isinstance(data, dict) else None
     if not isinstance(by, str):
         raise bad_request('request body must be {"by": "1m" | "1h" | "1d" | "next" | duration}')
-    scheduler = eng.scheduler
     if by == "next":
-        due = scheduler.next_due()
+        due = eng.scheduler.next_due()
         if due is None:
             raise bad_request("nothing is due: no delayed message, retry or schedule is waiting")
-        await scheduler.advance_to(max(due, eng.clock.now()))
+        seconds = max(0.0, due - eng.clock.now())
     else:
         try:
             seconds = ADVANCE_STEPS.get(by) or parse_duration(by)
         except ValueError as exc:
             raise bad_request(f"invalid duration {by!r}: {exc}") from None
-        if seconds <= 0:
-            raise bad_request("advance by a positive duration")
-        await scheduler.advance(seconds)
+        if not 0 < seconds <= MAX_JUMP:
+            raise bad_request("advance by a positive duration of at most 100 years")
+    # As POST /__emulator/advance does: one time operation at a time, noted in the request log.
+    control = access.control(request)
+    if control is None:
+        await eng.scheduler.advance(seconds)
+    else:
+        async with control.lock:
+            await control.emulator.aadvance(seconds)
+        control.note(f"advanced {seconds:g}s to {control.clock_json()['time']} (dashboard)")
     return _done(f"advanced to {eng.clock.now():.3f}", now=round(eng.clock.now() * 1000))
 
 

@@ -19,6 +19,7 @@ from . import (
     openai_queue,
     publish,
     queues,
+    run_now,
     schedules,
     url_groups,
 )
@@ -39,6 +40,7 @@ _RESOURCES = [
     batch,
     url_groups,
 ]
+_RESOURCES.append(run_now)  # POST /v2/messages/{id}/retry: deliver a waiting message now
 _RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 _RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 _RESOURCES.append(dashboard)  # the local UI: /__dashboard

@@ -175,6 +175,20 @@ class Schedules:
             schedule.paused = False
             self._arm(schedule, self.engine.clock.now())
 
+    def trigger(self, user: User, schedule_id: str) -> Answer:
+        """Fire the schedule now, once, outside its cron times (paused or not).
+
+        Its next cron firing stays as it was; the firing is recorded like any
+        (`lastScheduleTime`, `lastScheduleStates`).
+        """
+        schedule = self.get(user, schedule_id)
+        result = self._publish(schedule)  # a failing publish answers its error, state untouched
+        schedule.last_time = self.engine.clock.now()
+        schedule.error = None
+        messages = self.engine.state(schedule.user).messages
+        schedule.last_messages = {mid: messages.get(mid) for mid in _message_ids(result)}
+        return result
+
     # -- firing -----------------------------------------------------------------------------
     def _arm(self, schedule: Schedule, after: float) -> None:
         due = schedule.cron.next_after(after)
@@ -195,22 +209,11 @@ class Schedules:
             schedule.timer = None
         schedule.next_time = None
 
-    def trigger(self, user: User, schedule_id: str) -> None:
-        """Fire once now (the dashboard's "trigger now"); the cron times stay as they were.
-
-        A failing publish is recorded in the schedule's `error`, as at a cron time.
-        """
-        schedule = self.get(user, schedule_id)
-        self._publish_now(schedule, self.engine.clock.now())
-
     def _fire(self, schedule: Schedule, due: float) -> None:
         now = self.engine.clock.now()
         # Arm first so a failing publish never stops the schedule; a late real clock skips
         # missed times rather than bursting to catch up.
         self._arm(schedule, max(due, now))
-        self._publish_now(schedule, due)
-
-    def _publish_now(self, schedule: Schedule, due: float) -> None:
         schedule.last_time = due
         try:
             result = self._publish(schedule)
