@@ -150,18 +150,42 @@ def test_cron_in_words(expr: str, words: str) -> None:
     assert describe(expr) == words
 
 
-def test_standalone_server_prints_the_dashboard_and_serves_it_on_the_real_clock() -> None:
+def dev_server(*args: str) -> tuple[subprocess.Popen[str], int]:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", f"--port={port}"],
+        [sys.executable, "-m", "qstash_emulator", "dev", f"--port={port}", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return proc, port
+
+
+def test_dev_server_on_a_virtual_clock_is_advanced_from_the_dashboard() -> None:
+    proc, port = dev_server("--clock", "virtual")
+    try:
+        assert proc.stdout is not None
+        while "Dashboard:" not in (line := proc.stdout.readline()):
+            assert line, "the server exited"
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        page = http.get("/__dashboard/time")
+        assert 'data-testid="advance-1h"' in page.text
+        key = page.text.split('name="dashboard-key" content="', 1)[1].split('"', 1)[0]
+        before = page.text.split('data-now="', 1)[1].split('"', 1)[0]
+        moved = http.post("/__dashboard/api/time/advance", json={"by": "1h"}, headers={HEADER: key})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["now"] == int(before) + 3_600_000
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_standalone_server_prints_the_dashboard_and_serves_it_on_the_real_clock() -> None:
+    proc, port = dev_server()
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
