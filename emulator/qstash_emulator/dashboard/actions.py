@@ -16,6 +16,7 @@ from . import access
 from .pages import current_user
 from .routes import compile_table
 from .security import check_action
+from .views import iso
 
 __all__ = ["ADVANCE_STEPS", "TABLE"]
 
@@ -137,7 +138,8 @@ async def advance(request: web.Request) -> web.Response:
         async with control.lock:
             await control.emulator.aadvance(seconds)
         control.note(f"advanced {seconds:g}s to {control.clock_json()['time']} (dashboard)")
-    return _done(f"advanced to {eng.clock.now():.3f}", now=round(eng.clock.now() * 1000))
+    now = eng.clock.now()
+    return _done(f"advanced to {iso(now)}", now=round(now * 1000))
 
 
 # Paths under /__dashboard/api.
