@@ -82,6 +82,9 @@ def plan(
     what the claiming resolver requires of the message)."""
     if queue_name is not None:
         queues_of(engine).check_room(user, [queue_name])
+    if spec is not None:
+        for check in engine.publish_checks:
+            check(user, spec)
     for resolver in _RESOLVERS.get(engine, []):
         claimed = resolver(user, destination)
         if claimed is not None:

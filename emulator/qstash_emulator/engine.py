@@ -97,6 +97,12 @@ class Engine:
         self.listeners: list[Callable[[Delivered], None]] = []
         # Resources with state of their own (queues, schedules, URL groups...) register a reset.
         self.resetters: list[Callable[[], None]] = []
+        # Named hooks for resources that follow messages (workflow runs): a created message
+        # (with its spec and, for callbacks, the message that spawned it) and a failed one.
+        self.created_hooks: list[Callable[[Message, MessageSpec, Message | None], None]] = []
+        self.failed_hooks: list[Callable[[Message, Response, str | None], None]] = []
+        # Checks of a publish's spec before anything is created (may raise ApiError).
+        self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
 
     def state(self, user: User) -> UserState:
         st = self.states.get(user.name)
@@ -173,6 +179,7 @@ class Engine:
         caller_ip: str,
         message_id: str | None = None,
         order: tuple[int, ...] | None = None,
+        source: Message | None = None,
         **fields: Any,
     ) -> Message:
         now = self.clock.now()
@@ -199,6 +206,8 @@ class Engine:
             **fields,
         )
         self.state(user).messages[message.id] = message
+        for hook in self.created_hooks:
+            hook(message, spec, source)
         self.log(message, CREATED)
         return message
 
@@ -325,6 +334,8 @@ class Engine:
             now = self.clock.now()
             dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
             self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+        for hook in self.failed_hooks:
+            hook(message, response, dlq_id)
         self._callback(message, response)
         if message.failure_callback is not None:
             self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
@@ -401,6 +412,7 @@ class Engine:
             caller_ip=message.caller_ip,
             message_id=self.ids.derived(message.id, f"{tag}:{message.retried}", "msg_"),
             order=(*message.order, message.retried, 1 if tag == "callback" else 2),
+            source=message,
             kind="callback" if tag == "callback" else "failure_callback",
         )
         self.schedule(callback)

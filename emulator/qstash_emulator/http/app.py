@@ -21,11 +21,13 @@ from . import (
     queues,
     schedules,
     url_groups,
+    workflows,
 )
 from .common import ENGINE, ERROR_RENDERERS, USERS, api_middleware
 from .limits import limits_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
+RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs
 RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 

@@ -1,0 +1,107 @@
+"""What a workflow run is made of: its steps as QStash keeps them, its waiters, its state."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..headers import Headers
+from ..scheduler import Timer
+from ..users import User
+
+# Run states, as the workflow logs name them.
+RUN_STARTED = "RUN_STARTED"
+RUN_SUCCESS = "RUN_SUCCESS"
+RUN_FAILED = "RUN_FAILED"
+RUN_CANCELED = "RUN_CANCELED"
+RUN_STATES = (RUN_STARTED, RUN_SUCCESS, RUN_FAILED, RUN_CANCELED)
+
+# Call types of a run's entries (the SDKs parse only "step" entries into steps).
+STEP = "step"
+TO_CALLBACK = "toCallback"
+FROM_CALLBACK = "fromCallback"
+FAILURE_CALL = "failureCall"
+
+
+@dataclass
+class Entry:
+    """One message of the run, as the step list the SDKs parse holds it."""
+
+    message_id: str
+    call_type: str
+    body: bytes  # initial payload, step JSON, call body or callback JSON
+    created_at: float
+    headers: Headers = field(default_factory=dict)
+    max_retries: int = 0
+    # For toCallback entries: where the call went.
+    call: dict[str, Any] | None = None
+
+    @property
+    def step(self) -> dict[str, Any] | None:
+        """The parsed step of a "step" entry (None for the initial payload or non-JSON)."""
+        if self.call_type != STEP:
+            return None
+        try:
+            found = json.loads(self.body)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) and "stepName" in found else None
+
+
+@dataclass
+class Waiter:
+    """A run waiting for an event (POST /v2/wait/{eventId})."""
+
+    event_id: str
+    run_id: str
+    user: User
+    url: str
+    deadline: float
+    timeout: str
+    headers: list[tuple[str, str]]  # publish headers of the continuation message
+    step: dict[str, Any]
+    created_at: float
+    timeout_url: str | None = None
+    timeout_body: Any = None
+    timeout_headers: Headers | None = None
+    timer: Timer | None = None
+
+
+@dataclass
+class FailureCall:
+    """The failure callback (failure function or failure URL) of a failed run."""
+
+    message_id: str
+    url: str
+    fail_status: int
+    fail_headers: Headers
+    fail_body: str
+    state: str = "CALLBACK_INPROGRESS"
+    response_status: int | None = None
+    response_body: str | None = None
+
+
+@dataclass
+class Run:
+    id: str
+    user: User
+    url: str
+    created_at: float
+    initial_body: bytes
+    sdk_version: str = "1"
+    state: str = RUN_STARTED
+    completed_at: float | None = None
+    response: str | None = None
+    labels: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    dlq_id: str | None = None
+    failure: FailureCall | None = None
+    # Events notified for this run before it waited (the run-scoped notify's lookback).
+    early_events: dict[str, bytes] = field(default_factory=dict)
+    order: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.state == RUN_STARTED

@@ -1,0 +1,516 @@
+"""Workflow runs: one per run id, fed by the engine's hooks as the SDKs publish their steps.
+
+The engine stays a plain message engine. This resource follows its messages through four named
+hooks: `publish_checks` (a step for a run that is over is refused before anything is created),
+`created_hooks` (a run's message joins the run; a step's body becomes the run's step list),
+`failed_hooks` (a step out of retries fails the run) and the delivery `listeners` (the failure
+function's outcome). Waits and notifies live here too; their timeouts are timers on the one
+scheduler, so a one-week wait ends in one virtual `advance`.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any
+
+from .. import headers as h
+from ..clock import ms
+from ..durations import DurationError, parse_duration
+from ..engine import Engine
+from ..errors import ApiError, bad_request, not_found
+from ..options import MessageSpec, is_url, parse_message_headers
+from ..state import Delivered, Message, Response
+from ..users import User
+from . import protocol as p
+from .model import (
+    FAILURE_CALL,
+    FROM_CALLBACK,
+    RUN_CANCELED,
+    RUN_FAILED,
+    RUN_STARTED,
+    RUN_SUCCESS,
+    STEP,
+    TO_CALLBACK,
+    Entry,
+    FailureCall,
+    Run,
+    Waiter,
+)
+
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, WorkflowRuns] = weakref.WeakKeyDictionary()
+# Message.extra keys.
+RUN = "workflow_run"
+CALL_TYPE = "workflow_call_type"
+RAW = "workflow_raw_headers"
+
+
+class WorkflowRuns:
+    """Every user's workflow runs and waiters; one per engine (`WorkflowRuns.of(engine)`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._runs: dict[str, dict[str, Run]] = {}
+        self._waiters: dict[str, dict[str, list[Waiter]]] = {}
+        self._order = 0
+        engine.resetters.append(self.reset)
+        engine.publish_checks.append(self._check)
+        engine.created_hooks.append(self._created)
+        engine.failed_hooks.append(self._failed)
+        engine.listeners.append(self._delivered)
+
+    @classmethod
+    def of(cls, engine: Engine) -> WorkflowRuns:
+        found = _BY_ENGINE.get(engine)
+        if found is None:
+            found = _BY_ENGINE[engine] = cls(engine)
+        return found
+
+    def reset(self) -> None:
+        for by_event in self._waiters.values():
+            for waiters in by_event.values():
+                for waiter in waiters:
+                    if waiter.timer is not None:
+                        waiter.timer.cancel()
+        self._waiters.clear()
+        self._runs.clear()
+        self._order = 0
+
+    # -- lookups ------------------------------------------------------------------------------
+    def runs(self, user: User) -> list[Run]:
+        """Newest first (creation time, then creation order)."""
+        found = self._runs.get(user.name, {}).values()
+        return sorted(found, key=lambda r: (r.created_at, r.order), reverse=True)
+
+    def find(self, user: User, run_id: str) -> Run | None:
+        return self._runs.get(user.name, {}).get(run_id)
+
+    def get(self, user: User, run_id: str) -> Run:
+        run = self.find(user, run_id)
+        if run is None:
+            raise not_found(f"workflow run {run_id} not found")
+        return run
+
+    def run_of(self, message: Message) -> Run | None:
+        run_id = message.extra.get(RUN)
+        return None if run_id is None else self.find(message.user, run_id)
+
+    # -- engine hooks -------------------------------------------------------------------------
+    def _check(self, user: User, spec: MessageSpec) -> None:
+        lower = p.lower_map(spec.raw)
+        run_id = lower.get(p.RUN_ID)
+        if run_id is None:
+            return
+        if not run_id.strip():
+            raise bad_request("invalid Upstash-Workflow-RunId header: empty")
+        if lower.get(p.INIT, "").lower() == "true":
+            return
+        run = self.find(user, run_id)
+        if run is None:
+            raise bad_request(f"workflow run {run_id} does not exist: start it with Init true")
+        if not run.active:
+            # The SDKs read a 400 here as "the run was cancelled or is over" and stop quietly.
+            raise bad_request(f"workflow run {run_id} is {run.state}: it takes no more steps")
+
+    def _created(self, message: Message, spec: MessageSpec, source: Message | None) -> None:
+        if source is not None:
+            self._created_callback(message, source)
+            return
+        lower = p.lower_map(spec.raw)
+        run_id = lower.get(p.RUN_ID)
+        if run_id is None:
+            return
+        now = self.engine.clock.now()
+        user = message.user
+        call_type = lower.get(p.CALL_TYPE, STEP)
+        p.clean(message.headers)
+        run = self.find(user, run_id)
+        if lower.get(p.INIT, "").lower() == "true":
+            if run is None or not run.active:
+                self._order += 1
+                run = Run(
+                    id=run_id,
+                    user=user,
+                    url=lower.get(p.URL, message.url),
+                    created_at=now,
+                    initial_body=message.body,
+                    sdk_version=lower.get(p.SDK_VERSION)
+                    or lower.get(p.FORWARDED_SDK_VERSION)
+                    or "1",
+                    labels=list(message.labels),
+                    order=self._order,
+                )
+                self._runs.setdefault(user.name, {})[run_id] = run
+                run.entries.append(Entry(message.id, STEP, message.body, now, message.headers))
+            # An Init for a run already going is delivered as its start again.
+            entries = run.entries[:1]
+        elif run is None:
+            return  # refused by _check; a message made without a publish (none today)
+        elif call_type == TO_CALLBACK:
+            call = {
+                "url": message.url,
+                "method": message.method,
+                "headers": message.headers,
+                "body": message.body,
+            }
+            run.entries.append(
+                Entry(
+                    message.id,
+                    TO_CALLBACK,
+                    message.body,
+                    now,
+                    message.headers,
+                    message.max_retries,
+                    call,
+                )
+            )
+            entries = run.entries
+        else:
+            run.entries.append(
+                Entry(message.id, STEP, message.body, now, message.headers, message.max_retries)
+            )
+            entries = run.entries
+        run.message_ids.append(message.id)
+        message.extra[RUN] = run.id
+        message.extra[CALL_TYPE] = call_type
+        message.extra[RAW] = spec.raw
+        if call_type == TO_CALLBACK:
+            # The call goes to the third party as it is; its callback comes back into the run.
+            if message.callback is not None:
+                p.clean(message.callback.headers)
+                for key, value in p.prefixed_as_workflow(spec.raw, "upstash-callback-"):
+                    h.add(message.callback.headers, key, value)
+                p.add_missing(message.callback.headers, p.CREATED_AT_OUT, str(ms(run.created_at)))
+            return
+        message.body = p.step_list(entries)
+        self._add_run_headers(run, message.headers)
+        self._wire_failure(run, message, spec.raw, "upstash-failure-callback-")
+
+    def _add_run_headers(self, run: Run, headers: h.Headers) -> None:
+        p.add_missing(headers, p.RUN_ID_OUT, run.id)
+        p.add_missing(headers, p.URL_OUT, run.url)
+        p.add_missing(headers, p.CREATED_AT_OUT, str(ms(run.created_at)))
+        p.add_missing(headers, p.SDK_VERSION_OUT, run.sdk_version)
+
+    def _wire_failure(
+        self, run: Run, message: Message, raw: tuple[tuple[str, str], ...], prefix: str
+    ) -> None:
+        """The failure callback goes out with the run's headers and the body the SDKs parse."""
+        cfg = message.failure_callback
+        if cfg is None:
+            return
+        p.clean(cfg.headers)
+        for key, value in p.prefixed_as_workflow(raw, prefix):
+            h.add(cfg.headers, key, value)
+        p.add_missing(cfg.headers, p.RUN_ID_OUT, run.id)
+        p.add_missing(cfg.headers, p.URL_OUT, run.url)
+        p.add_missing(cfg.headers, p.CREATED_AT_OUT, str(ms(run.created_at)))
+
+        def add_run_fields(body: dict[str, Any], response: Response) -> None:
+            body["workflowRunId"] = run.id
+            body["workflowCreatedAt"] = ms(run.created_at)
+            body["sourceBody"] = p.b64(run.initial_body)  # the failure function's payload
+            body["url"] = run.url
+
+        message.extra["callback_body_hook"] = add_run_fields
+
+    def _created_callback(self, message: Message, source: Message) -> None:
+        run = self.run_of(source)
+        if run is None:
+            return
+        now = self.engine.clock.now()
+        run.message_ids.append(message.id)
+        message.extra[RUN] = run.id
+        if message.kind == "failure_callback":
+            message.extra[CALL_TYPE] = FAILURE_CALL
+            try:
+                sent = json.loads(message.body)
+            except ValueError:
+                sent = {}
+            run.failure = FailureCall(
+                message_id=message.id,
+                url=message.url,
+                fail_status=int(sent.get("status") or 0),
+                fail_headers=sent.get("header") or {},
+                fail_body=_b64_text(sent.get("body") or ""),
+            )
+            return
+        if source.extra.get(CALL_TYPE) != TO_CALLBACK:
+            return
+        # A context.call's answer: delivered to the workflow as the callback QStash sends.
+        message.extra[CALL_TYPE] = FROM_CALLBACK
+        run.entries.append(Entry(message.id, FROM_CALLBACK, message.body, now, message.headers))
+        raw = source.extra.get(RAW, ())
+        pairs = p.callback_failure_pairs(raw)
+        if pairs and message.failure_callback is None:
+            try:
+                nested = parse_message_headers(pairs, message.user.quota)
+            except ApiError:
+                nested = None
+            if nested is not None and nested.failure_callback is not None:
+                message.failure_callback = nested.failure_callback
+                self._wire_failure(run, message, raw, "upstash-callback-failure-callback-")
+
+    def _failed(self, message: Message, response: Response, dlq_id: str | None) -> None:
+        run = self.run_of(message)
+        if run is None:
+            return
+        call_type = message.extra.get(CALL_TYPE)
+        if call_type == FAILURE_CALL:
+            if run.failure is not None and run.failure.message_id == message.id:
+                run.failure.state = "CALLBACK_FAIL"
+            return
+        if call_type == TO_CALLBACK:
+            return  # the callback carries the failed call's answer into the run
+        if run.active:
+            run.state = RUN_FAILED
+            run.completed_at = self.engine.clock.now()
+            run.dlq_id = dlq_id
+            self._drop_waiters(run)
+
+    def _delivered(self, record: Delivered) -> None:
+        message = record.message
+        if message.extra.get(CALL_TYPE) != FAILURE_CALL or record.response is None:
+            return
+        run = self.run_of(message)
+        if run is None or run.failure is None or run.failure.message_id != message.id:
+            return
+        response = record.response
+        run.failure.response_status = response.status
+        run.failure.response_body = response.body.decode("utf-8", "replace")
+        if response.ok:
+            run.failure.state = "CALLBACK_SUCCESS"
+
+    # -- run actions --------------------------------------------------------------------------
+    def finish(self, user: User, run_id: str, *, cancel: bool, result: str | None = None) -> None:
+        """DELETE /v2/workflows/runs/{id}: the SDK ends its run (cancel=false, with the route's
+        result) or a user cancels it (cancel=true: its pending messages are cancelled)."""
+        run = self.get(user, run_id)
+        if not run.active:
+            if cancel:
+                raise bad_request(f"workflow run {run_id} is {run.state}: nothing to cancel")
+            return
+        self._end(run, RUN_CANCELED if cancel else RUN_SUCCESS, result)
+
+    def cancel_many(self, user: User, runs: list[Run]) -> int:
+        count = 0
+        for run in runs:
+            if run.active:
+                self._end(run, RUN_CANCELED, None)
+                count += 1
+        return count
+
+    def _end(self, run: Run, state: str, result: str | None) -> None:
+        run.state = state
+        run.completed_at = self.engine.clock.now()
+        if result:
+            run.response = result
+        self._drop_waiters(run)
+        if state == RUN_CANCELED:
+            messages = self.engine.state(run.user).messages
+            pending = [messages[m] for m in run.message_ids if m in messages]
+            self.engine.cancel_many(run.user, pending)
+
+    # -- waits and notifies -------------------------------------------------------------------
+    def wait(
+        self, user: User, event_id: str, headers: list[tuple[str, str]], body: Any
+    ) -> dict[str, Any]:
+        """POST /v2/wait/{eventId}: the run waits for the event or its timeout."""
+        if not event_id.strip():
+            raise bad_request("event id cannot be empty")
+        if not isinstance(body, dict):
+            raise bad_request("wait body must be a JSON object with url, timeout and step")
+        url, step, timeout = body.get("url"), body.get("step"), body.get("timeout")
+        if not isinstance(url, str) or not is_url(url):
+            raise bad_request("wait body needs url: the workflow URL to call upon notify")
+        if not isinstance(step, dict):
+            raise bad_request("wait body needs step: the waiting step")
+        seconds = _timeout_seconds(timeout)
+        timeout_url = body.get("timeoutUrl") or url
+        if not isinstance(timeout_url, str) or not is_url(timeout_url):
+            raise bad_request("invalid timeoutUrl: it must start with http:// or https://")
+        timeout_headers = body.get("timeoutHeaders")
+        if timeout_headers is not None and not _is_header_map(timeout_headers):
+            raise bad_request("timeoutHeaders must map header names to lists of strings")
+        kept = [
+            (k, v)
+            for k, v in headers
+            if k.lower().startswith("upstash-") or k.lower() == "content-type"
+        ]
+        run_id = p.lower_map(kept).get(p.RUN_ID)
+        if not run_id:
+            raise bad_request("wait needs the Upstash-Workflow-RunId header of the waiting run")
+        run = self.find(user, run_id)
+        if run is None or not run.active:
+            state = "not found" if run is None else run.state
+            raise bad_request(f"workflow run {run_id} is {state}: it cannot wait")
+        # Both continuations are parsed now, so a bad header is refused before any change.
+        parse_message_headers(kept, user.quota)
+        if timeout_headers:
+            parse_message_headers(h.flat(timeout_headers), user.quota)
+        now = self.engine.clock.now()
+        waiter = Waiter(
+            event_id=event_id,
+            run_id=run_id,
+            user=user,
+            url=url,
+            deadline=now + seconds,
+            timeout=str(timeout),
+            headers=kept,
+            step=step,
+            created_at=now,
+            timeout_url=timeout_url,
+            timeout_body=body.get("timeoutBody"),
+            timeout_headers=timeout_headers,
+        )
+        early = run.early_events.pop(event_id, None)
+        if early is not None:
+            return {"messageId": self._resume(waiter, early)}
+        self._waiters.setdefault(user.name, {}).setdefault(event_id, []).append(waiter)
+
+        async def time_out() -> None:
+            self._timed_out(waiter)
+
+        order = (self.engine.ids.counter("order"),)
+        waiter.timer = self.engine.scheduler.call_at(waiter.deadline, time_out, order)
+        return {}
+
+    def notify(
+        self, user: User, event_id: str, data: bytes, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Deliver the event to every run waiting for it (only `run_id`'s, if given). Without a
+        waiter a plain notify is lost; a run-scoped one is kept for the run's next wait."""
+        by_event = self._waiters.get(user.name, {})
+        waiting = by_event.get(event_id, [])
+        chosen = [w for w in waiting if run_id is None or w.run_id == run_id]
+        rest = [w for w in waiting if w not in chosen]
+        if rest:
+            by_event[event_id] = rest
+        else:
+            by_event.pop(event_id, None)
+        answers = []
+        for waiter in chosen:
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            answers.append(
+                {
+                    "waiter": waiter_json(waiter),
+                    "messageId": self._resume(waiter, data),
+                    "error": "",
+                }
+            )
+        if run_id is not None and not chosen:
+            run = self.find(user, run_id)
+            if run is not None and run.active:
+                run.early_events[event_id] = data
+        return answers
+
+    def waiters(self, user: User, event_id: str) -> list[Waiter]:
+        return list(self._waiters.get(user.name, {}).get(event_id, []))
+
+    def _resume(self, waiter: Waiter, data: bytes) -> str:
+        step = {
+            **waiter.step,
+            "out": p.b64(data),
+            "waitEventId": waiter.event_id,
+            "waitTimeout": False,
+            "waitTimeoutDuration": waiter.timeout,
+            "waitTimeoutDeadline": ms(waiter.deadline),
+        }
+        return self._continue(waiter, waiter.url, waiter.headers, step)
+
+    def _timed_out(self, waiter: Waiter) -> None:
+        by_event = self._waiters.get(waiter.user.name, {})
+        waiting = by_event.get(waiter.event_id, [])
+        if waiter not in waiting:
+            return
+        waiting.remove(waiter)
+        if not waiting:
+            by_event.pop(waiter.event_id, None)
+        run = self.find(waiter.user, waiter.run_id)
+        if run is None or not run.active:
+            return
+        step = {k: v for k, v in waiter.step.items() if k != "out"}
+        step.update(
+            waitEventId=waiter.event_id,
+            waitTimeout=True,
+            waitTimeoutDuration=waiter.timeout,
+            waitTimeoutDeadline=ms(waiter.deadline),
+        )
+        headers = h.flat(waiter.timeout_headers) if waiter.timeout_headers else waiter.headers
+        self._continue(waiter, waiter.timeout_url or waiter.url, headers, step)
+
+    def _continue(
+        self, waiter: Waiter, url: str, headers: list[tuple[str, str]], step: dict[str, Any]
+    ) -> str:
+        """The run goes on: its wait step, now with a result, is published like any step."""
+        spec = parse_message_headers(headers, waiter.user.quota)
+        body = json.dumps(step, separators=(",", ":")).encode()
+        answer = self.engine.publish_url(waiter.user, url, spec, body, caller_ip="127.0.0.1")
+        return str(answer["messageId"])
+
+    def _drop_waiters(self, run: Run) -> None:
+        by_event = self._waiters.get(run.user.name, {})
+        for event_id in list(by_event):
+            kept = []
+            for waiter in by_event[event_id]:
+                if waiter.run_id == run.id:
+                    if waiter.timer is not None:
+                        waiter.timer.cancel()
+                else:
+                    kept.append(waiter)
+            if kept:
+                by_event[event_id] = kept
+            else:
+                del by_event[event_id]
+
+
+def waiter_json(waiter: Waiter) -> dict[str, Any]:
+    """The Waiter shape of the QStash docs (deadline in unix seconds)."""
+    out: dict[str, Any] = {
+        "url": waiter.url,
+        "deadline": int(waiter.deadline),
+        "headers": h.from_pairs(waiter.headers),
+        "timeoutUrl": waiter.timeout_url,
+    }
+    if waiter.timeout_body is not None:
+        out["timeoutBody"] = waiter.timeout_body
+    if waiter.timeout_headers is not None:
+        out["timeoutHeaders"] = waiter.timeout_headers
+    return out
+
+
+def _timeout_seconds(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        raise bad_request("wait body needs timeout: a duration such as '7d' or seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            raise bad_request(f"invalid wait timeout: {exc}") from None
+    else:
+        raise bad_request("wait timeout must be a duration string or a number of seconds")
+    if seconds <= 0:
+        raise bad_request("wait timeout must be positive")
+    return seconds
+
+
+def _is_header_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
+    )
+
+
+def _b64_text(data: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(data).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return data
+
+
+__all__ = ["RUN_FAILED", "RUN_STARTED", "WorkflowRuns", "waiter_json"]
