@@ -392,7 +392,11 @@ class Engine:
         tag: str,
         dlq_id: str | None,
     ) -> Message:
-        body = json.dumps(self.callback_body(message, response, dlq_id)).encode()
+        # Compact, as QStash (Go) writes it: a framework that re-serializes parsed JSON (express)
+        # must get the very bytes that were signed.
+        body = json.dumps(
+            self.callback_body(message, response, dlq_id), separators=(",", ":")
+        ).encode()
         spec = MessageSpec(
             method=cfg.method,
             headers={

@@ -67,6 +67,29 @@ MATRIX: dict[str, list[Any]] = {
         "flow_control",
         "signing_keys_receiver",
     ],
+    # Upstash Workflow: both SDKs serve workflows (FastAPI + uvicorn, express) with signatures
+    # verified; the Python SDK has no parallel steps or waits.
+    "workflow-py": [
+        "sequential_steps",
+        "sleep",
+        "call",
+        "call_retried_failure",
+        "failure_function",
+        "cancel",
+        "runs_listing",
+    ],
+    "workflow-js": [
+        "sequential_steps",
+        "sleep",
+        "parallel_steps",
+        "call",
+        "wait_notify",
+        "wait_timeout",
+        "failure_function",
+        "cancel",
+        "runs_listing",
+        "unimplemented_answers_501",
+    ],
     "openai": [
         name
         for name in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -37,7 +38,9 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
             raise fail(f"invalid value for header {name!r}: {value!r} (a one-line string)")
     body = raw.get("body")
     if body is not None and not isinstance(body, str):
-        raise fail("body must be a string (serialize JSON bodies)")
+        # A JSON value that is not a string is sent as its JSON text (the JS client passes a
+        # context.call's object body through as it is).
+        body = json.dumps(body, separators=(",", ":"))
     queue = raw.get("queue")
     if queue is not None and not isinstance(queue, str):
         raise fail("queue must be a queue name")

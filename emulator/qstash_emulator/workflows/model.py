@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..headers import Headers
+from ..retry_delay import RetryDelay
 from ..scheduler import Timer
+from ..state import CallbackConfig, FlowControl
 from ..users import User
 
 # Run states, as the workflow logs name them.
@@ -101,6 +103,13 @@ class Run:
     # Events notified for this run before it waited (the run-scoped notify's lookback).
     early_events: dict[str, bytes] = field(default_factory=dict)
     order: int = 0
+    # The trigger's settings, which later steps that set none of their own follow
+    # (the SDKs' WF_TriggerOnConfig feature: the JS SDK sends them only with the trigger).
+    retries: int | None = None
+    retry_delay: RetryDelay | None = None
+    flow_control: FlowControl | None = None
+    failure_callback: CallbackConfig | None = None
+    trigger_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def active(self) -> bool:

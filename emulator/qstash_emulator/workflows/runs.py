@@ -10,6 +10,7 @@ scheduler, so a one-week wait ends in one virtual `advance`.
 
 from __future__ import annotations
 
+import copy
 import json
 import weakref
 from typing import Any
@@ -139,6 +140,11 @@ class WorkflowRuns:
                     or "1",
                     labels=list(message.labels),
                     order=self._order,
+                    retries=message.max_retries if "upstash-retries" in spec.given else None,
+                    retry_delay=message.retry_delay,
+                    flow_control=message.flow_control,
+                    failure_callback=copy.deepcopy(message.failure_callback),
+                    trigger_headers=spec.raw,
                 )
                 self._runs.setdefault(user.name, {})[run_id] = run
                 run.entries.append(Entry(message.id, STEP, message.body, now, message.headers))
@@ -166,6 +172,7 @@ class WorkflowRuns:
             )
             entries = run.entries
         else:
+            self._inherit(run, message, spec)
             run.entries.append(
                 Entry(message.id, STEP, message.body, now, message.headers, message.max_retries)
             )
@@ -184,7 +191,23 @@ class WorkflowRuns:
             return
         message.body = p.step_list(entries)
         self._add_run_headers(run, message.headers)
-        self._wire_failure(run, message, spec.raw, "upstash-failure-callback-")
+        inherited = message.extra.pop("workflow_inherited_failure", False)
+        raw = run.trigger_headers if inherited else spec.raw
+        self._wire_failure(run, message, raw, "upstash-failure-callback-")
+
+    def _inherit(self, run: Run, message: Message, spec: MessageSpec) -> None:
+        """A step that sets no retries, retry delay, flow control or failure callback of its
+        own runs with the trigger's."""
+        given = spec.given
+        if "upstash-retries" not in given and run.retries is not None:
+            message.max_retries = run.retries
+        if "upstash-retry-delay" not in given and run.retry_delay is not None:
+            message.retry_delay = run.retry_delay
+        if "upstash-flow-control-key" not in given and run.flow_control is not None:
+            message.flow_control = run.flow_control
+        if message.failure_callback is None and run.failure_callback is not None:
+            message.failure_callback = copy.deepcopy(run.failure_callback)
+            message.extra["workflow_inherited_failure"] = True
 
     def _add_run_headers(self, run: Run, headers: h.Headers) -> None:
         p.add_missing(headers, p.RUN_ID_OUT, run.id)
