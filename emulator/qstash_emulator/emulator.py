@@ -29,6 +29,7 @@ from .scheduler import Scheduler
 from .schedules import Schedules
 from .url_groups import UrlGroups, url_groups_of
 from .users import User, Users
+from .workflows import WorkflowRuns
 
 T = TypeVar("T")
 
@@ -136,6 +137,11 @@ class Emulator:
     @property
     def url_groups(self) -> UrlGroups:
         return url_groups_of(self.engine)
+
+    @property
+    def workflows(self) -> WorkflowRuns:
+        """Upstash Workflow runs and waiters: `emu.workflows.runs(user)`, `.notify(...)`."""
+        return WorkflowRuns.of(self.engine)
 
     @property
     def llm(self) -> LLMEngine:

@@ -11,6 +11,7 @@ from .assertions import Query
 from .config import Settings, UserSpec
 from .harness import CaptureHandle, QStashHarness
 from .records import DeliveredMessage
+from .workflows import WorkflowRunInfo, WorkflowStep
 
 __all__ = [
     "CaptureHandle",
@@ -23,4 +24,6 @@ __all__ = [
     "Reply",
     "Settings",
     "UserSpec",
+    "WorkflowRunInfo",
+    "WorkflowStep",
 ]
