@@ -156,6 +156,8 @@ def run_info(run: Run, emu: Emulator) -> WorkflowRunInfo:
                 raw,
             )
         )
+    # Parallel results arrive in whatever order their deliveries finish: list them by step id.
+    steps.sort(key=lambda s: s.step_id)
     runs = WorkflowRuns.of(emu.engine)
     waiting = sorted(
         event_id

@@ -73,6 +73,8 @@ def step_groups(run: Run, engine: Engine) -> list[dict[str, Any]]:
             last["steps"].append(step)
         else:
             groups.append({"type": "parallel" if concurrent > 1 else "sequential", "steps": [step]})
+    for group in groups:  # parallel results in step order, whichever finished first
+        group["steps"].sort(key=lambda step: step.get("stepId") or 0)
     if pending:
         groups.append({"type": "next", "steps": pending})
     return groups

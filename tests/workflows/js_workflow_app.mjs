@@ -1,0 +1,42 @@
+// Workflows of the official @upstash/workflow SDK under express, for the virtual-time tests.
+// Reads QSTASH_URL, QSTASH_TOKEN and the signing keys from the environment (signatures are
+// verified), prints `LISTENING <port>` once up; `GET /__seen` answers what the routes recorded.
+import express from "express";
+import { serve } from "@upstash/workflow/express";
+
+const seen = {};
+const record = (context, fields) => {
+  seen[context.workflowRunId] = { ...(seen[context.workflowRunId] ?? {}), ...fields };
+};
+
+const app = express();
+app.use(express.json());
+app.get("/__seen", (req, res) => res.json(seen));
+
+app.use(
+  "/parallel",
+  serve(async (context) => {
+    const parts = await Promise.all([
+      context.run("p1", () => 1),
+      context.run("p2", () => 20),
+      context.run("p3", () => 300),
+    ]);
+    const sum = await context.run("sum", () => parts.reduce((x, y) => x + y, 0));
+    record(context, { sum });
+  }),
+);
+
+app.use(
+  "/wait",
+  serve(async (context) => {
+    const { eventId, timeout } = context.requestPayload;
+    const got = await context.waitForEvent("approval", eventId, { timeout });
+    record(context, { got });
+    await context.run("after", () => (got.timeout ? "timed out" : got.eventData));
+  }),
+);
+
+const server = app.listen(0, "127.0.0.1", () => {
+  console.log(`LISTENING ${server.address().port}`);
+});
+process.on("SIGTERM", () => server.close(() => process.exit(0)));

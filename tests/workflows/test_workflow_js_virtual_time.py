@@ -1,0 +1,76 @@
+"""Workflow runs of the official JS SDK (express, under node) in virtual time, through the
+plugin's helpers: parallel steps, and waits that end by notify or by a one-week timeout, each
+in one `advance`."""
+
+from __future__ import annotations
+
+from conftest import JsWorkflowApp
+from pytest_qstash import QStashHarness
+
+
+def test_parallel_steps(qstash: QStashHarness, js_workflow_app: JsWorkflowApp) -> None:
+    run_id = qstash.trigger_workflow(js_workflow_app.url("/parallel"))
+    qstash.advance("1s")
+
+    run = qstash.assert_workflow_completed(run_id)
+    assert [s.name for s in run.steps] == ["init", "p1", "p2", "p3", "sum"]
+    assert [s.concurrent for s in run.steps[1:4]] == [3, 3, 3]
+    assert run.step("sum").result == 321
+    assert js_workflow_app.seen()[run_id] == {"sum": 321}
+
+
+def test_a_notified_wait_goes_on_with_the_event_data(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    url = js_workflow_app.url("/wait")
+    run_id = qstash.trigger_workflow(url, {"eventId": "approval-1", "timeout": "7d"})
+    qstash.advance("1h")
+    [waiter] = qstash.waiters("approval-1")
+    assert waiter["url"] == url
+    assert waiter["deadline"] == int(qstash.started + 7 * 86400)
+    assert qstash.workflow_run(run_id).waiting_for == ["approval-1"]
+
+    [answer] = qstash.notify("approval-1", {"approved": True})
+    assert answer["waiter"]["url"] == url and answer["messageId"]
+    qstash.advance("1s")
+
+    run = qstash.assert_workflow_completed(run_id, steps=["approval", "after"])
+    assert run.step("approval").result == {"timeout": False, "event_data": {"approved": True}}
+    assert js_workflow_app.seen()[run_id]["got"] == {
+        "eventData": {"approved": True},
+        "timeout": False,
+    }
+    assert qstash.waiters("approval-1") == []
+    assert qstash.notify("approval-1", "again") == []  # nobody waits any more
+
+
+def test_a_one_week_wait_times_out_in_one_advance(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    run_id = qstash.trigger_workflow(
+        js_workflow_app.url("/wait"), {"eventId": "never", "timeout": "7d"}
+    )
+    qstash.advance("7d")
+
+    run = qstash.assert_workflow_completed(run_id, steps=["approval", "after"])
+    assert run.step("approval").result == {"timeout": True, "event_data": None}
+    assert run.step("after").result == "timed out"
+    assert run.completed_at == qstash.started + 7 * 86400
+
+
+def test_a_run_scoped_notify_before_the_wait_is_kept_a_plain_one_is_lost(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    url = js_workflow_app.url("/wait")
+    kept = qstash.trigger_workflow(url, {"eventId": "early", "timeout": "1d"})
+    lost = qstash.trigger_workflow(url, {"eventId": "early-plain", "timeout": "1d"})
+    # Neither run waits yet (their first step has not been delivered).
+    assert qstash.notify("early", {"n": 1}, run_id=kept) == []
+    assert qstash.notify("early-plain", {"n": 2}) == []
+    qstash.advance("1d")
+
+    assert qstash.workflow_run(kept).step("approval").result == {
+        "timeout": False,
+        "event_data": {"n": 1},
+    }
+    assert qstash.workflow_run(lost).step("approval").result["timeout"] is True
