@@ -13,8 +13,8 @@ from pytest_httpserver import HTTPServer
 from qstash import QStash
 from qstash.message import BatchResponse, BatchUrlGroupResponse
 from qstash_emulator import Emulator
-from qstash_emulator.destinations import Fanout, add_resolver
-from qstash_emulator.users import User
+from qstash_emulator.core.users import User
+from qstash_emulator.resources.destinations import Fanout
 
 
 def post_batch(emu: Emulator, content: bytes) -> httpx.Response:
@@ -190,7 +190,7 @@ def test_a_registered_resolver_claims_destinations_in_publish_enqueue_and_batch(
     def resolve(who: User, destination: str) -> list[Fanout] | None:
         return [Fanout(url, {"api": "test"})] if destination == "api/test" else None
 
-    add_resolver(emu.engine, resolve)
+    emu.backend.destinations.resolvers.append(resolve)
     auth = {"Authorization": f"Bearer {emu.token}"}
     published = httpx.post(f"{emu.url}/v2/publish/api/test", content=b"p", headers=auth)
     enqueued = httpx.post(f"{emu.url}/v2/enqueue/jobs/api/test", content=b"e", headers=auth)

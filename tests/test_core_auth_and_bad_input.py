@@ -8,7 +8,7 @@ import httpx
 import pytest
 from qstash import QStash
 from qstash_emulator import Emulator
-from qstash_emulator.users import DEV_SERVER_USERS, dev_token
+from qstash_emulator.core.users import DEV_SERVER_USERS, dev_token
 
 
 def post(

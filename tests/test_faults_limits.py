@@ -10,7 +10,7 @@ from pytest_httpserver import HTTPServer
 from qstash import QStash, Receiver
 from qstash.errors import DailyMessageLimitExceededError, RateLimitExceededError
 from qstash_emulator import Emulator
-from qstash_emulator.limits import Limits
+from qstash_emulator.controls.limits import Limits
 
 
 def test_fail_n_times_then_succeed(

@@ -14,9 +14,9 @@ import pytest
 from qstash import QStash
 from qstash.errors import QStashError
 from qstash_emulator import Emulator
-from qstash_emulator.clock import DEFAULT_EPOCH
-from qstash_emulator.options import MessageSpec
-from qstash_emulator.state import FlowControl as FlowControlConfig
+from qstash_emulator.core.clock import DEFAULT_EPOCH
+from qstash_emulator.core.state import FlowControlSpec
+from qstash_emulator.parsing.publish_headers import MessageSpec
 
 WAIT = 10.0  # upper bound for a thread handshake; never reached when things work
 
@@ -235,7 +235,7 @@ def test_a_message_cancelled_between_release_and_attempt_frees_its_slot(
     # Engine level: the window between a release (engine.start) and the attempt is too short
     # to hit over HTTP, so drive the gate directly on the emulator's loop.
     url = target("/x")
-    spec = MessageSpec(flow_control=FlowControlConfig("k", parallelism=1))
+    spec = MessageSpec(flow_control=FlowControlSpec("k", parallelism=1))
     gate, eng = emu.flow_control, emu.engine
 
     async def scenario() -> tuple[int, int]:

@@ -16,7 +16,7 @@ from qstash import QStash, Receiver
 from qstash.chat import custom, openai
 from qstash_emulator import Emulator
 from qstash_emulator.llm import LLAMA_3_8B, LLMErrorSpec
-from qstash_emulator.llm_publish import UPSTASH_LLM_URL
+from qstash_emulator.llm.publishing import UPSTASH_LLM_URL
 
 OPENAI_CHAT = "https://api.openai.com/v1/chat/completions"
 QUESTION = [{"role": "user", "content": "What is the capital of Turkey?"}]

@@ -15,7 +15,7 @@ from qstash import QStash
 from qstash.errors import QStashError
 from qstash.message import EnqueueResponse
 from qstash_emulator import Emulator
-from qstash_emulator.state import CANCELLED
+from qstash_emulator.core.state import CANCELLED
 
 WAIT = 10.0  # upper bound for waits on events; a passing run never gets near it
 

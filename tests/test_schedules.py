@@ -14,8 +14,8 @@ from qstash import QStash
 from qstash.errors import QStashError
 from qstash.schedule import ScheduleState
 from qstash_emulator import Emulator
-from qstash_emulator.clock import DEFAULT_EPOCH
-from qstash_emulator.options import MessageSpec
+from qstash_emulator.core.clock import DEFAULT_EPOCH
+from qstash_emulator.parsing.publish_headers import MessageSpec
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 

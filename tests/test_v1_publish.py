@@ -14,7 +14,7 @@ from helpers import requests_to
 from pytest_httpserver import HTTPServer
 from qstash import QStash, Receiver
 from qstash_emulator import Emulator
-from qstash_emulator.clock import DEFAULT_EPOCH
+from qstash_emulator.core.clock import DEFAULT_EPOCH
 
 
 def v1(

@@ -1,9 +1,9 @@
 """A local emulator of Upstash QStash: signed deliveries, retries, DLQ and logs on one clock."""
 
-from .clock import Clock, RealClock, VirtualClock
+from .core.clock import Clock, RealClock, VirtualClock
+from .core.errors import ApiError
+from .core.signing import verify as verify_signature
+from .core.users import User
 from .emulator import Emulator
-from .errors import ApiError
-from .signing import verify as verify_signature
-from .users import User
 
 __all__ = ["ApiError", "Clock", "Emulator", "RealClock", "User", "VirtualClock", "verify_signature"]

@@ -5,31 +5,34 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic, wall_time
-from .delivery import Delivery
-from .durations import parse_duration
-from .engine import Engine
-from .faults import Faults
-from .flow_control import FlowControl
+from .backend import Backend
+from .controls.captures import CaptureStore
+from .controls.faults import Faults
+from .controls.limits import Limits
+from .core.clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_monotonic
+from .core.delivery import Delivery
+from .core.engine import Engine
+from .core.quotas import QUOTAS
+from .core.scheduler import Scheduler
+from .core.state import Delivered, Message
+from .core.users import User, Users
 from .http.app import create_app
-from .http.limits import LIMITS
-from .ids import IdSource
-from .limits import Limits
 from .llm import LLMEngine
-from .llm_publish import LLMProviders
-from .llm_queue import LLMQueue
-from .llm_service import LLMService
-from .queues import Queues, queues_of
-from .scheduler import Scheduler
-from .schedules import Schedules
-from .url_groups import UrlGroups, url_groups_of
-from .users import User, Users
+from .llm.jobs import LLMQueue
+from .llm.publishing import LLMProviders
+from .parsing.durations import parse_duration
+from .resources.flow_control import FlowControl
+from .resources.queues import Queues
+from .resources.schedules import Schedules
+from .resources.url_groups import UrlGroups
 from .workflows import WorkflowRuns
+
+__all__ = ["Emulator"]
 
 T = TypeVar("T")
 
@@ -63,37 +66,11 @@ class Emulator:
         self.port = port
         # While something waits for a result (await_until), skip idle virtual time.
         self.auto_advance = auto_advance
-        self.users = Users(quota)
-        self.ids = IdSource(seed)
-        self.scheduler = Scheduler(self.clock)
-        self.delivery = Delivery()
-        self.engine = Engine(
-            clock=self.clock,
-            scheduler=self.scheduler,
-            users=self.users,
-            ids=self.ids,
-            delivery=self.delivery,
-            wall=wall_time,  # follows freezegun, as the app's Receiver does
-            keep_deliveries=keep_deliveries,
-        )
-        self.app = create_app(self.engine, self.users)
-        self.limits = Limits(self.clock)
-        self.app[LIMITS] = self.limits
-        self.faults = Faults()
-        self.delivery.interceptors.append(self.faults.intercept)
-        # A test's reset lifts its limits, faults and URL rewrites.
-        self.engine.resetters += [
-            self.limits.reset,
-            self.faults.clear,
-            self.delivery.rewrites.clear,
-        ]
-        # The LLM API: chat limits, and provider hosts answered by the script (after faults, so
-        # a fault can still be injected on them).
-        self.llm_service = LLMService.of(self.engine)
-        self.llm_service.limits = self.limits
+        self.backend = Backend(clock, seed=seed, quota=quota, keep_deliveries=keep_deliveries)
+        self.llm_service = self.backend.llm
         self.llm_service.auto_advance = lambda: self.auto_advance
         self.llm_service.public_url = lambda: self.url
-        self.delivery.interceptors.append(self.llm_service.gateway.intercept)
+        self.app = create_app(self.backend)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -121,27 +98,100 @@ class Emulator:
             return self.users.default
         return user if isinstance(user, User) else self.users[user]
 
-    # -- resources with their own state ---------------------------------------------------------
+    # -- the backend's parts ---------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self.backend.engine
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.backend.scheduler
+
+    @property
+    def users(self) -> Users:
+        return self.backend.users
+
     @property
     def schedules(self) -> Schedules:
-        return Schedules.of(self.engine)
+        return self.backend.schedules
 
     @property
     def flow_control(self) -> FlowControl:
-        return FlowControl.of(self.engine)
+        return self.backend.flow_control
 
     @property
     def queues(self) -> Queues:
-        return queues_of(self.engine)
+        return self.backend.queues
 
     @property
     def url_groups(self) -> UrlGroups:
-        return url_groups_of(self.engine)
+        return self.backend.url_groups
 
     @property
     def workflows(self) -> WorkflowRuns:
         """Upstash Workflow runs and waiters: `emu.workflows.runs(user)`, `.notify(...)`."""
-        return WorkflowRuns.of(self.engine)
+        return self.backend.workflows
+
+    @property
+    def limits(self) -> Limits:
+        """Injected rate limits: `emu.limits.configure(user, daily_messages=...)`."""
+        return self.backend.limits
+
+    @property
+    def faults(self) -> Faults:
+        """Injected delivery faults: `emu.faults.fail(url, times=2)`, ..."""
+        return self.backend.faults
+
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery client: `emu.delivery.rewrite(published_prefix, local_prefix)`."""
+        return self.backend.delivery
+
+    @property
+    def captures(self) -> CaptureStore:
+        """What each capture URL (`{url}/__capture/{name}`) received, and its replies."""
+        return self.backend.captures
+
+    @property
+    def deliveries(self) -> list[Delivered]:
+        """Every delivery attempt so far, oldest first (read on the emulator's loop, or
+        after `settle()`)."""
+        return list(self.backend.engine.delivered)
+
+    @property
+    def pending_messages(self) -> list[Message]:
+        """Every user's unfinished messages (waiting, delayed, in flight or due a retry)."""
+        return [m for st in self.backend.engine.states.values() for m in st.messages.values()]
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised by scheduled work since the last reset (none, normally)."""
+        return list(self.backend.scheduler.errors)
+
+    # -- extension points ---------------------------------------------------------------------
+    def add_delivery_listener(self, listener: Callable[[Delivered], None]) -> None:
+        """Call `listener(record)` on the emulator's loop once each attempt's answer is in."""
+        self.backend.engine.delivery_listeners.append(listener)
+
+    def add_reset_hook(self, hook: Callable[[], None]) -> None:
+        """Call `hook()` at the end of every reset (on the emulator's loop)."""
+        self.backend.reset_hooks.append(hook)
+
+    def add_middleware(self, middleware: Any) -> None:
+        """Put an aiohttp middleware outermost, in front of the API's own; before `start`."""
+        if self._runner is not None:
+            raise RuntimeError("add middlewares before the emulator starts")
+        self.app.middlewares.insert(0, middleware)
+
+    def set_quota(self, tier: str, *, keep: Iterable[str] = ()) -> None:
+        """Give every user but those named in `keep` the plan tier `tier` (`payg`, `pro`)."""
+        if tier not in QUOTAS:
+            raise ValueError(f"unknown quota tier {tier!r} (known: {', '.join(sorted(QUOTAS))})")
+        kept = set(keep)
+        for user in self.users:
+            if user.name not in kept:
+                user.quota = QUOTAS[tier]
+        self.users.quota_name = tier
 
     @property
     def llm(self) -> LLMEngine:
@@ -184,7 +234,7 @@ class Emulator:
 
     async def stop_async(self) -> None:
         await self.scheduler.stop()
-        await self.delivery.close()
+        await self.backend.delivery.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -327,14 +377,7 @@ class Emulator:
         self._reset_state(seed)
 
     def _reset_state(self, seed: int | None) -> None:
-        self.scheduler.clear()
-        self.scheduler.errors.clear()
-        self.engine.reset()
-        self.ids.reset(seed)
-        self.llm.seed = self.ids.seed  # LLM ids follow the emulator's seed
-        self.users.reset_keys()
-        if isinstance(self.clock, VirtualClock):
-            self.clock.reset()
+        self.backend.reset(seed)
 
     def reset_if_idle(self, seed: int | None = None) -> bool:
         """On the emulator's loop: reset at once, unless work is running (then use areset)."""

@@ -20,7 +20,10 @@ def _sdk() -> Any:
     try:
         import qstash
     except ImportError:  # the SDK is the app's dependency, not the plugin's
-        pytest.fail("the qstash SDK is not installed: pip install qstash", pytrace=False)
+        pytest.fail(
+            "the qstash SDK is not installed: pip install qstash (or 'qstash-emulator[pytest]')",
+            pytrace=False,
+        )
     return qstash
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from qstash_emulator.quotas import QUOTAS
+
+from .constants import DEFAULT_QUOTA, QUOTA_TIERS
 
 MARKER_KEYS = frozenset(
     {
@@ -45,7 +46,7 @@ class UserSpec:
 @dataclass(frozen=True)
 class Settings:
     seed: int = 0
-    quota: str = "payg"
+    quota: str = DEFAULT_QUOTA
     users: tuple[UserSpec, ...] = ()
     llm_scripts: tuple[str, ...] = ()
     rate_limits: RateLimits = field(default_factory=dict)
@@ -66,8 +67,8 @@ def _usage(message: str) -> pytest.UsageError:
 
 def parse_quota(value: Any) -> str:
     name = str(value)
-    if name not in QUOTAS:
-        raise _usage(f"unknown quota tier {name!r} (known: {', '.join(sorted(QUOTAS))})")
+    if name not in QUOTA_TIERS:
+        raise _usage(f"unknown quota tier {name!r} (known: {', '.join(QUOTA_TIERS)})")
     return name
 
 
@@ -167,7 +168,7 @@ def from_config(config: pytest.Config) -> Settings:
         raise _usage(f"--qstash-seed must be an integer, not {seed!r}") from None
     return Settings(
         seed=seed_value,
-        quota=parse_quota(pick("qstash_quota", "qstash_quota") or "payg"),
+        quota=parse_quota(pick("qstash_quota", "qstash_quota") or DEFAULT_QUOTA),
         users=_users(pick("qstash_users", "qstash_users") or ()),
         llm_scripts=_paths(pick("qstash_llm_scripts", "qstash_llm_scripts") or ()),
         rate_limits=parse_rate_limits(pick("qstash_rate_limits", "qstash_rate_limits") or ()),
@@ -241,7 +242,7 @@ def add_options(parser: pytest.Parser) -> None:
         dest="qstash_quota",
         default=None,
         metavar="TIER",
-        help=f"quota tier of the users: {', '.join(sorted(QUOTAS))} (default payg)",
+        help=f"quota tier of the users: {', '.join(QUOTA_TIERS)} (default {DEFAULT_QUOTA})",
     )
     group.addoption(
         "--qstash-user",
@@ -292,7 +293,7 @@ def add_options(parser: pytest.Parser) -> None:
         "appended to PATH if given (one file per xdist worker)",
     )
     parser.addini("qstash_seed", "seed for ids and default LLM text", default="")
-    parser.addini("qstash_quota", "quota tier (payg or pro)", default="")
+    parser.addini("qstash_quota", f"quota tier ({' or '.join(QUOTA_TIERS)})", default="")
     parser.addini("qstash_users", "extra users, NAME[:QUOTA] each", type="args", default=[])
     parser.addini("qstash_llm_scripts", "LLM script files to load", type="paths", default=[])
     parser.addini(

@@ -16,9 +16,9 @@ from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qstash_emulator import Emulator
-from qstash_emulator.http.capture import Captured, ReplyLike, make_reply
-from qstash_emulator.http.capture import url as capture_url
-from qstash_emulator.users import User
+from qstash_emulator.controls.captures import Captured, ReplyLike, make_reply
+from qstash_emulator.controls.captures import url as capture_url
+from qstash_emulator.core.users import User
 
 from .assertions import (
     LLMQuery,
@@ -236,11 +236,8 @@ class QStashHarness(WorkflowHelpers):
     def _situation(self) -> Situation:
         """Runs on the emulator's loop: a consistent copy of what happened."""
         emu = self._emu
-        engine = emu.engine
         now = emu.clock.now()
-        deliveries = [
-            DeliveredMessage(r, self.server.verdict(r), emu.url) for r in list(engine.delivered)
-        ]
+        deliveries = [DeliveredMessage(r, self.server.verdict(r), emu.url) for r in emu.deliveries]
         pending = [
             Pending(
                 m.id,
@@ -249,8 +246,7 @@ class QStashHarness(WorkflowHelpers):
                 m.state,
                 m.retried,
             )
-            for state in list(engine.states.values())
-            for m in list(state.messages.values())
+            for m in emu.pending_messages
         ]
         pending.sort(key=lambda p: (p.due, p.message_id))
         start = self.server.started
@@ -259,7 +255,7 @@ class QStashHarness(WorkflowHelpers):
         return Situation(
             deliveries,
             pending,
-            [repr(e) for e in emu.scheduler.errors],
+            [repr(e) for e in emu.errors],
             now,
             start,
             emu.auto_advance,
@@ -274,7 +270,7 @@ class QStashHarness(WorkflowHelpers):
 
             def done() -> bool:
                 count = 0
-                for record in list(emu.engine.delivered):
+                for record in emu.deliveries:
                     if record.response is None:
                         continue  # still in flight
                     d = DeliveredMessage(record, self.server.verdict(record), emu.url)
@@ -284,7 +280,7 @@ class QStashHarness(WorkflowHelpers):
 
             await emu.await_until(done, timeout)
         else:
-            await emu.scheduler.catch_up()
+            await emu.asettle()
         return self._situation()
 
     def _query(self, url: Any, filters: Mapping[str, Any]) -> Query:

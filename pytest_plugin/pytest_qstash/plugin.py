@@ -3,6 +3,10 @@
 One emulator per session (per xdist worker: each worker is its own process, ports are picked
 by the OS) is reset before every test; a test whose marker changes what the server is built
 from (extra users, real time, fresh=True) or that asks for `qstash_fresh` gets its own.
+
+pytest imports this module in every run where the package is installed, so at import it needs
+only pytest and the light `config` module: the emulator (aiohttp, Faker, croniter, PyYAML) and
+the qstash SDK are imported when a QStash fixture first runs (`_server_types`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import pytest
 
 from . import config as cfg
 from .clients import Clients
-from .harness import QStashHarness
-from .server import Server
 
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
+
+    from .harness import QStashHarness
+    from .server import Server
 
 
 class QStashEmulatorWarning(UserWarning):
@@ -38,7 +43,8 @@ class _Session:
 
     def shared_server(self) -> Server:
         if self.shared is None:
-            self.shared = Server(self.settings)
+            server_type, _ = _server_types()
+            self.shared = server_type(self.settings)
         return self.shared
 
     def close(self) -> None:
@@ -48,7 +54,7 @@ class _Session:
 
 
 _SESSION = pytest.StashKey[_Session]()
-_HARNESS = pytest.StashKey[QStashHarness]()
+_HARNESS = pytest.StashKey["QStashHarness"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,6 +94,14 @@ def _session(config: pytest.Config) -> _Session:
     return config.stash[_SESSION]
 
 
+def _server_types() -> tuple[type[Server], type[QStashHarness]]:
+    # The one place the emulator gets imported: when a test first needs a server.
+    from .harness import QStashHarness
+    from .server import Server
+
+    return Server, QStashHarness
+
+
 @pytest.fixture(scope="session")
 def qstash_server(pytestconfig: pytest.Config) -> Iterator[Server]:
     """The session's shared emulator (reset before each test by `qstash`)."""
@@ -104,15 +118,16 @@ def _harness(request: pytest.FixtureRequest, fresh: bool) -> Iterator[QStashHarn
     if fresh and not settings.fresh:
         settings = replace(settings, fresh=True)
     own = settings.own_server(session.settings)
+    server_type, harness_type = _server_types()
     # The shared server is held by the session (stopped at unconfigure), not by a fixture:
     # a dynamic fixture lookup per test costs more than the reset itself.
-    server = Server(settings) if own else session.shared_server()
+    server = server_type(settings) if own else session.shared_server()
     try:
         try:
             server.prepare(settings)
         except (RuntimeError, TypeError, ValueError) as exc:
             pytest.fail(f"qstash: {exc}", pytrace=False)
-        harness = QStashHarness(server, settings, session.clients)
+        harness = harness_type(server, settings, session.clients)
         request.node.stash[_HARNESS] = harness
         env = server.default_env
         saved = {name: os.environ.get(name) for name in env}
@@ -133,7 +148,7 @@ def _harness(request: pytest.FixtureRequest, fresh: bool) -> Iterator[QStashHarn
 
 def _after_test(request: pytest.FixtureRequest, harness: QStashHarness, session: _Session) -> None:
     # A reset still queued means nothing of this test reached the emulator: no need to wait.
-    errors = list(harness.server.emulator.scheduler.errors) if harness.server.reset_done else []
+    errors = harness.server.emulator.errors if harness.server.reset_done else []
     if errors:
         warnings.warn(
             QStashEmulatorWarning(

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from qstash_emulator.signing import verify
-from qstash_emulator.state import Delivered
+from qstash_emulator.core.signing import verify
+from qstash_emulator.core.state import Delivered
 
 # Snapshots replace the emulator's address (a new port every run) with this.
 SNAPSHOT_HOST = "http://qstash-emulator"

@@ -9,9 +9,8 @@ import threading
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from qstash_emulator import Emulator
-from qstash_emulator.http.capture import CAPTURES, PREFIX, CaptureStore
-from qstash_emulator.quotas import QUOTAS
-from qstash_emulator.state import Delivered
+from qstash_emulator.controls.captures import PREFIX, CaptureStore
+from qstash_emulator.core.state import Delivered
 
 from .config import Settings
 from .records import Verdict, check_signature, iso
@@ -41,14 +40,10 @@ class Server:
         self._lock = threading.Lock()
         self.log_lines: list[str] = []
         self._log_lock = threading.Lock()
-        emu.engine.listeners.append(self._delivered)
-        emu.engine.resetters.append(self._forget)
-        llm = getattr(emu, "llm", None)
-        reset_llm = getattr(llm, "reset", None)
-        if reset_llm is not None and reset_llm not in emu.engine.resetters:
-            emu.engine.resetters.append(reset_llm)
+        emu.add_delivery_listener(self._delivered)
+        emu.add_reset_hook(self._forget)
         # Outermost: runs a test's due reset before anything else, logs final statuses.
-        emu.app.middlewares.insert(0, self._make_middleware())
+        emu.add_middleware(self._make_middleware())
         emu.start()
         # What the default user's env is after every reset (keys back to their first values),
         # known without waiting for the reset.
@@ -56,7 +51,7 @@ class Server:
 
     @property
     def captures(self) -> CaptureStore:
-        return self.emulator.app[CAPTURES]
+        return self.emulator.captures
 
     def stop(self) -> None:
         self.emulator.stop()
@@ -86,12 +81,11 @@ class Server:
                 self._due = settings.seed
 
     def _needs_config(self, settings: Settings) -> bool:
-        llm = getattr(self.emulator, "llm", None)
         return bool(
             settings.quota != self.quota
             or settings.rate_limits
             or settings.llm_scripts
-            or (llm is not None and getattr(llm, "seed", settings.seed) != settings.seed)
+            or self.emulator.llm.seed != settings.seed
         )
 
     def _take_due(self) -> int | None:
@@ -137,30 +131,13 @@ class Server:
     def _configure(self, settings: Settings) -> None:
         emu = self.emulator
         if settings.quota != self.quota:
-            quota = QUOTAS[settings.quota]
-            for user in emu.users:
-                if user.name not in self._own_quota:
-                    user.quota = quota
-            emu.users.quota_name = settings.quota
+            emu.set_quota(settings.quota, keep=self._own_quota)
             self.quota = settings.quota
-        if settings.rate_limits:
-            limits = getattr(emu, "limits", None)
-            if limits is None or not hasattr(limits, "configure"):
-                raise RuntimeError(
-                    "rate limits were asked for, but this emulator has no Emulator.limits"
-                )
-            for who, values in settings.rate_limits.items():
-                limits.configure(who, **values)
-        llm = getattr(emu, "llm", None)
-        if llm is not None:
-            if hasattr(llm, "seed"):
-                llm.seed = settings.seed
-            for path in settings.llm_scripts:
-                llm.load_script(path)
-        elif settings.llm_scripts:
-            raise RuntimeError(
-                "LLM scripts were given, but this emulator has no LLM engine (Emulator.llm)"
-            )
+        for who, values in settings.rate_limits.items():
+            emu.limits.configure(who, **values)
+        emu.llm.seed = settings.seed
+        for path in settings.llm_scripts:
+            emu.llm.load_script(path)
 
     def _forget(self) -> None:
         self.verdicts.clear()

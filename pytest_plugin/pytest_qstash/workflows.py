@@ -12,8 +12,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from qstash_emulator.destinations import publish_to
-from qstash_emulator.options import parse_message_headers
+from qstash_emulator.parsing.publish_headers import parse_message_headers
 from qstash_emulator.workflows import Run, WorkflowRuns
 from qstash_emulator.workflows.model import RUN_STARTED, STEP
 from qstash_emulator.workflows.runs import waiter_json
@@ -158,7 +157,7 @@ def run_info(run: Run, emu: Emulator) -> WorkflowRunInfo:
         )
     # Parallel results arrive in whatever order their deliveries finish: list them by step id.
     steps.sort(key=lambda s: s.step_id)
-    runs = WorkflowRuns.of(emu.engine)
+    runs = emu.workflows
     waiting = sorted(
         event_id
         for event_id, waiters in runs._waiters.get(run.user.name, {}).items()
@@ -201,7 +200,7 @@ class WorkflowHelpers:
         raise NotImplementedError
 
     def _runs(self) -> WorkflowRuns:
-        return WorkflowRuns.of(self._emu.engine)
+        return self._emu.workflows
 
     async def _collect(self, url: str | None, run_id: str | None) -> list[WorkflowRunInfo]:
         await self._emu.scheduler.catch_up()
@@ -247,7 +246,7 @@ class WorkflowHelpers:
 
         async def start() -> str:
             emu = self._emu
-            rid = run_id or emu.ids.next("workflow_run", "wfr_", 21)
+            rid = run_id or emu.backend.ids.next("workflow_run", "wfr_", 21)
             pairs = [
                 ("Content-Type", "application/json"),
                 ("Upstash-Workflow-Init", "true"),
@@ -274,7 +273,7 @@ class WorkflowHelpers:
                 if retries is not None:
                     pairs.append((f"{failure}-Retries", str(retries)))
             spec = parse_message_headers(pairs, emu.user.quota)
-            publish_to(emu.engine, emu.user, url, spec, raw, caller_ip="127.0.0.1")
+            emu.backend.destinations.publish(emu.user, url, spec, raw, caller_ip="127.0.0.1")
             return rid
 
         return self._run(start())

@@ -7,7 +7,7 @@ import re
 import pytest
 from pytest_qstash import QStashHarness
 from qstash import QStash
-from qstash_emulator.state import Delivered
+from qstash_emulator.core.state import Delivered
 
 
 def test_assert_delivered_failure_shows_what_was_delivered_instead(

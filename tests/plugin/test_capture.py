@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_qstash import QStashHarness
 from qstash import QStash
-from qstash_emulator.http.capture import Reply, make_reply
+from qstash_emulator.controls.captures import Reply, make_reply
 
 
 def test_sub_paths_query_and_methods_are_recorded(

@@ -9,7 +9,7 @@ from pytest_httpserver import HTTPServer
 from pytest_qstash import QStashHarness
 from qstash import QStash, Receiver
 from qstash.errors import SignatureError
-from qstash_emulator.users import DEV_SERVER_USERS
+from qstash_emulator.core.users import DEV_SERVER_USERS
 from werkzeug import Request, Response
 
 

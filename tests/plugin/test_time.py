@@ -10,7 +10,7 @@ from freezegun import freeze_time
 from pytest_qstash import QStashHarness
 from qstash import QStash
 from qstash_emulator import Emulator, VirtualClock
-from qstash_emulator.clock import DEFAULT_EPOCH
+from qstash_emulator.core.clock import DEFAULT_EPOCH
 
 
 def test_advance_delivers_what_falls_due(qstash: QStashHarness, qstash_client: QStash) -> None:

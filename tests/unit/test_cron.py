@@ -8,7 +8,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
-from qstash_emulator.cron import CronError, CronSpec
+from qstash_emulator.parsing.cron import CronError, CronSpec
 
 UTC = timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import pytest
-from qstash_emulator.durations import (
+from qstash_emulator.parsing.durations import (
     DurationError,
     format_duration,
     parse_duration,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from qstash_emulator.retry_delay import (
+from qstash_emulator.parsing.retry_expressions import (
     MAX_DELAY_MS,
     RetryDelay,
     RetryDelayError,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from pytest_qstash import QStashHarness
-from workflow_app import WorkflowApp
+from sdk_app import WorkflowApp
 
 
 @pytest.fixture

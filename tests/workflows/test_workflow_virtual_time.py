@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pytest_qstash import QStashHarness
 from upstash_workflow import AsyncWorkflowContext
-from workflow_app import WorkflowApp
+from sdk_app import WorkflowApp
 
 Ctx = AsyncWorkflowContext[Any]
 
@@ -166,7 +166,7 @@ def test_runs_are_listed_per_url_and_their_ids_follow_the_seed(
     assert [r.id for r in qstash.workflow_runs(url=workflow_app.url("/one"))] == [first]
     assert [r.id for r in qstash.workflow_runs()] == [first, second]
 
-    qstash.emulator.reset(seed=qstash.emulator.ids.seed)
+    qstash.emulator.reset(seed=qstash.emulator.backend.ids.seed)
     assert qstash.workflow_runs() == []
     assert qstash.trigger_workflow(workflow_app.url("/one")) == first  # same seed, same id
 

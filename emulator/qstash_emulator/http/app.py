@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..engine import Engine
-from ..users import Users
+from ..backend import Backend
 from . import (
     batch,
     capture,
@@ -23,7 +22,7 @@ from . import (
     url_groups,
     workflows,
 )
-from .common import ENGINE, ERROR_RENDERERS, USERS, api_middleware
+from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
 
 RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
@@ -32,12 +31,11 @@ RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 
 
-def create_app(engine: Engine, users: Users) -> web.Application:
+def create_app(backend: Backend) -> web.Application:
     app = web.Application(
         middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
     )
-    app[ENGINE] = engine
-    app[USERS] = users
+    app[BACKEND] = backend
     app[ERROR_RENDERERS] = []
     for resource in RESOURCES:
         resource.setup(app)

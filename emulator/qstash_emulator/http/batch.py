@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..destinations import BatchItem, publish_batch
-from ..errors import ApiError, bad_request
-from ..options import parse_message_headers
-from ..users import User
-from .common import engine, json_response, read_json, user
+from ..core.errors import ApiError, bad_request
+from ..core.users import User
+from ..parsing.publish_headers import parse_message_headers
+from ..resources.destinations import BatchItem
+from .common import backend, json_response, read_json, user
 
 # Client-side names of a destination: next to "destination" they would make it ambiguous.
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
@@ -66,7 +66,9 @@ async def batch(request: web.Request) -> web.Response:
     if not isinstance(data, list) or not data:
         raise bad_request("request body must be a non-empty JSON array of messages")
     items = [_item(i, raw, who) for i, raw in enumerate(data)]
-    answers = publish_batch(engine(request), who, items, caller_ip=request.remote or "127.0.0.1")
+    answers = backend(request).destinations.publish_batch(
+        who, items, caller_ip=request.remote or "127.0.0.1"
+    )
     return json_response(answers)
 
 

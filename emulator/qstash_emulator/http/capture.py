@@ -2,8 +2,8 @@
 reaches it and answers with a chosen reply, so a test needs no second server.
 
 Deliveries reach it over real HTTP like any destination (signed, retried, logged). Paths under
-`/__` skip the API's authentication. Tests in Python use the `CaptureStore` directly (the
-pytest plugin does); other languages can use the control routes:
+`/__` skip the API's authentication. Tests in Python use the `CaptureStore` directly
+(`emu.captures`; the pytest plugin does); other languages can use the control routes:
 
 - `GET /__captures` -> `{"name": count, ...}`
 - `GET /__captures/{name}` -> the recorded requests (body as text and base64)
@@ -13,183 +13,14 @@ pytest plugin does); other languages can use the control routes:
 
 from __future__ import annotations
 
-import base64
-import json
-import re
-import threading
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 from aiohttp import web
 
-from ..clock import Clock
-from .common import ENGINE, json_response, read_json
-
-PREFIX = "/__capture/"
-_NAME = re.compile(r"^[A-Za-z0-9._~-]+$")
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a capture URL answers."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-# A reply as given: a status, a Reply, or a mapping with status/body/headers.
-ReplyLike = int | Reply | Mapping[str, Any]
-
-
-def make_reply(
-    value: ReplyLike | None = None,
-    *,
-    status: int = 200,
-    body: bytes | str | Any = b"",
-    headers: Mapping[str, str] | None = None,
-) -> Reply:
-    if isinstance(value, Reply):
-        return value
-    if isinstance(value, int):
-        status = value
-    elif value is not None:
-        status = int(value.get("status", status))
-        body = value.get("body", body)
-        headers = value.get("headers", headers)
-    if isinstance(body, str):
-        data = body.encode()
-    elif isinstance(body, bytes):
-        data = body
-    else:  # anything else is sent as JSON
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", **(headers or {})}
-    if not 100 <= status <= 599:
-        raise ValueError(f"status must be 100..599, not {status}")
-    return Reply(status, data, tuple((headers or {}).items()))
-
-
-@dataclass
-class Captured:
-    """One request a capture URL received."""
-
-    name: str
-    method: str
-    path: str  # path and query string as received
-    headers: list[tuple[str, str]]
-    body: bytes
-    time: float  # the emulator's clock
-    status: int  # what the capture answered
-
-    def header(self, name: str) -> str | None:
-        lower = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lower), None)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "method": self.method,
-            "path": self.path,
-            "headers": [list(pair) for pair in self.headers],
-            "body": self.text,
-            "body_base64": base64.b64encode(self.body).decode(),
-            "time": self.time,
-            "status": self.status,
-        }
-
-
-@dataclass
-class Capture:
-    """The requests one capture name received and the replies it will give."""
-
-    name: str
-    requests: list[Captured] = field(default_factory=list)
-    default: Reply = field(default_factory=Reply)
-    queued: deque[Reply] = field(default_factory=deque)
-
-    def next_reply(self) -> Reply:
-        return self.queued.popleft() if self.queued else self.default
-
-
-class CaptureStore:
-    """All capture names of one emulator. Safe to use from a test's thread while the emulator's
-    loop records requests (one lock; every operation is short)."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._captures: dict[str, Capture] = {}
-        self._lock = threading.Lock()
-
-    def _get(self, name: str) -> Capture:
-        if not _NAME.match(name):
-            raise ValueError(f"capture names use A-Z a-z 0-9 . _ ~ -, not {name!r}")
-        found = self._captures.get(name)
-        if found is None:
-            found = self._captures[name] = Capture(name)
-        return found
-
-    def respond(
-        self,
-        name: str,
-        reply: Reply | None = None,
-        sequence: Iterable[ReplyLike] | None = None,
-    ) -> None:
-        """Set the default reply and/or queue replies used first, one per request, in order."""
-        queued = [make_reply(r) for r in sequence] if sequence is not None else None
-        with self._lock:
-            capture = self._get(name)
-            if reply is not None:
-                capture.default = reply
-            if queued is not None:
-                capture.queued = deque(queued)
-
-    def record(
-        self, name: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes
-    ) -> Reply:
-        with self._lock:
-            capture = self._get(name)
-            reply = capture.next_reply()
-            capture.requests.append(
-                Captured(name, method, path, headers, body, self.clock.now(), reply.status)
-            )
-        return reply
-
-    def requests(self, name: str) -> list[Captured]:
-        with self._lock:
-            found = self._captures.get(name)
-            return list(found.requests) if found is not None else []
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return {name: len(c.requests) for name, c in self._captures.items()}
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            self._captures.pop(name, None)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._captures.clear()
-
-
-CAPTURES = web.AppKey("captures", CaptureStore)
-
-
-def url(base: str, name: str) -> str:
-    return base.rstrip("/") + PREFIX + name
+from ..controls.captures import PREFIX, make_reply
+from .common import backend, json_response, read_json
 
 
 async def receive(request: web.Request) -> web.Response:
-    store = request.app[CAPTURES]
+    store = backend(request).captures
     body = await request.read()
     try:
         reply = store.record(
@@ -205,11 +36,11 @@ async def receive(request: web.Request) -> web.Response:
 
 
 async def list_captures(request: web.Request) -> web.Response:
-    return json_response(request.app[CAPTURES].counts())
+    return json_response(backend(request).captures.counts())
 
 
 async def show(request: web.Request) -> web.Response:
-    records = request.app[CAPTURES].requests(request.match_info["name"])
+    records = backend(request).captures.requests(request.match_info["name"])
     return json_response([r.as_dict() for r in records])
 
 
@@ -220,22 +51,18 @@ async def configure(request: web.Request) -> web.Response:
     try:
         sequence = data.get("sequence")
         reply = make_reply(data) if "status" in data or "body" in data else None
-        request.app[CAPTURES].respond(request.match_info["name"], reply, sequence)
+        backend(request).captures.respond(request.match_info["name"], reply, sequence)
     except (ValueError, TypeError, AttributeError) as exc:
         return json_response({"error": str(exc)}, 400)
     return json_response({"ok": True})
 
 
 async def forget(request: web.Request) -> web.Response:
-    request.app[CAPTURES].forget(request.match_info["name"])
+    backend(request).captures.forget(request.match_info["name"])
     return json_response({"ok": True})
 
 
 def setup(app: web.Application) -> None:
-    engine = app[ENGINE]
-    store = CaptureStore(engine.clock)
-    app[CAPTURES] = store
-    engine.resetters.append(store.reset)
     app.router.add_route("*", PREFIX + "{name}", receive)
     app.router.add_route("*", PREFIX + "{name}/{tail:.*}", receive)
     app.router.add_get("/__captures", list_captures)

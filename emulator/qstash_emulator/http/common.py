@@ -1,4 +1,4 @@
-"""Request context shared by every handler: the engine, the user, JSON errors."""
+"""Request context shared by every handler: the backend, the user, JSON errors."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Engine
-from ..errors import ApiError
-from ..users import User, Users
+from ..backend import Backend
+from ..core.engine import Engine
+from ..core.errors import ApiError
+from ..core.users import User
 
-ENGINE = web.AppKey("engine", Engine)
-USERS = web.AppKey("users", Users)
+BACKEND = web.AppKey("backend", Backend)
 # Routes with another error shape (the OpenAI-compatible LLM API): `(path prefix, render)` with
 # `render(request, exc) -> web.Response`; the first prefix the path starts with renders.
 ERROR_RENDERERS = web.AppKey("error_renderers", list)
@@ -27,8 +27,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_PARAMS = ("qstashToken", "qstash_token")
 
 
+def backend(request: web.Request) -> Backend:
+    """The emulator's backend: the engine and every resource."""
+    return request.app[BACKEND]
+
+
 def engine(request: web.Request) -> Engine:
-    return request.app[ENGINE]
+    return request.app[BACKEND].engine
 
 
 def user(request: web.Request) -> User:
@@ -70,7 +75,7 @@ def authenticate(request: web.Request) -> User:
         raise ApiError(
             401, "Unauthorized: pass your QSTASH_TOKEN as 'Authorization: Bearer <token>'"
         )
-    found = request.app[USERS].by_token(token)
+    found = request.app[BACKEND].users.by_token(token)
     if found is None:
         raise ApiError(401, "Unauthorized: invalid token")
     return found

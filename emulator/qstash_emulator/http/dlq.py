@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..filters import count_param, message_filter, page, values
-from ..render import dlq_json
-from ..state import DlqEntry
+from ..core.state import DlqEntry
 from .common import engine, json_response, read_json, user
+from .filters import count_param, message_filter, page, values
 from .publish import parse_spec
+from .render import dlq_json
 
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:

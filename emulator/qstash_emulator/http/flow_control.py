@@ -6,12 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import bad_request
-from ..filters import int_param
-from ..flow_control import FlowControl, KeyState
-from .common import ENGINE, json_response, user
-
-FLOW_CONTROL = web.AppKey("flow_control", FlowControl)
+from ..core.errors import bad_request
+from ..resources.flow_control import FlowControl, KeyState
+from .common import backend, json_response, user
+from .filters import int_param
 
 
 def key_json(st: KeyState) -> dict[str, Any]:
@@ -35,7 +33,7 @@ def key_json(st: KeyState) -> dict[str, Any]:
 
 
 def _fc(request: web.Request) -> FlowControl:
-    return request.app[FLOW_CONTROL]
+    return backend(request).flow_control
 
 
 def _key(request: web.Request) -> str:
@@ -97,7 +95,6 @@ async def global_parallelism(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[FLOW_CONTROL] = FlowControl.of(app[ENGINE])
     one = "/v2/flowControl/{flowControlKey:[^/]+}"
     app.router.add_get("/v2/flowControl", list_keys)
     app.router.add_get(one, get_key)

@@ -6,11 +6,8 @@ import json
 
 from aiohttp import web
 
-from ..limits import Limits
-from .common import USER_KEY, Handler
+from .common import USER_KEY, Handler, backend
 from .openai import OPENAI_PREFIXES
-
-LIMITS = web.AppKey("limits", Limits)
 
 # QStash has no per-second limit on these; they count toward the daily message limit instead.
 _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
@@ -18,9 +15,9 @@ _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
 
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    limits = request.app.get(LIMITS)
+    limits = backend(request).limits
     who = request.get(USER_KEY)
-    if limits is None or not limits.active or who is None or not request.path.startswith("/v"):
+    if not limits.active or who is None or not request.path.startswith("/v"):
         return await handler(request)
     if request.path.startswith(OPENAI_PREFIXES):
         return await handler(request)  # the LLM API has its own limits (chat requests/tokens)

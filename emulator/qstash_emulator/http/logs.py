@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..filters import count_param, message_filter, page, state_matches
-from ..render import log_json
 from .common import engine, json_response, user
+from .filters import count_param, message_filter, page, state_matches
+from .render import log_json
 
 
 def _logs(request: web.Request, field: str) -> web.Response:

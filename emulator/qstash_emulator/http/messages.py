@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..filters import int_param, message_filter, values
-from ..render import message_json
 from .common import engine, json_response, read_json, user
+from .filters import int_param, message_filter, values
+from .render import message_json
 
 
 async def get_message(request: web.Request) -> web.Response:

@@ -16,25 +16,25 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from ..errors import ApiError
+from ..core.errors import ApiError
 from ..llm import LLMOutcome
 from ..llm import rules as r
 from ..llm.errors import OpenAIError, error_body
-from ..llm_publish import NO_KEY, invalid_json, parse_multipart, rate_limited
-from ..llm_service import (
+from ..llm.publishing import NO_KEY, invalid_json, parse_multipart, rate_limited
+from ..llm.requests import (
     FORM_ENDPOINTS,
     IMAGE_ROUTE_PREFIX,
     MODELS,
     POST_ENDPOINTS,
     Files,
     LLMRequest,
-    LLMService,
     encode_outcome,
     form_fields,
     run_request,
     sse_events,
 )
-from .common import ENGINE, ERROR_RENDERERS, Handler, token_of, user
+from ..llm.service import LLMService
+from .common import ERROR_RENDERERS, Handler, backend, token_of, user
 
 CUSTOM = "custom"  # the provider name rules see for /v1, /v2 and /queue requests
 # Path prefixes of the OpenAI-compatible routes under /v1 and /v2 (QStash's own routes share
@@ -47,7 +47,7 @@ OPENAI_PREFIXES = tuple(
 
 
 def service(request: web.Request) -> LLMService:
-    return LLMService.of(request.app[ENGINE])
+    return backend(request).llm
 
 
 # -- responses ----------------------------------------------------------------------------------
@@ -201,7 +201,6 @@ def add_error_prefixes(app: web.Application, *prefixes: str) -> None:
 
 
 def setup(app: web.Application) -> None:
-    LLMService.of(app[ENGINE])
     for version in ("v1", "v2"):
         add_routes(app, f"/{version}", CUSTOM, chat_limits=True)
     app.router.add_get(IMAGE_ROUTE_PREFIX + "/images/{name}", image_file)

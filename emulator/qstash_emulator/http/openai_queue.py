@@ -20,8 +20,8 @@ from functools import partial
 from aiohttp import web
 
 from ..llm.errors import OpenAIError
-from ..llm_queue import CANCELLED, COMPLETED, FAILED, Job
-from ..llm_service import POST_ENDPOINTS, run_request
+from ..llm.jobs import CANCELLED, COMPLETED, FAILED, Job
+from ..llm.requests import POST_ENDPOINTS, run_request
 from .common import Handler, user
 from .openai import (
     CUSTOM,

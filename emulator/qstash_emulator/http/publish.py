@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..destinations import publish_to, status_of
-from ..options import MessageSpec, is_url, parse_message_headers
-from ..schedules import Schedules
-from .common import TOKEN_PARAMS, engine, json_response, user
+from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
+from ..resources.destinations import status_of
+from .common import TOKEN_PARAMS, backend, json_response, user
 
 
 def destination_of(request: web.Request) -> str:
@@ -39,20 +38,20 @@ def parse_spec(request: web.Request) -> MessageSpec:
 
 
 async def publish(request: web.Request) -> web.Response:
-    eng = engine(request)
+    back = backend(request)
     who = user(request)
     destination = destination_of(request)
     spec = parse_spec(request)
     body = await request.read()
-    eng.check_body(who, body)
+    back.engine.check_body(who, body)
     caller_ip = request.remote or "127.0.0.1"
     if spec.cron is not None:
         # A publish carrying Upstash-Cron creates a schedule (the older form the seed shows),
         # whatever the destination: a URL, a URL group or the LLM API.
-        schedule = Schedules.of(eng).create(who, destination, spec, body, caller_ip=caller_ip)
+        schedule = back.schedules.create(who, destination, spec, body, caller_ip=caller_ip)
         return json_response({"scheduleId": schedule.id})
     # URLs and URL groups (one message per endpoint): the one entry point, with dedup.
-    result = publish_to(eng, who, destination, spec, body, caller_ip=caller_ip)
+    result = back.destinations.publish(who, destination, spec, body, caller_ip=caller_ip)
     return json_response(result, status_of(result))
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..destinations import publish_to, status_of
-from ..errors import bad_request
-from ..queues import queues_of
-from .common import engine, json_response, read_json, user
+from ..core.errors import bad_request
+from ..resources.destinations import status_of
+from .common import backend, json_response, read_json, user
 from .publish import destination_of, parse_spec
 
 
@@ -19,45 +18,44 @@ async def upsert(request: web.Request) -> web.Response:
     if not isinstance(paused, bool):
         raise bad_request(f"invalid paused: {paused!r}, must be true or false")
     parallelism = data.get("parallelism")
-    queues_of(engine(request)).upsert(
+    backend(request).queues.upsert(
         user(request), data["queueName"], 1 if parallelism is None else parallelism, paused
     )
     return web.Response(status=200)
 
 
 async def list_queues(request: web.Request) -> web.Response:
-    queues, who = queues_of(engine(request)), user(request)
+    queues, who = backend(request).queues, user(request)
     return json_response([queues.json(who, q) for q in queues.all(who)])
 
 
 async def get_queue(request: web.Request) -> web.Response:
-    queues, who = queues_of(engine(request)), user(request)
+    queues, who = backend(request).queues, user(request)
     return json_response(queues.json(who, queues.get(who, request.match_info["queueName"])))
 
 
 async def delete_queue(request: web.Request) -> web.Response:
-    queues_of(engine(request)).delete(user(request), request.match_info["queueName"])
+    backend(request).queues.delete(user(request), request.match_info["queueName"])
     return web.Response(status=200)
 
 
 async def pause(request: web.Request) -> web.Response:
-    queues_of(engine(request)).pause(user(request), request.match_info["queueName"])
+    backend(request).queues.pause(user(request), request.match_info["queueName"])
     return web.Response(status=200)
 
 
 async def resume(request: web.Request) -> web.Response:
-    queues_of(engine(request)).resume(user(request), request.match_info["queueName"])
+    backend(request).queues.resume(user(request), request.match_info["queueName"])
     return web.Response(status=200)
 
 
 async def enqueue(request: web.Request) -> web.Response:
-    eng, who = engine(request), user(request)
+    back, who = backend(request), user(request)
     destination = destination_of(request)
     spec = parse_spec(request)
     body = await request.read()
-    eng.check_body(who, body)
-    answer = publish_to(
-        eng,
+    back.engine.check_body(who, body)
+    answer = back.destinations.publish(
         who,
         destination,
         spec,

@@ -7,20 +7,18 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clock import ms
-from ..options import MessageSpec
-from ..render import (
+from ..core.clock import ms
+from ..parsing.publish_headers import MessageSpec
+from ..resources.schedules import Schedule, Schedules
+from .common import backend, engine, json_response, user
+from .publish import destination_of, parse_spec
+from .render import (
     add_labels_and_flow_control,
     callback_headers,
     redact_body,
     redact_headers,
     text_or_base64,
 )
-from ..schedules import Schedule, Schedules
-from .common import ENGINE, engine, json_response, user
-from .publish import destination_of, parse_spec
-
-SCHEDULES = web.AppKey("schedules", Schedules)
 
 
 def schedule_json(schedule: Schedule) -> dict[str, Any]:
@@ -61,7 +59,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
 
 
 def _schedules(request: web.Request) -> Schedules:
-    return request.app[SCHEDULES]
+    return backend(request).schedules
 
 
 def _create(request: web.Request, destination: str, spec: MessageSpec, body: bytes) -> web.Response:
@@ -104,7 +102,6 @@ async def resume(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[SCHEDULES] = Schedules.of(app[ENGINE])
     one = "/v2/schedules/{scheduleId:[^/]+}"
     app.router.add_get("/v2/schedules", list_schedules)
     # The API reference says POST, the Python SDK sends PATCH: accept both.

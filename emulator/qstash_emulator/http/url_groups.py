@@ -4,34 +4,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..url_groups import parse_endpoints, url_groups_of
-from .common import engine, json_response, read_json, user
+from ..resources.url_groups import parse_endpoints
+from .common import backend, json_response, read_json, user
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    groups = url_groups_of(engine(request)).all(user(request))
+    groups = backend(request).url_groups.all(user(request))
     return json_response([g.json() for g in groups])
 
 
 async def get_group(request: web.Request) -> web.Response:
-    group = url_groups_of(engine(request)).get(user(request), request.match_info["name"])
+    group = backend(request).url_groups.get(user(request), request.match_info["name"])
     return json_response(group.json())
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    url_groups_of(engine(request)).delete(user(request), request.match_info["name"])
+    backend(request).url_groups.delete(user(request), request.match_info["name"])
     return web.Response(status=200)
 
 
 async def add_endpoints(request: web.Request) -> web.Response:
     endpoints = parse_endpoints(await read_json(request))
-    url_groups_of(engine(request)).upsert(user(request), request.match_info["name"], endpoints)
+    backend(request).url_groups.upsert(user(request), request.match_info["name"], endpoints)
     return web.Response(status=200)
 
 
 async def remove_endpoints(request: web.Request) -> web.Response:
     endpoints = parse_endpoints(await read_json(request), removing=True)
-    url_groups_of(engine(request)).remove(user(request), request.match_info["name"], endpoints)
+    backend(request).url_groups.remove(user(request), request.match_info["name"], endpoints)
     return web.Response(status=200)
 
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import ApiError, bad_request
-from ..filters import count_param, page, values
+from ..core.errors import ApiError, bad_request
 from ..workflows import Run, WorkflowRuns
 from ..workflows.model import RUN_STATES
 from ..workflows.render import run_json, steps_raw
 from ..workflows.runs import waiter_json
-from .common import ENGINE, Handler, engine, json_response, read_json, user
+from .common import Handler, backend, json_response, read_json, user
+from .filters import count_param, page, values
 
 
 def runs_of(request: web.Request) -> WorkflowRuns:
-    return WorkflowRuns.of(engine(request))
+    return backend(request).workflows
 
 
 async def wait(request: web.Request) -> web.Response:
@@ -122,7 +122,7 @@ async def events(request: web.Request) -> web.Response:
     chunk, cursor = page(
         found, _key, request.query.get("cursor"), count_param(request.query, 10, 1000)
     )
-    eng = request.app[ENGINE]
+    eng = backend(request).engine
     body: dict[str, object] = {"runs": [run_json(r, eng) for r in chunk]}
     if cursor:
         body["cursor"] = cursor
@@ -139,7 +139,6 @@ def _missing(what: str) -> Handler:
 
 
 def setup(app: web.Application) -> None:
-    WorkflowRuns.of(app[ENGINE])  # the run hooks are in place before the first publish
     app.router.add_post("/v2/wait/{event_id}", wait)
     app.router.add_post("/v2/notify/{event_id}", notify)
     app.router.add_post("/v2/notify/{run_id}/{event_id}", notify)

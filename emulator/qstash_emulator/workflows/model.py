@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..headers import Headers
-from ..retry_delay import RetryDelay
-from ..scheduler import Timer
-from ..state import CallbackConfig, FlowControl
-from ..users import User
+from ..core.scheduler import Timer
+from ..core.state import CallbackConfig, FlowControlSpec
+from ..core.users import User
+from ..parsing.header_names import Headers
+from ..parsing.retry_expressions import RetryDelay
 
 # Run states, as the workflow logs name them.
 RUN_STARTED = "RUN_STARTED"
@@ -107,7 +107,7 @@ class Run:
     # (the SDKs' WF_TriggerOnConfig feature: the JS SDK sends them only with the trigger).
     retries: int | None = None
     retry_delay: RetryDelay | None = None
-    flow_control: FlowControl | None = None
+    flow_control: FlowControlSpec | None = None
     failure_callback: CallbackConfig | None = None
     trigger_headers: tuple[tuple[str, str], ...] = ()
 

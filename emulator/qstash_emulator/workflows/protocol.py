@@ -15,7 +15,7 @@ import base64
 import json
 from collections.abc import Iterable
 
-from .. import headers as h
+from ..parsing import header_names as h
 from .model import Entry
 
 RUN_ID = "upstash-workflow-runid"

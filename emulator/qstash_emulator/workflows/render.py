@@ -6,9 +6,9 @@ import base64
 import json
 from typing import Any
 
-from ..clock import ms
-from ..engine import Engine
-from ..state import CANCELLED, DELIVERED, FAILED, RETRY, Message
+from ..core.clock import ms
+from ..core.engine import Engine
+from ..core.state import CANCELLED, DELIVERED, FAILED, RETRY, Message
 from .model import STEP, TO_CALLBACK, Entry, Run
 
 

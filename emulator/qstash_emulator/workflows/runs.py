@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import copy
 import json
-import weakref
+from dataclasses import dataclass
 from typing import Any
 
-from .. import headers as h
-from ..clock import ms
-from ..durations import DurationError, parse_duration
-from ..engine import Engine
-from ..errors import ApiError, bad_request, not_found
-from ..options import MessageSpec, is_url, parse_message_headers
-from ..state import Delivered, Message, Response
-from ..users import User
+from ..core.clock import ms
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.state import Delivered, Message, Response
+from ..core.users import User
+from ..parsing import header_names as h
+from ..parsing.durations import DurationError, parse_duration
+from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
 from . import protocol as p
 from .model import (
     FAILURE_CALL,
@@ -39,33 +39,26 @@ from .model import (
     Waiter,
 )
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, WorkflowRuns] = weakref.WeakKeyDictionary()
-# Message.extra keys.
-RUN = "workflow_run"
-CALL_TYPE = "workflow_call_type"
-RAW = "workflow_raw_headers"
+
+@dataclass(slots=True)
+class Tracked:
+    """What the runs know about one of their messages (the engine's messages carry nothing)."""
+
+    run_id: str
+    call_type: str
+    raw: tuple[tuple[str, str], ...] = ()
+    failure_fields: bool = False  # its failure callback gets the run's fields
 
 
 class WorkflowRuns:
-    """Every user's workflow runs and waiters; one per engine (`WorkflowRuns.of(engine)`)."""
+    """Every user's workflow runs and waiters (the backend builds one and wires its hooks)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._runs: dict[str, dict[str, Run]] = {}
         self._waiters: dict[str, dict[str, list[Waiter]]] = {}
         self._order = 0
-        engine.resetters.append(self.reset)
-        engine.publish_checks.append(self._check)
-        engine.created_hooks.append(self._created)
-        engine.failed_hooks.append(self._failed)
-        engine.listeners.append(self._delivered)
-
-    @classmethod
-    def of(cls, engine: Engine) -> WorkflowRuns:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = cls(engine)
-        return found
+        self._tracked: dict[str, Tracked] = {}  # message id -> its run
 
     def reset(self) -> None:
         for by_event in self._waiters.values():
@@ -75,6 +68,7 @@ class WorkflowRuns:
                         waiter.timer.cancel()
         self._waiters.clear()
         self._runs.clear()
+        self._tracked.clear()
         self._order = 0
 
     # -- lookups ------------------------------------------------------------------------------
@@ -93,11 +87,15 @@ class WorkflowRuns:
         return run
 
     def run_of(self, message: Message) -> Run | None:
-        run_id = message.extra.get(RUN)
-        return None if run_id is None else self.find(message.user, run_id)
+        tracked = self._tracked.get(message.id)
+        return None if tracked is None else self.find(message.user, tracked.run_id)
+
+    def _call_type(self, message: Message) -> str | None:
+        tracked = self._tracked.get(message.id)
+        return None if tracked is None else tracked.call_type
 
     # -- engine hooks -------------------------------------------------------------------------
-    def _check(self, user: User, spec: MessageSpec) -> None:
+    def check_publish(self, user: User, spec: MessageSpec) -> None:
         lower = p.lower_map(spec.raw)
         run_id = lower.get(p.RUN_ID)
         if run_id is None:
@@ -113,7 +111,7 @@ class WorkflowRuns:
             # The SDKs read a 400 here as "the run was cancelled or is over" and stop quietly.
             raise bad_request(f"workflow run {run_id} is {run.state}: it takes no more steps")
 
-    def _created(self, message: Message, spec: MessageSpec, source: Message | None) -> None:
+    def message_created(self, message: Message, spec: MessageSpec, source: Message | None) -> None:
         if source is not None:
             self._created_callback(message, source)
             return
@@ -151,7 +149,7 @@ class WorkflowRuns:
             # An Init for a run already going is delivered as its start again.
             entries = run.entries[:1]
         elif run is None:
-            return  # refused by _check; a message made without a publish (none today)
+            return  # refused by check_publish; a message made without a publish (none today)
         elif call_type == TO_CALLBACK:
             call = {
                 "url": message.url,
@@ -172,15 +170,12 @@ class WorkflowRuns:
             )
             entries = run.entries
         else:
-            self._inherit(run, message, spec)
             run.entries.append(
                 Entry(message.id, STEP, message.body, now, message.headers, message.max_retries)
             )
             entries = run.entries
         run.message_ids.append(message.id)
-        message.extra[RUN] = run.id
-        message.extra[CALL_TYPE] = call_type
-        message.extra[RAW] = spec.raw
+        self._tracked[message.id] = Tracked(run.id, call_type, spec.raw)
         if call_type == TO_CALLBACK:
             # The call goes to the third party as it is; its callback comes back into the run.
             if message.callback is not None:
@@ -191,13 +186,16 @@ class WorkflowRuns:
             return
         message.body = p.step_list(entries)
         self._add_run_headers(run, message.headers)
-        inherited = message.extra.pop("workflow_inherited_failure", False)
+        inherited = self._inherit(run, message, spec)
+        run.entries[-1].max_retries = message.max_retries
         raw = run.trigger_headers if inherited else spec.raw
         self._wire_failure(run, message, raw, "upstash-failure-callback-")
 
-    def _inherit(self, run: Run, message: Message, spec: MessageSpec) -> None:
+    def _inherit(self, run: Run, message: Message, spec: MessageSpec) -> bool:
         """A step that sets no retries, retry delay, flow control or failure callback of its
-        own runs with the trigger's."""
+        own runs with the trigger's (True: the failure callback is the trigger's)."""
+        if message.id == run.entries[0].message_id:
+            return False  # the trigger itself
         given = spec.given
         if "upstash-retries" not in given and run.retries is not None:
             message.max_retries = run.retries
@@ -207,7 +205,8 @@ class WorkflowRuns:
             message.flow_control = run.flow_control
         if message.failure_callback is None and run.failure_callback is not None:
             message.failure_callback = copy.deepcopy(run.failure_callback)
-            message.extra["workflow_inherited_failure"] = True
+            return True
+        return False
 
     def _add_run_headers(self, run: Run, headers: h.Headers) -> None:
         p.add_missing(headers, p.RUN_ID_OUT, run.id)
@@ -229,13 +228,22 @@ class WorkflowRuns:
         p.add_missing(cfg.headers, p.URL_OUT, run.url)
         p.add_missing(cfg.headers, p.CREATED_AT_OUT, str(ms(run.created_at)))
 
-        def add_run_fields(body: dict[str, Any], response: Response) -> None:
-            body["workflowRunId"] = run.id
-            body["workflowCreatedAt"] = ms(run.created_at)
-            body["sourceBody"] = p.b64(run.initial_body)  # the failure function's payload
-            body["url"] = run.url
+        tracked = self._tracked.get(message.id)
+        if tracked is not None:
+            tracked.failure_fields = True
 
-        message.extra["callback_body_hook"] = add_run_fields
+    def callback_body(self, message: Message, body: dict[str, Any], tag: str) -> None:
+        """The failure function's fields, on the failure callback of a run's message."""
+        tracked = self._tracked.get(message.id)
+        if tag != "failure" or tracked is None or not tracked.failure_fields:
+            return
+        run = self.find(message.user, tracked.run_id)
+        if run is None:
+            return
+        body["workflowRunId"] = run.id
+        body["workflowCreatedAt"] = ms(run.created_at)
+        body["sourceBody"] = p.b64(run.initial_body)  # the failure function's payload
+        body["url"] = run.url
 
     def _created_callback(self, message: Message, source: Message) -> None:
         run = self.run_of(source)
@@ -243,9 +251,8 @@ class WorkflowRuns:
             return
         now = self.engine.clock.now()
         run.message_ids.append(message.id)
-        message.extra[RUN] = run.id
+        tracked = self._tracked[message.id] = Tracked(run.id, FAILURE_CALL)
         if message.kind == "failure_callback":
-            message.extra[CALL_TYPE] = FAILURE_CALL
             try:
                 sent = json.loads(message.body)
             except ValueError:
@@ -258,12 +265,14 @@ class WorkflowRuns:
                 fail_body=_b64_text(sent.get("body") or ""),
             )
             return
-        if source.extra.get(CALL_TYPE) != TO_CALLBACK:
+        source_tracked = self._tracked.get(source.id)
+        if source_tracked is None or source_tracked.call_type != TO_CALLBACK:
+            tracked.call_type = message.kind
             return
         # A context.call's answer: delivered to the workflow as the callback QStash sends.
-        message.extra[CALL_TYPE] = FROM_CALLBACK
+        tracked.call_type = FROM_CALLBACK
         run.entries.append(Entry(message.id, FROM_CALLBACK, message.body, now, message.headers))
-        raw = source.extra.get(RAW, ())
+        raw = source_tracked.raw
         pairs = p.callback_failure_pairs(raw)
         if pairs and message.failure_callback is None:
             try:
@@ -274,11 +283,11 @@ class WorkflowRuns:
                 message.failure_callback = nested.failure_callback
                 self._wire_failure(run, message, raw, "upstash-callback-failure-callback-")
 
-    def _failed(self, message: Message, response: Response, dlq_id: str | None) -> None:
+    def message_failed(self, message: Message, response: Response, dlq_id: str | None) -> None:
         run = self.run_of(message)
         if run is None:
             return
-        call_type = message.extra.get(CALL_TYPE)
+        call_type = self._call_type(message)
         if call_type == FAILURE_CALL:
             if run.failure is not None and run.failure.message_id == message.id:
                 run.failure.state = "CALLBACK_FAIL"
@@ -291,9 +300,9 @@ class WorkflowRuns:
             run.dlq_id = dlq_id
             self._drop_waiters(run)
 
-    def _delivered(self, record: Delivered) -> None:
+    def delivered(self, record: Delivered) -> None:
         message = record.message
-        if message.extra.get(CALL_TYPE) != FAILURE_CALL or record.response is None:
+        if self._call_type(message) != FAILURE_CALL or record.response is None:
             return
         run = self.run_of(message)
         if run is None or run.failure is None or run.failure.message_id != message.id:

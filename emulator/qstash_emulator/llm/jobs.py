@@ -16,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .clock import ms
-from .llm import LLMOutcome
-from .llm.errors import OpenAIError
-from .scheduler import Timer
+from ..core.clock import ms
+from ..core.scheduler import Timer
+from . import LLMOutcome
+from .errors import OpenAIError
 
 if TYPE_CHECKING:
     import asyncio
 
-    from .llm_service import LLMService
+    from .service import LLMService
 
 QUEUED = "queued"
 IN_PROGRESS = "in_progress"

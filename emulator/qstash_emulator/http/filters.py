@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from multidict import MultiMapping
 
-from .clock import ms
-from .errors import bad_request
-from .state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
+from ..core.clock import ms
+from ..core.errors import bad_request
+from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
 T = TypeVar("T")
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from .headers import Headers
-from .retry_delay import RetryDelay
+from ..parsing.header_names import Headers
+from ..parsing.retry_expressions import RetryDelay
 from .scheduler import Timer
 from .users import User
 
@@ -24,7 +23,7 @@ IN_PROGRESS = "IN_PROGRESS"  # a filter only: ACTIVE, RETRY or ERROR
 FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Redaction:
     body: bool = False
     all_headers: bool = False
@@ -34,7 +33,10 @@ class Redaction:
         return self.body or self.all_headers or bool(self.headers)
 
 
-@dataclass
+NO_REDACTION = Redaction()
+
+
+@dataclass(slots=True)
 class CallbackConfig:
     """Where and how a callback or failure callback is published."""
 
@@ -47,15 +49,17 @@ class CallbackConfig:
     delay: float = 0.0
 
 
-@dataclass
-class FlowControl:
+@dataclass(slots=True)
+class FlowControlSpec:
+    """A message's flow-control settings (Upstash-Flow-Control-Key and -Value)."""
+
     key: str
     parallelism: int | None = None
     rate: int | None = None
     period: float = 1.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     id: str
     user: User
@@ -72,13 +76,13 @@ class Message:
     callback: CallbackConfig | None = None
     failure_callback: CallbackConfig | None = None
     labels: list[str] = field(default_factory=list)
-    redact: Redaction = field(default_factory=Redaction)
+    redact: Redaction = NO_REDACTION  # shared: held messages cost only what they set
     queue_name: str | None = None
     topic_name: str | None = None
     endpoint_name: str | None = None
     schedule_id: str | None = None
     caller_ip: str = "127.0.0.1"
-    flow_control: FlowControl | None = None
+    flow_control: FlowControlSpec | None = None
     kind: str = "message"  # "message", "callback" or "failure_callback"
     api: str | None = None  # "llm" for LLM API destinations
     subject: str | None = None  # signed `sub` when delivery goes elsewhere (rewrites)
@@ -89,14 +93,13 @@ class Message:
     cancel_requested: bool = False
     timer: Timer | None = None
     deliver_to: str | None = None  # actual URL when a rewrite maps `url` elsewhere
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     """What a destination answered (status None: no answer — timeout or connection error)."""
 
@@ -110,7 +113,7 @@ class Response:
         return self.status is not None and 200 <= self.status < 300
 
 
-@dataclass
+@dataclass(slots=True)
 class LogEntry:
     time: float
     message: Message
@@ -125,7 +128,7 @@ class LogEntry:
         return (self.time, self.message.order, self.idx)
 
 
-@dataclass
+@dataclass(slots=True)
 class DlqEntry:
     dlq_id: str
     message: Message
@@ -133,7 +136,7 @@ class DlqEntry:
     time: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivered:
     """One delivery attempt as it left the emulator (the plugin asserts on these)."""
 

@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from . import headers as h
+from ..core.errors import bad_request
+from ..core.quotas import Quota
+from ..core.state import NO_REDACTION, CallbackConfig, FlowControlSpec, Redaction
+from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
-from .errors import bad_request
-from .quotas import Quota
-from .retry_delay import RetryDelay, RetryDelayError, compile_retry_delay
-from .state import CallbackConfig, FlowControl, Redaction
+from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_RETRIES = 3
@@ -53,8 +53,8 @@ class MessageSpec:
     content_dedup: bool = False
     callback: CallbackConfig | None = None
     failure_callback: CallbackConfig | None = None
-    redact: Redaction = field(default_factory=Redaction)
-    flow_control: FlowControl | None = None
+    redact: Redaction = NO_REDACTION
+    flow_control: FlowControlSpec | None = None
     cron: str | None = None
     schedule_id: str | None = None
     queue_name: str | None = None
@@ -129,12 +129,12 @@ def _delay(value: str, name: str, quota: Quota) -> float:
     return seconds
 
 
-def parse_flow_control(key: str | None, value: str | None) -> FlowControl | None:
+def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
     if key is None and value is None:
         return None
     if not key:
         raise bad_request("Upstash-Flow-Control-Key is required with Upstash-Flow-Control-Value")
-    fc = FlowControl(key=key)
+    fc = FlowControlSpec(key=key)
     for part in (value or "").split(","):
         part = part.strip()
         if not part:
@@ -162,7 +162,7 @@ def parse_flow_control(key: str | None, value: str | None) -> FlowControl | None
 
 
 def parse_redact(value: str) -> Redaction:
-    redact = Redaction()
+    body = all_headers = False
     names: set[str] = set()
     for part in value.split(","):
         part = part.strip()
@@ -170,17 +170,16 @@ def parse_redact(value: str) -> Redaction:
             continue
         match = _REDACT_HEADER.match(part)
         if part.lower() == "body":
-            redact.body = True
+            body = True
         elif part.lower() in ("header", "headers"):
-            redact.all_headers = True
+            all_headers = True
         elif match:
             names.add(h.canonical(match.group(1).strip()))
         else:
             raise bad_request(
                 f"invalid Upstash-Redact-Fields: {part!r} (use body, headers or header[Name])"
             )
-    redact.headers = frozenset(names)
-    return redact
+    return Redaction(body, all_headers, frozenset(names))
 
 
 def _callback(
@@ -211,9 +210,10 @@ def _callback(
 
 def _method(value: str, name: str) -> str:
     method = value.strip().upper()
-    if method not in METHODS:
-        raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(METHODS)}")
-    return method
+    for known in METHODS:
+        if method == known:
+            return known  # the shared constant: a held message keeps no string of its own
+    raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(METHODS)}")
 
 
 def parse_message_headers(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from . import headers as h
-from .clock import ms
-from .state import CallbackConfig, DlqEntry, FlowControl, LogEntry, Message, Redaction
+from ..core.clock import ms
+from ..core.state import CallbackConfig, DlqEntry, FlowControlSpec, LogEntry, Message, Redaction
+from ..parsing import header_names as h
 
 
 def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
@@ -40,7 +40,7 @@ def callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers
 
 
 def add_labels_and_flow_control(
-    out: dict[str, Any], labels: list[str], fc: FlowControl | None
+    out: dict[str, Any], labels: list[str], fc: FlowControlSpec | None
 ) -> None:
     if labels:
         out["label"] = ",".join(labels)  # the deprecated single field, still read by the SDKs

@@ -1,25 +1,18 @@
-"""The LLM side of the emulator, shared by its three faces: the chat and OpenAI-compatible HTTP
-endpoints, the `/queue` mirror and LLM publishing (`api/llm` and provider URLs).
-
-`LLMService.of(engine)` holds the scripted engine (`llm`), the provider hosts it answers for,
-the worker queue and the chat rate limits; everything waits on the emulator's clock.
-"""
+"""Requests to the scripted LLM engine, whichever face they come through: the endpoint a path
+names, the decoded request, running it, and encoding the outcome (a leaf module: the service,
+the HTTP handlers, the /queue jobs and LLM publishing all use it)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Engine
-from .limits import Limits
-from .llm import LLMEngine, LLMOutcome
-from .llm import rules as r
-from .llm.errors import OpenAIError
-from .llm.tokens import count_message_tokens
+from . import LLMEngine, LLMOutcome
+from . import rules as r
+from .errors import OpenAIError
+from .tokens import count_message_tokens
 
 # Path tails (after /v1, /v2, /llm/v1, /queue or a provider's base) -> the engine's endpoint.
 POST_ENDPOINTS: dict[str, str] = {
@@ -137,88 +130,3 @@ def encode_outcome(outcome: LLMOutcome) -> tuple[bytes, str]:
     if outcome.raw is not None:
         return outcome.raw.encode(), outcome.content_type
     return json.dumps(outcome.body, separators=(",", ":")).encode(), "application/json"
-
-
-class LLMService:
-    """The scripted LLM engine plus what its faces share: clock waits, limits, queue, hosts."""
-
-    def __init__(self, engine: Engine) -> None:
-        from .llm_publish import LLMGateway, LLMProviders
-        from .llm_queue import LLMQueue
-
-        self.engine = engine
-        self.clock = engine.clock
-        self.scheduler = engine.scheduler
-        self.llm = LLMEngine(seed=engine.ids.seed)
-        self.providers = LLMProviders()
-        self.queue = LLMQueue(self)
-        self.gateway = LLMGateway(self)
-        self.limits: Limits | None = None  # the emulator's chat limits, when it has them
-        self.auto_advance: Callable[[], bool] = lambda: False
-        self.public_url: Callable[[], str] = lambda: ""  # for image URLs made in deliveries
-        self._waiters: set[asyncio.Future[None]] = set()
-        engine.resetters.append(self.reset)
-        from .destinations import add_resolver
-
-        add_resolver(engine, self.gateway.resolve)
-
-    @classmethod
-    def of(cls, engine: Engine) -> LLMService:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = cls(engine)
-        return found
-
-    def now(self) -> float:
-        return self.clock.now()
-
-    def reset(self) -> None:
-        """Forget rules, calls, images, jobs and provider settings; release waiting requests."""
-        self.llm.reset()
-        self.llm.seed = self.engine.ids.seed
-        self.providers.reset()
-        self.queue.reset()
-        for waiter in list(self._waiters):
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
-
-    def check_chat_limit(self, user: str, body: Any) -> dict[str, str] | None:
-        """None when a chat request may go ahead; else the 429's x-ratelimit-* headers."""
-        if self.limits is None:
-            return None
-        return self.limits.check_chat(user, chat_tokens(body))
-
-    # -- waiting on the emulator's clock ---------------------------------------------------------
-    def future(self) -> asyncio.Future[None]:
-        """A future a clock event resolves; a reset resolves it too (nothing waits forever)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.add(fut)
-        fut.add_done_callback(self._waiters.discard)
-        return fut
-
-    async def wait(self, fut: asyncio.Future[None]) -> None:
-        """Await `fut`; on a virtual clock with auto-advance, idle time is skipped meanwhile
-        (otherwise the test moves the clock)."""
-        if not fut.done() and self.clock.virtual and self.auto_advance():
-            await self.scheduler.run_until(fut.done, YEAR)
-        await fut
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` on the emulator's clock (a scheduler entry, never asyncio.sleep)."""
-        if seconds <= 0:
-            return
-        fut = self.future()
-
-        async def wake() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        timer = self.scheduler.call_at(self.clock.now() + seconds, wake)
-        try:
-            await self.wait(fut)
-        finally:
-            timer.cancel()
-
-
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, LLMService] = weakref.WeakKeyDictionary()

@@ -1,22 +1,21 @@
 """URL groups (QStash's "topics"): named sets of endpoints a publish fans out to.
 
-State is kept here per user name; `engine.resetters` clears it. Endpoints keep the order they
+State is kept here per user name; the backend's reset clears it. Endpoints keep the order they
 were added in, so a fan-out creates its messages (and ids) in the same order every run.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import ms
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .options import is_url
+from ..core.clock import ms
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.users import User
+from ..parsing.publish_headers import is_url
 from .queues import check_name
-from .users import User
 
 
 @dataclass
@@ -75,7 +74,9 @@ class UrlGroups:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._groups: dict[str, dict[str, UrlGroup]] = {}
-        engine.resetters.append(self._groups.clear)
+
+    def reset(self) -> None:
+        self._groups.clear()
 
     def _of(self, user: User) -> dict[str, UrlGroup]:
         return self._groups.setdefault(user.name, {})
@@ -143,14 +144,3 @@ class UrlGroups:
     def delete(self, user: User, name: str) -> None:
         self.get(user, name)
         del self._of(user)[name]
-
-
-_REGISTRY: weakref.WeakKeyDictionary[Engine, UrlGroups] = weakref.WeakKeyDictionary()
-
-
-def url_groups_of(engine: Engine) -> UrlGroups:
-    """The engine's URL groups (created on first use)."""
-    found = _REGISTRY.get(engine)
-    if found is None:
-        found = _REGISTRY[engine] = UrlGroups(engine)
-    return found

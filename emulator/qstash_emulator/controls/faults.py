@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import headers as h
-from .delivery import Outgoing
-from .state import Response
+from ..core.delivery import Outgoing
+from ..core.state import Response
+from ..parsing import header_names as h
 
 TIMEOUT = "timeout"  # the destination answers later than the message's timeout
 DROP = "drop"  # the connection is cut before an answer

@@ -14,13 +14,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from . import headers as h
+from ..parsing import header_names as h
+from ..parsing.durations import parse_reset_value
+from ..parsing.publish_headers import MessageSpec, is_url
 from .clock import Clock, ms
 from .delivery import Delivery
-from .durations import parse_reset_value
 from .errors import ApiError, bad_request, not_found
 from .ids import IdSource, digest
-from .options import MessageSpec, is_url
 from .scheduler import Scheduler
 from .signing import sign
 from .state import (
@@ -94,13 +94,14 @@ class Engine:
         self.states: dict[str, UserState] = {}
         self.gates: list[Gate] = []
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
-        self.listeners: list[Callable[[Delivered], None]] = []
-        # Resources with state of their own (queues, schedules, URL groups...) register a reset.
-        self.resetters: list[Callable[[], None]] = []
+        # Called with each attempt's record once its answer is in (the pytest plugin's verdicts).
+        self.delivery_listeners: list[Callable[[Delivered], None]] = []
         # Named hooks for resources that follow messages (workflow runs): a created message
-        # (with its spec and, for callbacks, the message that spawned it) and a failed one.
+        # (with its spec and, for callbacks, the message that spawned it), a failed one, and a
+        # callback body about to be sent (tag "callback" or "failure").
         self.created_hooks: list[Callable[[Message, MessageSpec, Message | None], None]] = []
         self.failed_hooks: list[Callable[[Message, Response, str | None], None]] = []
+        self.callback_body_hooks: list[Callable[[Message, dict[str, Any], str], None]] = []
         # Checks of a publish's spec before anything is created (may raise ApiError).
         self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
 
@@ -117,8 +118,6 @@ class Engine:
                     message.timer.cancel()
         self.states.clear()
         self.delivered.clear()
-        for reset in self.resetters:
-            reset()
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
@@ -213,7 +212,7 @@ class Engine:
 
     def schedule(self, message: Message, at: float | None = None) -> None:
         due = message.not_before if at is None else at
-        message.timer = self.scheduler.call_at(due, lambda: self._due(message), message.order)
+        message.timer = self.scheduler.call_at(due, self._due, message.order, message)
 
     async def _due(self, message: Message) -> None:
         message.timer = None
@@ -277,15 +276,16 @@ class Engine:
         finally:
             message.in_flight = False
         record.response = response
-        for listener in self.listeners:
+        for listener in self.delivery_listeners:
             listener(record)
         try:
-            self._settle(message, response)
+            self._retry_or_fail(message, response)
         finally:
             for gate in self.gates:
                 gate.done(message)
 
-    def _settle(self, message: Message, response: Response) -> None:
+    def _retry_or_fail(self, message: Message, response: Response) -> None:
+        """After an attempt: delivered, retried later, or failed into the DLQ."""
         if response.ok:
             self.log(message, DELIVERED, response=response)
             self._finish(message)
@@ -381,7 +381,6 @@ class Engine:
             body["scheduleId"] = message.schedule_id
         if message.queue_name:
             body["queueName"] = message.queue_name
-        message.extra.get("callback_body_hook", _identity)(body, response)
         return body
 
     def _spawn_callback(
@@ -392,11 +391,12 @@ class Engine:
         tag: str,
         dlq_id: str | None,
     ) -> Message:
+        fields = self.callback_body(message, response, dlq_id)
+        for hook in self.callback_body_hooks:
+            hook(message, fields, tag)
         # Compact, as QStash (Go) writes it: a framework that re-serializes parsed JSON (express)
         # must get the very bytes that were signed.
-        body = json.dumps(
-            self.callback_body(message, response, dlq_id), separators=(",", ":")
-        ).encode()
+        body = json.dumps(fields, separators=(",", ":")).encode()
         spec = MessageSpec(
             method=cfg.method,
             headers={
@@ -552,10 +552,6 @@ def _override(base: MessageSpec, given: MessageSpec) -> None:
                 setattr(base, name, getattr(given, name))
     for key, values in given.headers.items():
         base.headers[key] = list(values)
-
-
-def _identity(body: dict[str, Any], response: Response) -> None:
-    return None
 
 
 def _header(response: Response, name: str) -> str | None:

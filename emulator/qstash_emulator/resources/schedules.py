@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cron import CronError, CronSpec
-from .destinations import plan, publish_to
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .options import MessageSpec
-from .scheduler import Timer
-from .state import DELIVERED, Message
-from .users import User
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.scheduler import Timer
+from ..core.state import DELIVERED, Message
+from ..core.users import User
+from ..parsing.cron import CronError, CronSpec
+from ..parsing.publish_headers import MessageSpec
+from .destinations import Destinations
 
 SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # lastScheduleStates values, as the SDK's ScheduleState enum names them.
 IN_PROGRESS, SUCCESS, FAIL = "IN_PROGRESS", "SUCCESS", "FAIL"
 
-Answer = dict[str, Any] | list[dict[str, Any]]  # what publish_to returns
+Answer = dict[str, Any] | list[dict[str, Any]]  # what Destinations.publish returns
 
 
 @dataclass
@@ -64,23 +63,13 @@ def _schedule_state(message: Message | None) -> str:
     return SUCCESS if message.state == DELIVERED else FAIL
 
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, Schedules] = weakref.WeakKeyDictionary()
-
-
 class Schedules:
-    """Every user's schedules; one per engine (`Schedules.of(engine)`)."""
+    """Every user's schedules (one per backend); firings publish through `destinations`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, destinations: Destinations) -> None:
         self.engine = engine
+        self.destinations = destinations
         self._by_user: dict[str, dict[str, Schedule]] = {}
-        engine.resetters.append(self.reset)
-
-    @classmethod
-    def of(cls, engine: Engine) -> Schedules:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = cls(engine)
-        return found
 
     def reset(self) -> None:
         for schedules in self._by_user.values():
@@ -137,7 +126,9 @@ class Schedules:
     ) -> None:
         try:
             # With the spec, a claimed destination (api/llm) checks its message now, not at firing.
-            plan(self.engine, user, destination, queue_name=spec.queue_name, spec=spec, body=body)
+            self.destinations.plan(
+                user, destination, queue_name=spec.queue_name, spec=spec, body=body
+            )
         except ApiError as exc:
             # A URL group may be created after its schedule; a firing without it records the
             # error on the schedule (`error`) instead.
@@ -212,8 +203,7 @@ class Schedules:
         spec = dataclasses.replace(
             schedule.spec, cron=None, dedup_id=None, content_dedup=False, not_before=None
         )
-        return publish_to(
-            self.engine,
+        return self.destinations.publish(
             schedule.user,
             schedule.destination,
             spec,

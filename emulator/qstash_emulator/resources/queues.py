@@ -2,7 +2,7 @@
 
 `Queues` is an engine Gate. A queued message reaching its due time is admitted while its queue
 has a free slot and nothing older is waiting; otherwise it waits, and the gate starts it (FIFO)
-when a slot frees up. State is kept here per user name; `engine.resetters` clears it.
+when a slot frees up. State is kept here per user name; the backend's reset clears it.
 
 Semantics chosen after features/queues.mdx ("the next message will wait for retries of the
 current one ... and for callbacks or failure callbacks to finish"):
@@ -16,16 +16,15 @@ current one ... and for callbacks or failure callbacks to finish"):
 from __future__ import annotations
 
 import re
-import weakref
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .clock import ms
-from .engine import Engine
-from .errors import ApiError, bad_request, not_found
-from .state import Message
-from .users import User
+from ..core.clock import ms
+from ..core.engine import Engine
+from ..core.errors import ApiError, bad_request, not_found
+from ..core.state import Message
+from ..core.users import User
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -61,9 +60,6 @@ class Queues:
         # Callbacks a finished message waits for before its slot frees: parent -> callback ids.
         self._blockers: dict[str, set[str]] = {}
         self._parent: dict[str, tuple[Queue, str]] = {}  # callback id -> (queue, parent id)
-        # First gate: queue order decides before flow control counts a message as running.
-        engine.gates.insert(0, self)
-        engine.resetters.append(self.reset)
 
     def reset(self) -> None:
         self._queues.clear()
@@ -269,14 +265,3 @@ class Queues:
                 continue
             queue.running.add(message.id)
             self.engine.start(message, self)
-
-
-_REGISTRY: weakref.WeakKeyDictionary[Engine, Queues] = weakref.WeakKeyDictionary()
-
-
-def queues_of(engine: Engine) -> Queues:
-    """The engine's queues (created, and registered as its first gate, on first use)."""
-    found = _REGISTRY.get(engine)
-    if found is None:
-        found = _REGISTRY[engine] = Queues(engine)
-    return found

@@ -10,16 +10,14 @@ one ended (or at a release at its boundary) and lasts `period` seconds.
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
-from .engine import Engine
-from .errors import bad_request, not_found
-from .scheduler import Timer
-from .state import FlowControl as FlowControlConfig
-from .state import Message
-from .users import User
+from ..core.engine import Engine
+from ..core.errors import bad_request, not_found
+from ..core.scheduler import Timer
+from ..core.state import FlowControlSpec, Message
+from ..core.users import User
 
 # What /v2/globalParallelism reports as the maximum (reported, not enforced).
 GLOBAL_PARALLELISM_MAX = 500
@@ -40,7 +38,7 @@ class KeyState:
     waiting: deque[Message] = field(default_factory=deque)
     timer: Timer | None = None
 
-    def configure(self, fc: FlowControlConfig) -> None:
+    def configure(self, fc: FlowControlSpec) -> None:
         """The latest message's configuration wins, except for what is pinned."""
         if not self.pinned_parallelism:
             self.parallelism = fc.parallelism
@@ -68,24 +66,12 @@ class KeyState:
         return self.rate is not None and self.rate_count >= self.rate
 
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, FlowControl] = weakref.WeakKeyDictionary()
-
-
 class FlowControl:
-    """The flow-control gate and its management API; one per engine (`FlowControl.of`)."""
+    """The flow-control gate and its management API (one per backend)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._by_user: dict[str, dict[str, KeyState]] = {}
-        engine.gates.append(self)
-        engine.resetters.append(self.reset)
-
-    @classmethod
-    def of(cls, engine: Engine) -> FlowControl:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = cls(engine)
-        return found
 
     def reset(self) -> None:
         for keys in self._by_user.values():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .clock import Clock
-from .errors import ApiError
+from ..core.clock import Clock
+from ..core.errors import ApiError
 
 DAY = 86400.0
 MINUTE = 60.0

@@ -20,15 +20,17 @@ from email import policy
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
-from . import headers as h
-from .delivery import Outgoing
-from .destinations import Fanout
-from .errors import bad_request
-from .llm import rules as r
-from .llm.catalog import UPSTASH_PROVIDER
-from .llm.errors import OpenAIError
-from .llm.validation import validate_chat
-from .llm_service import (
+from ..core.delivery import Outgoing
+from ..core.errors import bad_request
+from ..core.state import Response
+from ..core.users import User
+from ..parsing import header_names as h
+from ..parsing.publish_headers import MessageSpec, is_url
+from ..resources.destinations import Fanout
+from . import rules as r
+from .catalog import UPSTASH_PROVIDER
+from .errors import OpenAIError
+from .requests import (
     FORM_ENDPOINTS,
     IMAGE_ROUTE_PREFIX,
     MODELS,
@@ -40,13 +42,11 @@ from .llm_service import (
     form_fields,
     run_request,
 )
-from .options import MessageSpec, is_url
-from .state import Response
-from .users import User
+from .validation import validate_chat
 
 if TYPE_CHECKING:
-    from .llm import LLMOutcome
-    from .llm_service import LLMService
+    from . import LLMOutcome
+    from .service import LLMService
 
 API_LLM = "api/llm"
 # Where `api/llm` messages go (their `url` in logs and callbacks): Upstash's own chat API.

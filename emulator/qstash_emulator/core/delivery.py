@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from . import headers as h
+from ..parsing import header_names as h
 from .state import Response
 
 # A destination's answer is kept (logs, DLQ, callbacks) up to this size.

@@ -1,0 +1,1 @@
+"""What a test or developer injects and observes: faults, rate limits, captures."""

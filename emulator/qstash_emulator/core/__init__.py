@@ -1,0 +1,1 @@
+"""The transport-free core: clock, scheduler, state, engine, delivery, signing, ids, users."""

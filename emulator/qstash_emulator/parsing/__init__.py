@@ -1,0 +1,1 @@
+"""Parsers: publish headers, header names, durations, retry-delay expressions, cron."""

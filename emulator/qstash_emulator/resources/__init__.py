@@ -1,0 +1,1 @@
+"""QStash resources built on the core: queues, URL groups, schedules, flow control, destinations."""
