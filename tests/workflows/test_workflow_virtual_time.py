@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from pytest_qstash import QStashHarness
-from upstash_workflow import AsyncWorkflowContext
 from sdk_app import WorkflowApp
+from upstash_workflow import AsyncWorkflowContext
 
 Ctx = AsyncWorkflowContext[Any]
 
