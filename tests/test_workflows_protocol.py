@@ -169,8 +169,17 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
     ("bad state filter", "GET", "/v2/workflows/events?state=DONE", None, 400, "state"),
     ("bad count", "GET", "/v2/workflows/events?count=0", None, 400, "count"),
     ("bad date", "DELETE", "/v2/workflows/runs?fromDate=yesterday", None, 400, "fromDate"),
-    ("workflow DLQ", "POST", "/v2/workflows/dlq/resume?dlqIds=1", None, 501, "workflow DLQ"),
-    ("workflow DLQ list", "GET", "/v2/workflows/dlq", None, 501, "workflow DLQ"),
+    ("resume unknown", "POST", "/v2/workflows/dlq/resume?dlqIds=1", None, 404, "not found"),
+    ("restart unknown", "POST", "/v2/workflows/dlq/restart?dlqIds=1", None, 404, "not found"),
+    ("delete unknown", "DELETE", "/v2/workflows/dlq?dlqIds=1", None, 404, "not found"),
+    (
+        "failure callback retry",
+        "POST",
+        "/v2/workflows/dlq/callback/1",
+        None,
+        501,
+        "failure callback",
+    ),
     ("webhooks", "POST", "/v2/workflows/hooks/u/r/e", None, 501, "webhooks"),
 ]
 

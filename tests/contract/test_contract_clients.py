@@ -88,6 +88,7 @@ MATRIX: dict[str, list[Any]] = {
         "failure_function",
         "cancel",
         "runs_listing",
+        "dlq_resume_restart_delete",
         "unimplemented_answers_501",
     ],
     "openai": [

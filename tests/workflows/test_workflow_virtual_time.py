@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from pytest_qstash import QStashHarness
 from sdk_app import WorkflowApp
@@ -210,3 +211,65 @@ def test_assertion_messages_show_the_run_so_far(
     with pytest.raises(AssertionError, match="ran steps"):
         qstash.advance("1h")
         qstash.assert_workflow_completed(run_id, steps=["first"])
+
+
+def test_a_failed_run_is_resumed_or_restarted_from_the_workflow_dlq(
+    qstash: QStashHarness, workflow_app: WorkflowApp
+) -> None:
+    state = {"broken": True, "a": 0}
+
+    @workflow_app.route("/flaky")
+    async def flaky(context: Ctx) -> None:
+        async def a() -> str:
+            state["a"] += 1
+            return "a done"
+
+        await context.run("a", a)
+
+        async def b() -> str:
+            if state["broken"]:
+                raise RuntimeError("b is broken")
+            return "b done"
+
+        await context.run("b", b)
+
+    workflow_app.start()
+    url = workflow_app.url("/flaky")
+    first = qstash.trigger_workflow(url, {"try": 1}, retries=0)
+    second = qstash.trigger_workflow(url, {"try": 2}, retries=0)
+    qstash.advance("1s")
+    failed = [qstash.assert_workflow_failed(first), qstash.assert_workflow_failed(second)]
+    assert state["a"] == 2
+
+    def api(method: str, path: str, **params: Any) -> Any:
+        answer = httpx.request(
+            method,
+            qstash.url + path,
+            params=params,
+            headers={"Authorization": f"Bearer {qstash.token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    listed = api("GET", "/v2/dlq", source="workflow")["messages"]
+    assert {m["workflowRunId"] for m in listed} == {first, second}
+    assert all(m["workflowUrl"] == url and m["responseStatus"] == 500 for m in listed)
+
+    state["broken"] = False
+    [resumed] = api("POST", "/v2/workflows/dlq/resume", dlqIds=failed[0].dlq_id)["workflowRuns"]
+    [restarted] = api("POST", "/v2/workflows/dlq/restart", dlqIds=failed[1].dlq_id)["workflowRuns"]
+    qstash.advance("1s")
+
+    # Resume keeps the steps that had run ("a" ran once for it); restart runs them all again.
+    run = qstash.assert_workflow_completed(resumed["workflowRunId"], steps=["a", "b"])
+    assert run.payload == {"try": 1}
+    again = qstash.assert_workflow_completed(restarted["workflowRunId"], steps=["a", "b"])
+    assert again.payload == {"try": 2}
+    assert state["a"] == 3
+    assert api("GET", "/v2/dlq", source="workflow")["messages"] == []
+    missing = httpx.post(
+        qstash.url + "/v2/workflows/dlq/resume",
+        params={"dlqIds": failed[0].dlq_id},
+        headers={"Authorization": f"Bearer {qstash.token}"},
+    )
+    assert missing.status_code == 404 and "not found" in missing.json()["error"]

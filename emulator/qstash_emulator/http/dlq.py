@@ -9,6 +9,7 @@ from .common import engine, json_response, read_json, user
 from .filters import count_param, message_filter, page, values
 from .publish import parse_spec
 from .render import dlq_json
+from .workflows import workflow_dlq_list
 
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
@@ -34,6 +35,8 @@ async def _ids(request: web.Request) -> list[str]:
 
 
 async def list_dlq(request: web.Request) -> web.Response:
+    if request.query.get("source") == "workflow":  # the workflow client's DLQ
+        return workflow_dlq_list(request)
     chunk, cursor = page(
         _matching(request), _key, request.query.get("cursor"), count_param(request.query, 100, 100)
     )

@@ -5,15 +5,20 @@ Thin: parse and validate here, the run logic lives in `workflows.runs.WorkflowRu
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ..core.errors import ApiError, bad_request
+from ..core.state import DlqEntry
+from ..parsing.publish_headers import parse_message_headers
 from ..workflows import Run, WorkflowRuns
 from ..workflows.model import RUN_STATES
 from ..workflows.render import run_json, steps_raw
 from ..workflows.runs import waiter_json
 from .common import Handler, backend, json_response, read_json, user
 from .filters import count_param, page, values
+from .render import dlq_json
 
 
 def runs_of(request: web.Request) -> WorkflowRuns:
@@ -72,14 +77,7 @@ def _run_filter(request: web.Request) -> list[Run]:
         if state not in RUN_STATES:
             raise bad_request(f"invalid state: {state!r}, want one of {', '.join(RUN_STATES)}")
     created = query.get("workflowCreatedAt")
-    dates = {}
-    for name in ("fromDate", "toDate"):
-        raw = query.get(name)
-        if raw:
-            try:
-                dates[name] = int(raw)
-            except ValueError:
-                raise bad_request(f"invalid {name}: {raw!r} is not unix milliseconds") from None
+    dates = _dates(query)
     found = []
     for run in runs_of(request).runs(user(request)):
         created_ms = int(run.created_at * 1000)
@@ -129,6 +127,129 @@ async def events(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+# -- the workflow DLQ ----------------------------------------------------------------------------
+def _dlq_key(item: tuple[DlqEntry, Run]) -> tuple[float, tuple[int, ...], str]:
+    entry = item[0]
+    return (entry.time, entry.message.order, entry.dlq_id)
+
+
+def _dlq_selection(
+    request: web.Request, *, listing: bool = False
+) -> tuple[list[tuple[DlqEntry, Run]], str | None, bool]:
+    """The entries an action names: `dlqIds`, or filters / all (with count and cursor).
+    Returns (entries, next cursor, whether named by id)."""
+    query = request.query
+    found = runs_of(request).dlq(user(request))
+    ids = values(query, "dlqIds")
+    if ids and not listing:
+        by_id = {entry.dlq_id: (entry, run) for entry, run in found}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise ApiError(404, f"workflow DLQ message {missing[0]} not found")
+        return [by_id[i] for i in ids], None, True
+    run_ids = set(values(query, "workflowRunId"))
+    urls = set(values(query, "workflowUrl", "url"))
+    labels = set(values(query, "label"))
+    created = query.get("workflowCreatedAt")
+    states = set(values(query, "failureFunctionState"))
+    dates = _dates(query)
+    kept = []
+    for entry, run in found:
+        entered = int(entry.time * 1000)
+        failure = run.failure.state if run.failure is not None else None
+        if (
+            (run_ids and run.id not in run_ids)
+            or (urls and run.url not in urls)
+            or (labels and not labels & set(run.labels))
+            or (created and str(int(run.created_at * 1000)) != created)
+            or (states and failure not in states)
+            or ("fromDate" in dates and entered < dates["fromDate"])
+            or ("toDate" in dates and entered > dates["toDate"])
+        ):
+            continue
+        kept.append((entry, run))
+    chunk, cursor = page(kept, _dlq_key, query.get("cursor"), count_param(query, 100, 1000))
+    return chunk, cursor, False
+
+
+def _dates(query: Any) -> dict[str, int]:
+    dates = {}
+    for name in ("fromDate", "toDate"):
+        raw = query.get(name)
+        if raw:
+            try:
+                dates[name] = int(raw)
+            except ValueError:
+                raise bad_request(f"invalid {name}: {raw!r} is not unix milliseconds") from None
+    return dates
+
+
+def _overrides(request: web.Request) -> list[tuple[str, str]]:
+    """Retries and flow control a resume or restart sets for the new run (checked here)."""
+    names = ("upstash-retries", "upstash-flow-control-key", "upstash-flow-control-value")
+    pairs = [(k, v) for k, v in request.headers.items() if k.lower() in names]
+    parse_message_headers(pairs, user(request).quota)
+    return pairs
+
+
+async def _dlq_action(request: web.Request, action: str) -> web.Response:
+    overrides = _overrides(request)
+    chosen, cursor, _ = _dlq_selection(request)
+    runs, who = runs_of(request), user(request)
+    act = runs.resume if action == "resume" else runs.restart
+    started = [act(who, entry, run, overrides) for entry, run in chosen]
+    body: dict[str, object] = {"workflowRuns": started}
+    if cursor:
+        body["cursor"] = cursor
+    return json_response(body)
+
+
+async def dlq_resume(request: web.Request) -> web.Response:
+    return await _dlq_action(request, "resume")
+
+
+async def dlq_restart(request: web.Request) -> web.Response:
+    return await _dlq_action(request, "restart")
+
+
+async def dlq_delete(request: web.Request) -> web.Response:
+    chosen, cursor, _ = _dlq_selection(request)
+    deleted = backend(request).engine.dlq_delete(user(request), [e.dlq_id for e, _ in chosen])
+    body: dict[str, object] = {"deleted": deleted}
+    if cursor:
+        body["cursor"] = cursor
+    return json_response(body)
+
+
+def workflow_dlq_list(request: web.Request) -> web.Response:
+    """`GET /v2/dlq?source=workflow` (the JS client's `dlq.list`): failed runs' messages."""
+    chosen, cursor, _ = _dlq_selection(request, listing=True)
+    body: dict[str, object] = {"messages": [_dlq_message(e, r) for e, r in chosen]}
+    if cursor:
+        body["cursor"] = cursor
+    return json_response(body)
+
+
+def _dlq_message(entry: DlqEntry, run: Run) -> dict[str, Any]:
+    out = dlq_json(entry)
+    out.update(
+        workflowRunId=run.id,
+        workflowCreatedAt=int(run.created_at * 1000),
+        workflowUrl=run.url,
+    )
+    if run.labels:
+        out["label"], out["labels"] = run.labels[0], list(run.labels)
+    if run.failure is not None:
+        f = run.failure
+        out["failureCallback"] = f.url
+        info: dict[str, Any] = {"state": f.state}
+        if f.response_status is not None:
+            info["responseStatus"] = f.response_status
+            info["responseBody"] = f.response_body or ""
+        out["failureCallbackInfo"] = info
+    return out
+
+
 def _missing(what: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         raise ApiError(
@@ -148,7 +269,12 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/v2/workflows/runs", cancel_runs)
     app.router.add_get("/v2/workflows/events", events)
     app.router.add_get("/v2/workflows/logs", events)
-    dlq = _missing("the workflow DLQ (resume, restart, failure-callback retry, delete)")
-    app.router.add_route("*", "/v2/workflows/dlq", dlq)
-    app.router.add_route("*", "/v2/workflows/dlq/{tail:.*}", dlq)
+    app.router.add_post("/v2/workflows/dlq/resume", dlq_resume)
+    app.router.add_post("/v2/workflows/dlq/restart", dlq_restart)
+    app.router.add_delete("/v2/workflows/dlq", dlq_delete)
+    app.router.add_route(
+        "*",
+        "/v2/workflows/dlq/callback/{dlq_id}",
+        _missing("retrying a failed run's failure callback from the workflow DLQ"),
+    )
     app.router.add_route("*", "/v2/workflows/hooks/{tail:.*}", _missing("workflow webhooks"))

@@ -18,7 +18,7 @@ from typing import Any
 from ..core.clock import ms
 from ..core.engine import Engine
 from ..core.errors import ApiError, bad_request, not_found
-from ..core.state import Delivered, Message, Response
+from ..core.state import Delivered, DlqEntry, Message, Response
 from ..core.users import User
 from ..parsing import header_names as h
 from ..parsing.durations import DurationError, parse_duration
@@ -343,6 +343,77 @@ class WorkflowRuns:
             pending = [messages[m] for m in run.message_ids if m in messages]
             self.engine.cancel_many(run.user, pending)
 
+    # -- the workflow DLQ ----------------------------------------------------------------------
+    def dlq(self, user: User) -> list[tuple[DlqEntry, Run]]:
+        """The DLQ entries of failed runs (the message that failed each), newest first."""
+        found = []
+        for entry in self.engine.dlq_entries(user):
+            run = self.run_of(entry.message)
+            if run is not None and run.dlq_id == entry.dlq_id:
+                found.append((entry, run))
+        return found
+
+    def restart(
+        self, user: User, entry: DlqEntry, run: Run, overrides: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """A new run from the start: the trigger again, with a new run id."""
+        new_id = self._new_run_id()
+        pairs = _override(_with_run_id(run.trigger_headers, new_id), overrides)
+        spec = parse_message_headers(pairs, user.quota)
+        self.engine.publish_url(user, run.url, spec, run.initial_body, caller_ip="127.0.0.1")
+        self.engine.dlq_delete(user, [entry.dlq_id])
+        return self._started(user, new_id)
+
+    def resume(
+        self, user: User, entry: DlqEntry, run: Run, overrides: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """A new run that keeps the failed run's steps and runs the failed one again (a run
+        that failed on its first step, or on a call's answer, starts over instead)."""
+        failed = self._tracked.get(entry.message.id)
+        index = next(
+            (i for i, e in enumerate(run.entries) if e.message_id == entry.message.id), None
+        )
+        if failed is None or failed.call_type != STEP or not index:
+            return self.restart(user, entry, run, overrides)
+        new_id = self._new_run_id()
+        trigger = _override(_with_run_id(run.trigger_headers, new_id), overrides)
+        spec = parse_message_headers(trigger, user.quota)  # checks the overrides first
+        self._order += 1
+        now = self.engine.clock.now()
+        resumed = Run(
+            id=new_id,
+            user=user,
+            url=run.url,
+            created_at=now,
+            initial_body=run.initial_body,
+            sdk_version=run.sdk_version,
+            labels=list(run.labels),
+            entries=[copy.copy(e) for e in run.entries[:index]],
+            order=self._order,
+            retries=spec.retries if "upstash-retries" in spec.given else run.retries,
+            retry_delay=run.retry_delay,
+            flow_control=spec.flow_control or run.flow_control,
+            failure_callback=copy.deepcopy(run.failure_callback),
+            trigger_headers=tuple(trigger),
+        )
+        self._runs.setdefault(user.name, {})[new_id] = resumed
+        again = parse_message_headers(
+            _override(_with_run_id(failed.raw, new_id), overrides), user.quota
+        )
+        message = entry.message
+        self.engine.publish_url(
+            user, message.url, again, run.entries[index].body, caller_ip=message.caller_ip
+        )
+        self.engine.dlq_delete(user, [entry.dlq_id])
+        return self._started(user, new_id)
+
+    def _new_run_id(self) -> str:
+        return self.engine.ids.next("workflow_run", "wfr_", 21)
+
+    def _started(self, user: User, run_id: str) -> dict[str, Any]:
+        run = self.get(user, run_id)
+        return {"workflowRunId": run.id, "workflowCreatedAt": ms(run.created_at)}
+
     # -- waits and notifies -------------------------------------------------------------------
     def wait(
         self, user: User, event_id: str, headers: list[tuple[str, str]], body: Any
@@ -495,6 +566,20 @@ class WorkflowRuns:
                 by_event[event_id] = kept
             else:
                 del by_event[event_id]
+
+
+def _with_run_id(pairs: tuple[tuple[str, str], ...], run_id: str) -> list[tuple[str, str]]:
+    """The headers with every run id (the run's and its failure callback's) set to `run_id`."""
+    names = (p.RUN_ID, "upstash-failure-callback-workflow-runid")
+    return [(k, run_id if k.lower() in names else v) for k, v in pairs]
+
+
+def _override(
+    pairs: list[tuple[str, str]], overrides: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The headers with each override replacing every header of its name."""
+    names = {k.lower() for k, _ in overrides}
+    return [(k, v) for k, v in pairs if k.lower() not in names] + overrides
 
 
 def waiter_json(waiter: Waiter) -> dict[str, Any]:

@@ -141,6 +141,18 @@ app.use(
   }),
 );
 
+let flakyBroken = true;
+app.use(
+  "/flaky",
+  serve(async (context) => {
+    await context.run("a", () => "a done");
+    await context.run("b", () => {
+      if (flakyBroken) throw new Error("b is broken");
+      return "b done";
+    });
+  }),
+);
+
 const server = await new Promise((resolve) => {
   const s = app.listen(0, "127.0.0.1", () => resolve(s));
 });
@@ -291,14 +303,37 @@ scenario("runs_listing", async () => {
   return { listed: listed.length };
 });
 
+scenario("dlq_resume_restart_delete", async () => {
+  flakyBroken = true;
+  const ids = [];
+  for (const n of [1, 2, 3]) ids.push(await trigger("/flaky", { n }, { retries: 0 }));
+  const runs = await Promise.all(ids.map((id) => finished(id, "RUN_FAILED")));
+  const { messages } = await client.dlq.list({ filter: { workflowRunId: ids[0] } });
+  check(messages.length === 1 && messages[0].workflowRunId === ids[0], "listed", messages);
+  check(messages[0].dlqId === runs[0].dlqId && messages[0].workflowUrl === `${APP}/flaky`, "fields", messages[0]);
+  flakyBroken = false;
+  const resumed = await client.dlq.resume({ dlqId: runs[0].dlqId });
+  check(resumed.workflowRunId?.startsWith("wfr_") && resumed.workflowRunId !== ids[0], "resumed", resumed);
+  const restarted = await client.dlq.restart(runs[1].dlqId);
+  check(restarted.workflowRuns?.length === 1, "restarted", restarted);
+  const deleted = await client.dlq.delete(runs[2].dlqId);
+  check(deleted.deleted === 1, "deleted", deleted);
+  const done = await finished(resumed.workflowRunId);
+  check(JSON.stringify(stepNames(done)) === JSON.stringify(["init", "a", "b"]), "resumed steps", stepNames(done));
+  await finished(restarted.workflowRuns[0].workflowRunId);
+  const left = await client.dlq.list({ filter: { workflowUrl: `${APP}/flaky` } });
+  check(left.messages.length === 0, "DLQ emptied", left);
+  return { resumed: resumed.workflowRunId };
+});
+
 scenario("unimplemented_answers_501", async () => {
   let status;
   try {
-    await client.dlq.resume({ dlqId: "nope" });
+    await client.dlq.retryFailureFunction({ dlqId: "nope" });
   } catch (error) {
     status = error.status ?? error.message;
   }
-  check(status === 501 || String(status).includes("not implemented"), "DLQ resume answers 501", status);
+  check(status === 501 || String(status).includes("not implemented"), "answers 501", status);
   return { status };
 });
 
