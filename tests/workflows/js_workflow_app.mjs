@@ -36,6 +36,15 @@ app.use(
   }),
 );
 
+app.use(
+  "/notifier",
+  serve(async (context) => {
+    const { eventId } = context.requestPayload;
+    const sent = await context.notify("tell", eventId, { from: "another run" });
+    record(context, { notified: sent.notifyResponse.length });
+  }),
+);
+
 const server = app.listen(0, "127.0.0.1", () => {
   console.log(`LISTENING ${server.address().port}`);
 });

@@ -74,3 +74,22 @@ def test_a_run_scoped_notify_before_the_wait_is_kept_a_plain_one_is_lost(
         "event_data": {"n": 1},
     }
     assert qstash.workflow_run(lost).step("approval").result["timeout"] is True
+
+
+def test_one_run_notifies_another_with_context_notify(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    waiting = qstash.trigger_workflow(
+        js_workflow_app.url("/wait"), {"eventId": "handoff", "timeout": "1d"}
+    )
+    qstash.advance("1s")
+    notifier = qstash.trigger_workflow(js_workflow_app.url("/notifier"), {"eventId": "handoff"})
+    qstash.advance("1s")
+
+    qstash.assert_workflow_completed(notifier, steps=["tell"])
+    assert js_workflow_app.seen()[notifier] == {"notified": 1}
+    run = qstash.assert_workflow_completed(waiting, steps=["approval", "after"])
+    assert run.step("approval").result == {
+        "timeout": False,
+        "event_data": {"from": "another run"},
+    }

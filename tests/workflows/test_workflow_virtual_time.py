@@ -61,6 +61,24 @@ def test_a_one_day_sleep_ends_in_one_advance(
     assert run.completed_at == qstash.started + 86400
 
 
+def test_sleep_until_wakes_at_the_given_time(
+    qstash: QStashHarness, workflow_app: WorkflowApp
+) -> None:
+    wake = qstash.started + 5 * 3600
+
+    @workflow_app.route("/until")
+    async def until(context: Ctx) -> None:
+        await context.sleep_until("until", wake)
+        await context.run("awake", lambda: "up")
+
+    workflow_app.start()
+    run_id = qstash.trigger_workflow(workflow_app.url("/until"))
+    qstash.advance("6h")
+
+    run = qstash.assert_workflow_completed(run_id, steps=["until", "awake"])
+    assert run.step("awake").time == wake
+
+
 def test_call_returns_the_api_answer(qstash: QStashHarness, workflow_app: WorkflowApp) -> None:
     api = qstash.capture(status=201, body={"id": "img-1"})
 

@@ -67,7 +67,8 @@ async def finish_run(request: web.Request) -> web.Response:
 
 
 def _run_filter(request: web.Request) -> list[Run]:
-    """Runs matching the query (workflowRunId(s), workflowUrl, state, fromDate/toDate in ms)."""
+    """Runs matching the query (workflowRunId(s), workflowUrl, state, label, workflowCreatedAt,
+    fromDate/toDate in ms)."""
     query = request.query
     ids = values(query, "workflowRunId", "workflowRunIds")
     url = query.get("workflowUrl")
@@ -77,6 +78,7 @@ def _run_filter(request: web.Request) -> list[Run]:
         if state not in RUN_STATES:
             raise bad_request(f"invalid state: {state!r}, want one of {', '.join(RUN_STATES)}")
     created = query.get("workflowCreatedAt")
+    labels = set(values(query, "label"))
     dates = _dates(query)
     found = []
     for run in runs_of(request).runs(user(request)):
@@ -86,6 +88,8 @@ def _run_filter(request: web.Request) -> list[Run]:
         if url and (run.url != url if exact else not run.url.startswith(url)):
             continue
         if states and run.state not in states:
+            continue
+        if labels and not labels & set(run.labels):
             continue
         if created and str(created_ms) != created:
             continue

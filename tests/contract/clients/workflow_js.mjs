@@ -298,6 +298,11 @@ scenario("runs_listing", async () => {
   check(first.runs.length === 1 && first.cursor, "paged", first);
   const next = await client.logs({ workflowUrl: `${APP}/seq`, count: 1, cursor: first.cursor });
   check(next.runs.length === 1 && next.runs[0].workflowRunId !== first.runs[0].workflowRunId, "next page", next);
+  const labelled = await trigger("/seq", { n: 3 }, { label: "nightly" });
+  await finished(labelled);
+  const byLabel = await client.logs({ label: "nightly" });
+  check(byLabel.runs.length === 1 && byLabel.runs[0].workflowRunId === labelled, "label filter", byLabel);
+  check(byLabel.runs[0].labels?.[0] === "nightly", "run labels", byLabel.runs[0]);
   const failed = await client.logs({ state: "RUN_FAILED" });
   check(failed.runs.every((r) => r.workflowState === "RUN_FAILED"), "state filter", failed);
   return { listed: listed.length };
