@@ -143,7 +143,10 @@ def test_a_failed_step_runs_the_failure_function(
     run = qstash.assert_workflow_failed(run_id, failure_function=True)
     assert failures == [(500, "no luck", {"order": 42})]
     assert run.dlq_id is not None
-    [callback] = qstash.deliveries(workflow_app.url("/fail"), kind="failure_callback")
+    # Every delivery of the run verified with the official Receiver's keys, the failure
+    # callback included (assert_delivered checks signatures).
+    qstash.assert_delivered(url, times=3)
+    [callback] = qstash.assert_delivered(url, kind="failure_callback", times=1)
     assert callback.json()["workflowRunId"] == run_id
     assert callback.header("Upstash-Workflow-Is-Failure") == "true"
 
