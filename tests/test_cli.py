@@ -71,3 +71,28 @@ def test_flag_spellings() -> None:
         _normalize(["dev", "-port=9000", "-quota", "pro", "--host", "127.0.0.1"])
     )
     assert (args.port, args.quota, args.host) == (9000, "pro", "127.0.0.1")
+
+
+def test_the_server_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from qstash_emulator.cli import run
+
+    seen: list[str] = []
+
+    async def which() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+
+    monkeypatch.setenv("QSTASH_EMULATOR_LOOP", "asyncio")
+    run(which())
+    assert seen[-1].startswith("asyncio")
+    monkeypatch.delenv("QSTASH_EMULATOR_LOOP")
+    run(which())
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        assert seen[-1].startswith("asyncio")
+    else:
+        assert seen[-1].startswith("uvloop")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from .emulator import Emulator
 
@@ -81,10 +84,24 @@ def banner(emulator: Emulator) -> str:
     return "\n".join(lines)
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the server's loop: uvloop when it is installed (`qstash-emulator[fast]`), else
+    asyncio's own. Set QSTASH_EMULATOR_LOOP=asyncio to keep asyncio's loop anyway."""
+    if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        asyncio.run(serve(args))
+        run(serve(args))
     return 0
 
 

@@ -10,13 +10,17 @@ from collections.abc import Iterator
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
+# Two base-58 digits at a time: half the big-integer divisions (ids are made per message).
+_PAIRS = [a + b for a in _B58 for b in _B58]
+
+
 def b58(data: bytes) -> str:
     n = int.from_bytes(data, "big")
     out = []
     while n:
-        n, r = divmod(n, 58)
-        out.append(_B58[r])
-    return "".join(reversed(out)) or "1"
+        n, r = divmod(n, 58 * 58)
+        out.append(_PAIRS[r])
+    return "".join(reversed(out)).lstrip("1") or "1"
 
 
 def digest(*parts: object) -> bytes:
