@@ -109,11 +109,11 @@ _NOT_CARRIED = frozenset(
 )
 
 
-def clean(headers: h.Headers) -> None:
-    """Drop the carried-over copies above and keep one Content-Type (the SDKs send it both
-    plainly and as a forward)."""
+def clean(headers: h.Headers, *, carried: bool = True) -> None:
+    """Drop the carried-over copies above (`carried`) and keep one Content-Type (the SDKs send
+    it both plainly and as a forward)."""
     for name in list(headers):
-        if name in _NOT_CARRIED:
+        if carried and name in _NOT_CARRIED:
             del headers[name]
     ctype = headers.get("Content-Type")
     if ctype and len(ctype) > 1:

@@ -122,7 +122,8 @@ class WorkflowRuns:
         now = self.engine.clock.now()
         user = message.user
         call_type = lower.get(p.CALL_TYPE, STEP)
-        p.clean(message.headers)
+        # A call's headers are the caller's own; a step's carry copies of the last delivery's.
+        p.clean(message.headers, carried=call_type != TO_CALLBACK)
         run = self.find(user, run_id)
         if lower.get(p.INIT, "").lower() == "true":
             if run is None or not run.active:
@@ -187,7 +188,8 @@ class WorkflowRuns:
         message.body = p.step_list(entries)
         self._add_run_headers(run, message.headers)
         inherited = self._inherit(run, message, spec)
-        run.entries[-1].max_retries = message.max_retries
+        if run.entries[-1].message_id == message.id:
+            run.entries[-1].max_retries = message.max_retries
         raw = run.trigger_headers if inherited else spec.raw
         self._wire_failure(run, message, raw, "upstash-failure-callback-")
 
