@@ -177,8 +177,8 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
         "POST",
         "/v2/workflows/dlq/callback/1",
         None,
-        501,
-        "failure callback",
+        404,
+        "not found",
     ),
     ("webhooks", "POST", "/v2/workflows/hooks/u/r/e", None, 501, "webhooks"),
 ]

@@ -89,6 +89,7 @@ MATRIX: dict[str, list[Any]] = {
         "cancel",
         "runs_listing",
         "dlq_resume_restart_delete",
+        "failure_function_retry",
         "unimplemented_answers_501",
     ],
     "openai": [

@@ -294,3 +294,43 @@ def test_a_failed_run_is_resumed_or_restarted_from_the_workflow_dlq(
         headers={"Authorization": f"Bearer {qstash.token}"},
     )
     assert missing.status_code == 404 and "not found" in missing.json()["error"]
+
+
+def test_a_failed_failure_function_is_sent_again_from_the_workflow_dlq(
+    qstash: QStashHarness, workflow_app: WorkflowApp
+) -> None:
+    calls: list[str] = []
+
+    async def on_failure(context: Ctx, status: int, response: str, headers: Any) -> None:
+        calls.append(response)
+        if len(calls) == 1:
+            raise RuntimeError("the failure function fails too")
+
+    @workflow_app.route("/fail", failure_function=on_failure, retries=0)
+    async def failing(context: Ctx) -> None:
+        async def boom() -> None:
+            raise RuntimeError("no luck")
+
+        await context.run("boom", boom)
+
+    workflow_app.start()
+    url = workflow_app.url("/fail")
+    run_id = qstash.trigger_workflow(url, retries=0, failure_url=url)
+    qstash.advance("1s")
+    with pytest.raises(AssertionError, match="is CALLBACK_FAIL"):
+        qstash.assert_workflow_failed(run_id, failure_function=True)
+    dlq_id = qstash.workflow_run(run_id).dlq_id
+
+    answer = httpx.post(
+        f"{qstash.url}/v2/workflows/dlq/callback/{dlq_id}",
+        headers={"Authorization": f"Bearer {qstash.token}"},
+    )
+    assert answer.status_code == 200 and answer.json()["workflowRunId"] == run_id
+    qstash.advance("1s")
+    qstash.assert_workflow_failed(run_id, failure_function=True)
+    assert calls == ["no luck", "no luck"]
+    again = httpx.post(
+        f"{qstash.url}/v2/workflows/dlq/callback/{dlq_id}",
+        headers={"Authorization": f"Bearer {qstash.token}"},
+    )
+    assert again.status_code == 400 and "CALLBACK_SUCCESS" in again.json()["error"]

@@ -225,6 +225,15 @@ async def dlq_delete(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def dlq_retry_failure(request: web.Request) -> web.Response:
+    dlq_id = request.match_info["dlq_id"]
+    found = {e.dlq_id: (e, r) for e, r in runs_of(request).dlq(user(request))}
+    if dlq_id not in found:
+        raise ApiError(404, f"workflow DLQ message {dlq_id} not found")
+    entry, run = found[dlq_id]
+    return json_response(runs_of(request).retry_failure(user(request), entry, run))
+
+
 def workflow_dlq_list(request: web.Request) -> web.Response:
     """`GET /v2/dlq?source=workflow` (the JS client's `dlq.list`): failed runs' messages."""
     chosen, cursor, _ = _dlq_selection(request, listing=True)
@@ -276,9 +285,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/v2/workflows/dlq/resume", dlq_resume)
     app.router.add_post("/v2/workflows/dlq/restart", dlq_restart)
     app.router.add_delete("/v2/workflows/dlq", dlq_delete)
-    app.router.add_route(
-        "*",
-        "/v2/workflows/dlq/callback/{dlq_id}",
-        _missing("retrying a failed run's failure callback from the workflow DLQ"),
-    )
+    app.router.add_post("/v2/workflows/dlq/callback/{dlq_id}", dlq_retry_failure)
     app.router.add_route("*", "/v2/workflows/hooks/{tail:.*}", _missing("workflow webhooks"))

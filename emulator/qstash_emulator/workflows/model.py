@@ -100,6 +100,7 @@ class Run:
     message_ids: list[str] = field(default_factory=list)
     dlq_id: str | None = None
     failure: FailureCall | None = None
+    failure_retries: int = 0  # failure callbacks sent again from the workflow DLQ
     # Events notified for this run before it waited (the run-scoped notify's lookback).
     early_events: dict[str, bytes] = field(default_factory=dict)
     order: int = 0

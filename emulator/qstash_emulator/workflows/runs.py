@@ -409,6 +409,43 @@ class WorkflowRuns:
         self.engine.dlq_delete(user, [entry.dlq_id])
         return self._started(user, new_id)
 
+    def retry_failure(self, user: User, entry: DlqEntry, run: Run) -> dict[str, Any]:
+        """Send a failed run's failure callback again (its failure function failed)."""
+        message = entry.message
+        cfg = message.failure_callback
+        if cfg is None or run.failure is None:
+            raise bad_request(f"workflow run {run.id} has no failure function or failure URL")
+        if run.failure.state != "CALLBACK_FAIL":
+            raise bad_request(
+                f"the failure callback of workflow run {run.id} is {run.failure.state}: "
+                "only a failed one is retried"
+            )
+        run.failure_retries += 1
+        fields = self.engine.callback_body(message, entry.response, entry.dlq_id)
+        self.callback_body(message, fields, "failure")
+        spec = MessageSpec(
+            method=cfg.method,
+            headers={**{k: list(v) for k, v in cfg.headers.items()}},
+            retries=cfg.retries if cfg.retries is not None else message.max_retries,
+            retry_delay=cfg.retry_delay,
+            timeout=cfg.timeout,
+        )
+        h.add(spec.headers, "Content-Type", "application/json")
+        again = self.engine.new_message(
+            user,
+            cfg.url,
+            spec,
+            json.dumps(fields, separators=(",", ":")).encode(),
+            caller_ip=message.caller_ip,
+            message_id=self.engine.ids.derived(
+                message.id, f"failure-retry:{run.failure_retries}", "msg_"
+            ),
+            source=message,
+            kind="failure_callback",
+        )
+        self.engine.schedule(again)
+        return {"workflowRunId": run.id, "workflowCreatedAt": ms(run.created_at)}
+
     def _new_run_id(self) -> str:
         return self.engine.ids.next("workflow_run", "wfr_", 21)
 
