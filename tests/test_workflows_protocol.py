@@ -180,7 +180,7 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
         404,
         "not found",
     ),
-    ("webhooks", "POST", "/v2/workflows/hooks/u/r/e", None, 501, "webhooks"),
+    ("webhook of an unknown user", "POST", "/v2/workflows/hooks/u/r/e", None, 404, "user u"),
 ]
 
 

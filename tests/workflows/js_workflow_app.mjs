@@ -45,6 +45,24 @@ app.use(
   }),
 );
 
+app.use(
+  "/webhook",
+  serve(async (context) => {
+    const hook = await context.createWebhook("hook");
+    await context.run("share", () => {
+      record(context, { webhookUrl: hook.webhookUrl });
+    });
+    const got = await context.waitForWebhook("called", hook, "1d");
+    if (got.timeout) {
+      record(context, { timeout: true });
+      return;
+    }
+    const body = await got.request.text();
+    const seenCall = { method: got.request.method, body, tag: got.request.headers.get("x-tag") };
+    await context.run("handled", () => record(context, { call: seenCall }));
+  }),
+);
+
 const server = app.listen(0, "127.0.0.1", () => {
   console.log(`LISTENING ${server.address().port}`);
 });

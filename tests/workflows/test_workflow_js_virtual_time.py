@@ -4,6 +4,7 @@ in one `advance`."""
 
 from __future__ import annotations
 
+import httpx
 from conftest import JsWorkflowApp
 from pytest_qstash import QStashHarness
 
@@ -92,4 +93,25 @@ def test_one_run_notifies_another_with_context_notify(
     assert run.step("approval").result == {
         "timeout": False,
         "event_data": {"from": "another run"},
+    }
+
+
+def test_a_webhook_call_resumes_the_run_waiting_for_it(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    run_id = qstash.trigger_workflow(js_workflow_app.url("/webhook"))
+    qstash.advance("1s")
+    hook = js_workflow_app.seen()[run_id]["webhookUrl"]
+    assert hook.startswith(f"{qstash.url}/v2/workflows/hooks/defaultUser/{run_id}/")
+
+    # A third party calls the URL: no token, any method and body.
+    answer = httpx.put(hook, content=b"paid", headers={"X-Tag": "invoice-7"})
+    assert answer.status_code == 200
+    qstash.advance("1s")
+
+    qstash.assert_workflow_completed(run_id, steps=["hook", "share", "called", "handled"])
+    assert js_workflow_app.seen()[run_id]["call"] == {
+        "method": "PUT",
+        "body": "paid",
+        "tag": "invoice-7",
     }

@@ -5,18 +5,21 @@ Thin: parse and validate here, the run logic lives in `workflows.runs.WorkflowRu
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from aiohttp import web
 
 from ..core.errors import ApiError, bad_request
 from ..core.state import DlqEntry
+from ..parsing import header_names as h
 from ..parsing.publish_headers import parse_message_headers
 from ..workflows import Run, WorkflowRuns
 from ..workflows.model import RUN_STATES
 from ..workflows.render import run_json, steps_raw
 from ..workflows.runs import waiter_json
-from .common import Handler, backend, json_response, read_json, user
+from .common import backend, json_response, read_json, user
 from .filters import count_param, page, values
 from .render import dlq_json
 
@@ -263,13 +266,26 @@ def _dlq_message(entry: DlqEntry, run: Run) -> dict[str, Any]:
     return out
 
 
-def _missing(what: str) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        raise ApiError(
-            501, f"not implemented on the emulator: {what} ({request.method} {request.path})"
-        )
-
-    return handler
+async def webhook(request: web.Request) -> web.Response:
+    """A `context.createWebhook` URL: any request to it is the event its run waits for, as
+    the JS SDK's `waitForWebhook` reads it (method, URL, headers and base64 body)."""
+    name = request.match_info["user_id"]
+    try:
+        who = backend(request).users[name]
+    except KeyError:
+        raise ApiError(404, f"user {name} not found") from None
+    body = await request.read()
+    event = {
+        "method": request.method,
+        "proto": request.scheme,
+        "host": request.host,
+        "url": request.path_qs,
+        "header": h.from_pairs(request.headers.items()),
+        "body": base64.b64encode(body).decode(),
+    }
+    data = json.dumps(event, separators=(",", ":")).encode()
+    runs_of(request).notify(who, request.match_info["event_id"], data, request.match_info["run_id"])
+    return json_response({})
 
 
 def setup(app: web.Application) -> None:
@@ -286,4 +302,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/v2/workflows/dlq/restart", dlq_restart)
     app.router.add_delete("/v2/workflows/dlq", dlq_delete)
     app.router.add_post("/v2/workflows/dlq/callback/{dlq_id}", dlq_retry_failure)
-    app.router.add_route("*", "/v2/workflows/hooks/{tail:.*}", _missing("workflow webhooks"))
+    app.router.add_route("*", "/v2/workflows/hooks/{user_id}/{run_id}/{event_id}", webhook)

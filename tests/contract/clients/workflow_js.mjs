@@ -159,6 +159,18 @@ app.use(
   ),
 );
 
+app.use(
+  "/webhook",
+  serve(async (context) => {
+    const hook = await context.createWebhook("hook");
+    await context.run("share", () => record(context, { webhookUrl: hook.webhookUrl }));
+    const got = await context.waitForWebhook("called", hook, "1d");
+    const body = await got.request.text();
+    const call = { method: got.request.method, body, tag: got.request.headers.get("x-tag") };
+    await context.run("handled", () => record(context, { call }));
+  }),
+);
+
 let flakyBroken = true;
 app.use(
   "/flaky",
@@ -367,16 +379,16 @@ scenario("failure_function_retry", async () => {
   return answer;
 });
 
-scenario("unimplemented_answers_501", async () => {
-  // Workflow webhooks (context.createWebhook's URL) are not implemented: a clear 501.
-  const answer = await fetch(`${env.QSTASH_URL}/v2/workflows/hooks/u/wfr_x/evt_x`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${env.QSTASH_TOKEN}` },
-    body: "{}",
-  });
-  const body = await answer.json();
-  check(answer.status === 501 && body.error.includes("webhooks"), "answers 501", body);
-  return { status: answer.status };
+scenario("webhook", async () => {
+  const runId = await trigger("/webhook", {});
+  const hook = await eventually(async () => seen.get(runId)?.webhookUrl, "the webhook URL");
+  check(hook.startsWith(`${env.QSTASH_URL}/v2/workflows/hooks/`), "webhook URL", hook);
+  const answer = await fetch(hook, { method: "POST", body: "paid", headers: { "X-Tag": "t-1" } });
+  check(answer.status === 200, "webhook answered", answer.status);
+  await finished(runId);
+  const call = seen.get(runId).call;
+  check(call.method === "POST" && call.body === "paid" && call.tag === "t-1", "webhook request", call);
+  return call;
 });
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : [...scenarios.keys()];
