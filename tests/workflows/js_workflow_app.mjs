@@ -2,7 +2,7 @@
 // Reads QSTASH_URL, QSTASH_TOKEN and the signing keys from the environment (signatures are
 // verified), prints `LISTENING <port>` once up; `GET /__seen` answers what the routes recorded.
 import express from "express";
-import { serve } from "@upstash/workflow/express";
+import { createWorkflow, serve, serveMany } from "@upstash/workflow/express";
 
 const seen = {};
 const record = (context, fields) => {
@@ -62,6 +62,26 @@ app.use(
     await context.run("handled", () => record(context, { call: seenCall }));
   }),
 );
+
+// context.invoke: one workflow starts another and gets its result (serveMany names them).
+const child = createWorkflow(async (context) => {
+  const doubled = await context.run("double", () => context.requestPayload.n * 2);
+  if (context.requestPayload.fail) {
+    await context.run("break", () => {
+      throw new Error("child broke");
+    });
+  }
+  return { doubled };
+}, { retries: 0 });
+const parent = createWorkflow(async (context) => {
+  const answer = await context.invoke("ask-child", {
+    workflow: child,
+    body: { n: context.requestPayload.n, fail: context.requestPayload.fail ?? false },
+    retries: 0,
+  });
+  await context.run("use", () => record(context, { answer }));
+});
+app.use("/many", serveMany({ parent, child }));
 
 const server = app.listen(0, "127.0.0.1", () => {
   console.log(`LISTENING ${server.address().port}`);

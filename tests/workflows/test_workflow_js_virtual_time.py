@@ -115,3 +115,32 @@ def test_a_webhook_call_resumes_the_run_waiting_for_it(
         "body": "paid",
         "tag": "invoice-7",
     }
+
+
+def test_an_invoked_workflow_answers_its_invoker(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    parent = qstash.trigger_workflow(js_workflow_app.url("/many/parent"), {"n": 21})
+    qstash.advance("1s")
+
+    qstash.assert_workflow_completed(parent, steps=["ask-child", "use"])
+    [child] = qstash.workflow_runs(url=js_workflow_app.url("/many/child"))
+    assert child.payload == {"n": 21, "fail": False}
+    qstash.assert_workflow_completed(child.id, result={"doubled": 42})
+    assert js_workflow_app.seen()[parent]["answer"] == {
+        "body": {"doubled": 42},
+        "isFailed": False,
+        "isCanceled": False,
+    }
+
+
+def test_an_invoked_workflow_that_fails_tells_its_invoker(
+    qstash: QStashHarness, js_workflow_app: JsWorkflowApp
+) -> None:
+    parent = qstash.trigger_workflow(js_workflow_app.url("/many/parent"), {"n": 1, "fail": True})
+    qstash.advance("1s")
+
+    [child] = qstash.workflow_runs(url=js_workflow_app.url("/many/child"))
+    qstash.assert_workflow_failed(child.id)
+    qstash.assert_workflow_completed(parent)
+    assert js_workflow_app.seen()[parent]["answer"]["isFailed"] is True

@@ -111,6 +111,8 @@ class Run:
     flow_control: FlowControlSpec | None = None
     failure_callback: CallbackConfig | None = None
     trigger_headers: tuple[tuple[str, str], ...] = ()
+    # The context.invoke request that started this run (its invoker gets the result).
+    invoker: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:

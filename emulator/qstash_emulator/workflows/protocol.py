@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from typing import Any, TypeGuard
 
 from ..parsing import header_names as h
 from .model import Entry
@@ -22,6 +23,7 @@ RUN_ID = "upstash-workflow-runid"
 INIT = "upstash-workflow-init"
 URL = "upstash-workflow-url"
 CALL_TYPE = "upstash-workflow-calltype"
+INVOKE = "upstash-workflow-invoke"
 SDK_VERSION = "upstash-workflow-sdk-version"
 FORWARDED_SDK_VERSION = "upstash-forward-upstash-workflow-sdk-version"
 LABEL = "upstash-label"
@@ -118,3 +120,19 @@ def clean(headers: h.Headers, *, carried: bool = True) -> None:
     ctype = headers.get("Content-Type")
     if ctype and len(ctype) > 1:
         headers["Content-Type"] = ctype[:1]
+
+
+def is_header_map(value: Any) -> TypeGuard[dict[str, list[str]]]:
+    return isinstance(value, dict) and all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
+    )
+
+
+def invoke_request(body: bytes) -> dict[str, Any] | None:
+    """The JSON a `context.invoke` trigger carries: the invoked run's `body` and `headers`,
+    and the invoker's `workflowRunId`, `workflowUrl`, `headers` and `step`."""
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) and "workflowRunId" in found else None

@@ -127,6 +127,13 @@ class WorkflowRuns:
         run = self.find(user, run_id)
         if lower.get(p.INIT, "").lower() == "true":
             if run is None or not run.active:
+                invoker = None
+                if lower.get(p.INVOKE, "").lower() == "true":
+                    # context.invoke: the body wraps the invoked run's payload and the invoker
+                    invoker = p.invoke_request(message.body)
+                    if invoker is not None:
+                        body = invoker.get("body")
+                        message.body = body.encode() if isinstance(body, str) else b""
                 self._order += 1
                 run = Run(
                     id=run_id,
@@ -144,6 +151,7 @@ class WorkflowRuns:
                     flow_control=message.flow_control,
                     failure_callback=copy.deepcopy(message.failure_callback),
                     trigger_headers=spec.raw,
+                    invoker=invoker,
                 )
                 self._runs.setdefault(user.name, {})[run_id] = run
                 run.entries.append(Entry(message.id, STEP, message.body, now, message.headers))
@@ -297,10 +305,8 @@ class WorkflowRuns:
         if call_type == TO_CALLBACK:
             return  # the callback carries the failed call's answer into the run
         if run.active:
-            run.state = RUN_FAILED
-            run.completed_at = self.engine.clock.now()
             run.dlq_id = dlq_id
-            self._drop_waiters(run)
+            self._end(run, RUN_FAILED, None)
 
     def delivered(self, record: Delivered) -> None:
         message = record.message
@@ -344,6 +350,33 @@ class WorkflowRuns:
             messages = self.engine.state(run.user).messages
             pending = [messages[m] for m in run.message_ids if m in messages]
             self.engine.cancel_many(run.user, pending)
+        if run.invoker is not None:
+            self._answer_invoker(run)
+
+    def _answer_invoker(self, run: Run) -> None:
+        """A run started by `context.invoke` is over: its invoker's Invoke step gets the result
+        (the route's response, or isFailed / isCanceled), published like any step."""
+        invoker = run.invoker or {}
+        parent = self.find(run.user, str(invoker.get("workflowRunId")))
+        step = invoker.get("step")
+        headers = invoker.get("headers")
+        url = invoker.get("workflowUrl")
+        if parent is None or not parent.active or not isinstance(step, dict):
+            return
+        if not isinstance(url, str) or not p.is_header_map(headers):
+            return
+        out = {
+            "body": run.response,
+            "isFailed": run.state == RUN_FAILED,
+            "isCanceled": run.state == RUN_CANCELED,
+        }
+        result = {**step, "stepType": "Invoke", "out": json.dumps(out, separators=(",", ":"))}
+        try:
+            spec = parse_message_headers(h.flat(headers), run.user.quota)
+        except ApiError:
+            return  # the invoker sent headers QStash would refuse: nothing to answer with
+        body = json.dumps(result, separators=(",", ":")).encode()
+        self.engine.publish_url(run.user, url, spec, body, caller_ip="127.0.0.1")
 
     # -- the workflow DLQ ----------------------------------------------------------------------
     def dlq(self, user: User) -> list[tuple[DlqEntry, Run]]:
@@ -472,7 +505,7 @@ class WorkflowRuns:
         if not isinstance(timeout_url, str) or not is_url(timeout_url):
             raise bad_request("invalid timeoutUrl: it must start with http:// or https://")
         timeout_headers = body.get("timeoutHeaders")
-        if timeout_headers is not None and not _is_header_map(timeout_headers):
+        if timeout_headers is not None and not p.is_header_map(timeout_headers):
             raise bad_request("timeoutHeaders must map header names to lists of strings")
         kept = [
             (k, v)
@@ -651,12 +684,6 @@ def _timeout_seconds(value: Any) -> float:
     if seconds <= 0:
         raise bad_request("wait timeout must be positive")
     return seconds
-
-
-def _is_header_map(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
-    )
 
 
 def _b64_text(data: str) -> str:
