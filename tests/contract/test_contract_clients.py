@@ -90,6 +90,7 @@ MATRIX: dict[str, list[Any]] = {
         "runs_listing",
         "dlq_resume_restart_delete",
         "failure_function_retry",
+        "invoke",
         "webhook",
     ],
     "openai": [

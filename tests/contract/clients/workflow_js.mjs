@@ -3,7 +3,7 @@
 // environment names the emulator and the recording target; one line `CONTRACT-RESULTS {...}`.
 import express from "express";
 import { Client } from "@upstash/workflow";
-import { serve } from "@upstash/workflow/express";
+import { createWorkflow, serve, serveMany } from "@upstash/workflow/express";
 
 const env = process.env;
 const TARGET = env.CONTRACT_TARGET;
@@ -170,6 +170,16 @@ app.use(
     await context.run("handled", () => record(context, { call }));
   }),
 );
+
+const child = createWorkflow(async (context) => {
+  const doubled = await context.run("double", () => context.requestPayload.n * 2);
+  return { doubled };
+});
+const parent = createWorkflow(async (context) => {
+  const answer = await context.invoke("ask-child", { workflow: child, body: { n: context.requestPayload.n } });
+  await context.run("use", () => record(context, { answer }));
+});
+app.use("/many", serveMany({ parent, child }));
 
 let flakyBroken = true;
 app.use(
@@ -376,6 +386,16 @@ scenario("failure_function_retry", async () => {
     return found?.failureFunction?.state === "CALLBACK_SUCCESS" ? found : undefined;
   }, "the failure function to succeed");
   check(seen.get(runId)?.failureHandled === true, "failure function ran");
+  return answer;
+});
+
+scenario("invoke", async () => {
+  const runId = await trigger("/many/parent", { n: 21 });
+  await finished(runId);
+  const { answer } = seen.get(runId);
+  check(answer.body?.doubled === 42 && answer.isFailed === false, "invoked run's result", answer);
+  const { runs } = await client.logs({ workflowUrl: `${APP}/many/child` });
+  check(runs.length === 1 && runs[0].workflowState === "RUN_SUCCESS", "the invoked run", runs);
   return answer;
 });
 
