@@ -157,12 +157,7 @@ def run_info(run: Run, emu: Emulator) -> WorkflowRunInfo:
         )
     # Parallel results arrive in whatever order their deliveries finish: list them by step id.
     steps.sort(key=lambda s: s.step_id)
-    runs = emu.workflows
-    waiting = sorted(
-        event_id
-        for event_id, waiters in runs._waiters.get(run.user.name, {}).items()
-        if any(w.run_id == run.id for w in waiters)
-    )
+    waiting = emu.workflows.waiting_for(run)
     messages = emu.engine.state(run.user).messages
     pending = [m for m in run.message_ids if m in messages and not messages[m].finished]
     failure = None

@@ -580,6 +580,13 @@ class WorkflowRuns:
                 run.early_events[event_id] = data
         return answers
 
+    def waiting_for(self, run: Run) -> list[str]:
+        """The events the run waits for now, sorted."""
+        by_event = self._waiters.get(run.user.name, {})
+        return sorted(
+            e for e, waiters in by_event.items() if any(w.run_id == run.id for w in waiters)
+        )
+
     def waiters(self, user: User, event_id: str) -> list[Waiter]:
         return list(self._waiters.get(user.name, {}).get(event_id, []))
 
