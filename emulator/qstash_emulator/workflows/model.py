@@ -101,6 +101,10 @@ class Run:
     dlq_id: str | None = None
     failure: FailureCall | None = None
     failure_retries: int = 0  # failure callbacks sent again from the workflow DLQ
+    # Failed attempts per message (the logs' StepError shape) and the message the run failed on.
+    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    error_step: dict[str, str] = field(default_factory=dict)  # Upstash-Error-Step-Name
+    failed_message: str | None = None
     # Events notified for this run before it waited (the run-scoped notify's lookback).
     early_events: dict[str, bytes] = field(default_factory=dict)
     order: int = 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.clock import ms
 from ..core.engine import Engine
-from ..core.state import CANCELLED, DELIVERED, FAILED, RETRY, Message
+from ..core.state import CANCELLED, FAILED, RETRY
 from .model import STEP, TO_CALLBACK, Entry, Run
 
 
@@ -48,25 +48,20 @@ def run_json(run: Run, engine: Engine) -> dict[str, Any]:
 
 
 def step_groups(run: Run, engine: Engine) -> list[dict[str, Any]]:
-    """Finished steps in order (sequential, or parallel results grouped), then the messages
-    still on their way as one "next" group."""
+    """Finished steps in order (sequential, or parallel results grouped in step order), then
+    one "next" group: the run's messages still on their way, or the one it failed on, with
+    their failed attempts."""
     groups: list[dict[str, Any]] = []
     last_call: Entry | None = None
-    messages = engine.state(run.user).messages
-    pending: list[dict[str, Any]] = []
     for i, entry in enumerate(run.entries):
         if entry.call_type == TO_CALLBACK:
             last_call = entry
         if entry.call_type != STEP:
             continue
         step = _initial(run, entry) if i == 0 else _step(entry, last_call)
-        message = messages.get(entry.message_id)
         if step is None or (step.get("stepId") == 0 and i != 0):
-            # Plan steps of a parallel run (stepId 0) and wait continuations still travelling.
-            if message is not None and not message.finished:
-                pending.append(_next(message))
-            continue
-        step["state"] = _state(message)
+            continue  # a parallel plan step, not a result
+        step["state"] = "STEP_SUCCESS"
         concurrent = int(step.get("concurrent") or 1)
         last = groups[-1] if groups else None
         if concurrent > 1 and last is not None and last["type"] == "parallel":
@@ -75,6 +70,17 @@ def step_groups(run: Run, engine: Engine) -> list[dict[str, Any]]:
             groups.append({"type": "parallel" if concurrent > 1 else "sequential", "steps": [step]})
     for group in groups:  # parallel results in step order, whichever finished first
         group["steps"].sort(key=lambda step: step.get("stepId") or 0)
+    messages = engine.state(run.user).messages
+    pending = [
+        _next(run, messages[m].id, messages[m].state, messages[m].max_retries)
+        for m in run.message_ids
+        if m in messages and not messages[m].finished and messages[m].kind == "message"
+    ]
+    if run.failed_message is not None:
+        retries = next(
+            (e.max_retries for e in run.entries if e.message_id == run.failed_message), 0
+        )
+        pending.append(_next(run, run.failed_message, FAILED, retries))
     if pending:
         groups.append({"type": "next", "steps": pending})
     return groups
@@ -140,23 +146,18 @@ def _add_call(step: dict[str, Any], raw: dict[str, Any], sent: Entry | None) -> 
         step["callBody"] = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
 
 
-def _state(message: Message | None) -> str:
-    if message is None or message.state == DELIVERED:
-        return "STEP_SUCCESS"
-    if message.state == FAILED:
-        return "STEP_FAILED"
-    if message.state == RETRY:
-        return "STEP_RETRY"
-    return "STEP_PROGRESS"
-
-
-def _next(message: Message) -> dict[str, Any]:
-    state = {RETRY: "STEP_RETRY", FAILED: "STEP_FAILED", CANCELLED: "STEP_CANCELED"}
-    return {
-        "messageId": message.id,
-        "state": state.get(message.state, "STEP_PROGRESS"),
-        "retries": message.max_retries,
+def _next(run: Run, message_id: str, state: str, retries: int) -> dict[str, Any]:
+    states = {RETRY: "STEP_RETRY", FAILED: "STEP_FAILED", CANCELLED: "STEP_CANCELED"}
+    out: dict[str, Any] = {
+        "messageId": message_id,
+        "state": states.get(state, "STEP_PROGRESS"),
+        "retries": retries,
     }
+    if message_id in run.error_step:
+        out["stepName"] = run.error_step[message_id]
+    if message_id in run.errors:
+        out["errors"] = list(run.errors[message_id])
+    return out
 
 
 def steps_raw(run: Run) -> list[dict[str, Any]]:

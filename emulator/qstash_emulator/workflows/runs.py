@@ -306,20 +306,40 @@ class WorkflowRuns:
             return  # the callback carries the failed call's answer into the run
         if run.active:
             run.dlq_id = dlq_id
+            run.failed_message = message.id
             self._end(run, RUN_FAILED, None)
 
     def delivered(self, record: Delivered) -> None:
-        message = record.message
-        if self._call_type(message) != FAILURE_CALL or record.response is None:
-            return
+        message, response = record.message, record.response
         run = self.run_of(message)
-        if run is None or run.failure is None or run.failure.message_id != message.id:
+        if run is None or response is None:
             return
-        response = record.response
+        if self._call_type(message) != FAILURE_CALL:
+            if not response.ok:
+                self._failed_attempt(run, record, response)
+            return
+        if run.failure is None or run.failure.message_id != message.id:
+            return
         run.failure.response_status = response.status
         run.failure.response_body = response.body.decode("utf-8", "replace")
         if response.ok:
             run.failure.state = "CALLBACK_SUCCESS"
+
+    def _failed_attempt(self, run: Run, record: Delivered, response: Response) -> None:
+        """A failed attempt of a run's message, for the logs' next steps."""
+        status = response.status or 0
+        run.errors.setdefault(record.message.id, []).append(
+            {
+                "error": response.error or f"{status} status from the workflow endpoint",
+                "body": response.body.decode("utf-8", "replace"),
+                "headers": response.headers,
+                "status": status,
+                "time": ms(record.time),
+            }
+        )
+        for key, values in response.headers.items():
+            if key.lower() == "upstash-error-step-name" and values:
+                run.error_step[record.message.id] = values[0]
 
     # -- run actions --------------------------------------------------------------------------
     def finish(self, user: User, run_id: str, *, cancel: bool, result: str | None = None) -> None:

@@ -308,6 +308,10 @@ scenario("failure_function", async () => {
   check(failure.failResponse === "boom! the step failed", "fail response", failure);
   check(failure.payload.order === 42, "failure function sees the initial payload", failure);
   check(typeof run.dlqId === "string" && run.dlqId.length > 0, "run in the DLQ", run);
+  const next = run.steps.at(-1);
+  check(next.type === "next" && next.steps[0].state === "STEP_FAILED", "the failed step", next);
+  const [error] = next.steps[0].errors;
+  check(next.steps[0].stepName === "boom" && error.status === 500, "its error", next.steps[0]);
   return failure;
 });
 
