@@ -1,3 +1,5 @@
+"""`python -m qstash_emulator`: the command line (see `cli`)."""
+
 import sys
 
 from .cli import main

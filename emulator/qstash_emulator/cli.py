@@ -12,6 +12,8 @@ from typing import Any
 
 from .emulator import Emulator
 
+__all__ = ["main", "parser", "run"]
+
 
 def _normalize(argv: list[str]) -> list[str]:
     # The official CLI spells flags Go-style: `-port=8080`, `-quota pro`.
@@ -24,6 +26,7 @@ def _normalize(argv: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `qstash-emulator` argument parser (the `dev` command and its options)."""
     p = argparse.ArgumentParser(prog="qstash-emulator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="start the emulator (like `qstash dev`)")
@@ -45,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
         clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
     )
@@ -65,7 +68,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(banner(emulator), flush=True)
+    print(_banner(emulator), flush=True)
     try:
         await stop.wait()
     finally:
@@ -73,7 +76,7 @@ async def serve(args: argparse.Namespace) -> None:
         print("QStash emulator stopped.", flush=True)
 
 
-def banner(emulator: Emulator) -> str:
+def _banner(emulator: Emulator) -> str:
     lines = [f"QStash emulator running at {emulator.url}", ""]
     lines.append("Test users (the same as the official `qstash dev` server's):")
     for i, user in enumerate(emulator.users, start=1):
@@ -85,8 +88,10 @@ def banner(emulator: Emulator) -> str:
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run the server's loop: uvloop when it is installed (`qstash-emulator[fast]`), else
-    asyncio's own. Set QSTASH_EMULATOR_LOOP=asyncio to keep asyncio's loop anyway."""
+    """Run `main` on uvloop when it is installed (`qstash-emulator[fast]`).
+
+    Otherwise on asyncio's own loop; QSTASH_EMULATOR_LOOP=asyncio keeps asyncio's loop anyway.
+    """
     if os.environ.get("QSTASH_EMULATOR_LOOP", "") != "asyncio":
         try:
             import uvloop
@@ -99,9 +104,13 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line (default: `sys.argv`); returns the exit status.
+
+    Accepts the dev server's single-dash options (`-port=8080`) as well as `--port 8080`.
+    """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        run(serve(args))
+        run(_serve(args))
     return 0
 
 

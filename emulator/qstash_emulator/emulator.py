@@ -34,15 +34,34 @@ from .workflows import WorkflowRuns
 
 __all__ = ["Emulator"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class Emulator:
-    """A QStash emulator on 127.0.0.1.
+    """A QStash emulator on 127.0.0.1: HTTP API, signed deliveries and a clock you control.
 
-    Sync code: `with Emulator() as emu:` (the server runs in a background thread).
-    Async code: `async with Emulator() as emu:` (it runs in the current loop; use the `a*`
-    methods, e.g. `await emu.aadvance("1h")`).
+    Sync code: `with Emulator() as emu:` runs the server on its own event loop in a background
+    thread; the sync methods (`advance`, `settle`, `reset`, ...) hop to that loop and wait.
+    Async code: `async with Emulator() as emu:` runs it in the current loop; there, await the
+    `a*` twins (`aadvance`, `arun_until_idle`, `asettle`, `areset`) instead: the sync
+    methods need the emulator in its own thread. From another loop, wrap them in `acall`.
+
+    Durations are seconds (float) or QStash duration strings such as "1h30m"; times are
+    seconds since the Unix epoch on `clock`.
+
+    Args:
+        clock: "virtual" (time moves only when told to), "real" (wall time, as the dev
+            server), or a `Clock`.
+        start_time: Where a virtual clock starts (default 2025-01-01T00:00:00Z).
+        seed: Seeds ids and the LLM's default text, so runs are reproducible.
+        quota: The built-in users' plan tier, "payg" or "pro".
+        host: The address to bind (keep it local).
+        port: The port; 0 picks a free one (read `url` after `start`).
+        keep_deliveries: How many delivery records `deliveries` keeps (None: all).
+        auto_advance: Let `await_until` (and the LLM API's waits) skip idle virtual time.
+
+    Raises:
+        ValueError: If `clock` is a string other than "virtual" or "real".
     """
 
     def __init__(
@@ -78,18 +97,25 @@ class Emulator:
     # -- identity -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
+        """The server's base URL, e.g. "http://127.0.0.1:8080" (the port is known after start)."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def user(self) -> User:
+        """The default user (the dev server's `defaultUser`)."""
         return self.users.default
 
     @property
     def token(self) -> str:
+        """The default user's QStash token."""
         return self.users.default.token
 
     def env(self, user: str | User | None = None) -> dict[str, str]:
-        """QSTASH_URL, QSTASH_TOKEN and the signing keys, as an app reads them."""
+        """QSTASH_URL, QSTASH_TOKEN and the signing keys, as an app reads them.
+
+        Args:
+            user: A user or user name; default: the default user.
+        """
         who = self._user(user)
         return who.env(self.url)
 
@@ -101,30 +127,37 @@ class Emulator:
     # -- the backend's parts ---------------------------------------------------------------------
     @property
     def engine(self) -> Engine:
+        """The transport-free engine (messages, logs, DLQ)."""
         return self.backend.engine
 
     @property
     def scheduler(self) -> Scheduler:
+        """The due-work heap the clock drives."""
         return self.backend.scheduler
 
     @property
     def users(self) -> Users:
+        """The users the API accepts."""
         return self.backend.users
 
     @property
     def schedules(self) -> Schedules:
+        """Cron schedules."""
         return self.backend.schedules
 
     @property
     def flow_control(self) -> FlowControl:
+        """Flow-control keys and global parallelism."""
         return self.backend.flow_control
 
     @property
     def queues(self) -> Queues:
+        """Queues."""
         return self.backend.queues
 
     @property
     def url_groups(self) -> UrlGroups:
+        """URL groups (topics)."""
         return self.backend.url_groups
 
     @property
@@ -139,7 +172,7 @@ class Emulator:
 
     @property
     def faults(self) -> Faults:
-        """Injected delivery faults: `emu.faults.fail(url, times=2)`, ..."""
+        """Injected delivery faults: `emu.faults.add(url, fail_times=2)`, ..."""
         return self.backend.faults
 
     @property
@@ -154,8 +187,10 @@ class Emulator:
 
     @property
     def deliveries(self) -> list[Delivered]:
-        """Every delivery attempt so far, oldest first (read on the emulator's loop, or
-        after `settle()`)."""
+        """Every delivery attempt so far, oldest first.
+
+        Read it on the emulator's loop, or after `settle()`.
+        """
         return list(self.backend.engine.delivered)
 
     @property
@@ -178,13 +213,21 @@ class Emulator:
         self.backend.reset_hooks.append(hook)
 
     def add_middleware(self, middleware: Any) -> None:
-        """Put an aiohttp middleware outermost, in front of the API's own; before `start`."""
+        """Put an aiohttp middleware outermost, in front of the API's own.
+
+        Raises:
+            RuntimeError: If the emulator has started.
+        """
         if self._runner is not None:
             raise RuntimeError("add middlewares before the emulator starts")
         self.app.middlewares.insert(0, middleware)
 
     def set_quota(self, tier: str, *, keep: Iterable[str] = ()) -> None:
-        """Give every user but those named in `keep` the plan tier `tier` (`payg`, `pro`)."""
+        """Give every user but those named in `keep` the plan tier `tier` ("payg", "pro").
+
+        Raises:
+            ValueError: If `tier` is not a known tier.
+        """
         if tier not in QUOTAS:
             raise ValueError(f"unknown quota tier {tier!r} (known: {', '.join(sorted(QUOTAS))})")
         kept = set(keep)
@@ -195,8 +238,7 @@ class Emulator:
 
     @property
     def llm(self) -> LLMEngine:
-        """The scripted LLM engine: `emu.llm.reply(...)`, `emu.llm.load_script(path)`,
-        `emu.llm.calls`."""
+        """The scripted LLM engine: `emu.llm.reply(...)`, `.load_script(path)`, `.calls`."""
         return self.llm_service.llm
 
     @property
@@ -220,6 +262,10 @@ class Emulator:
 
     # -- lifecycle in a running loop ------------------------------------------------------------
     async def start_async(self) -> Emulator:
+        """Start the server and scheduler in the running event loop; returns self.
+
+        Use this (or `async with`) from async code; then use the `a*` methods.
+        """
         self._loop = asyncio.get_running_loop()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -233,6 +279,7 @@ class Emulator:
         return self
 
     async def stop_async(self) -> None:
+        """Stop the scheduler, delivery connections and server (on the emulator's loop)."""
         await self.scheduler.stop()
         await self.backend.delivery.close()
         if self._runner is not None:
@@ -247,6 +294,10 @@ class Emulator:
 
     # -- lifecycle in a background thread -----------------------------------------------------
     def start(self) -> Emulator:
+        """Start the server on a new event loop in a daemon thread; returns once it listens.
+
+        Use this (or `with`) from sync code; the sync methods then run on that thread's loop.
+        """
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         loop = asyncio.new_event_loop()
         # A freeze_time in the test must not freeze this loop's own timers (I/O timeouts).
@@ -271,6 +322,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        """Stop the background thread's loop and server; a no-op if not started with `start`."""
         if self._thread is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -283,8 +335,12 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the emulator's loop from another thread and wait for it."""
+    def call(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run a coroutine on the emulator's loop from another thread and wait for its result.
+
+        Raises:
+            RuntimeError: If the emulator runs in the caller's loop (await the coroutine there).
+        """
         if self._thread is None or self._loop is None:
             coro.close()
             raise RuntimeError(
@@ -292,14 +348,19 @@ class Emulator:
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def post(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-        """Run a plain function on the emulator's loop soon, from another thread, without
-        waiting. The loop runs callbacks in order, so requests that reach the server after
-        this call see its effect; read state directly only after the future is done."""
+    def post(self, fn: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+        """Run a plain function on the emulator's loop soon, from another thread, without waiting.
+
+        The loop runs callbacks in order, so requests that reach the server after this call see
+        its effect; read state directly only after the future is done.
+
+        Raises:
+            RuntimeError: If the emulator runs in the caller's loop (call the function directly).
+        """
         loop = self._loop
         if self._thread is None or loop is None:
             raise RuntimeError("the emulator runs in this event loop: call it directly")
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
         def run() -> None:
             try:
@@ -310,14 +371,20 @@ class Emulator:
         loop.call_soon_threadsafe(run)
         return done
 
-    def call_soon(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a plain function on the emulator's loop from another thread and wait for it;
-        cheaper than `call` (no task) for quick state changes."""
+    def call_soon(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a plain function on the emulator's loop from another thread and wait for its result.
+
+        Cheaper than `call` (no task) for quick state changes.
+        """
         return self.post(fn, *args).result()
 
-    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await a coroutine on the emulator's loop from any event loop (async tests while the
-        emulator runs in its thread); in the emulator's own loop it is simply awaited."""
+    async def acall(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Await a coroutine on the emulator's loop, from any event loop.
+
+        For async tests while the emulator runs in its own thread; in the emulator's own loop the
+        coroutine is simply awaited. Wrap the `a*` twins in it when the loops differ, e.g.
+        `await emu.acall(emu.aadvance("1h"))`.
+        """
         loop = self._loop
         if self._thread is None or loop is None or loop is asyncio.get_running_loop():
             return await coro
@@ -326,15 +393,41 @@ class Emulator:
     # -- time ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:
+        """The emulator's current time, in seconds since the Unix epoch."""
         return self.clock.now()
 
     async def aadvance(self, by: float | str) -> None:
+        """Move virtual time forward by `by`; everything due on the way runs, each at its due time.
+
+        The async twin of `advance`: await it on the emulator's loop. On return, work started on
+        the way (deliveries, retries, callbacks) has finished.
+
+        Args:
+            by: Seconds, or a duration such as "10m".
+
+        Raises:
+            RuntimeError: If the clock is not virtual.
+            ValueError: If `by` is negative.
+        """
         await self.scheduler.advance(_seconds(by))
 
     async def arun_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
+        """Jump virtual time from due work to due work until nothing is left.
+
+        The async twin of `run_until_idle`: await it on the emulator's loop.
+
+        Args:
+            limit: Stop after this much virtual time (seconds or a duration; default a year), so
+                a cron schedule, which is never idle, does not run forever.
+        """
         await self.scheduler.run_until_idle(_seconds(limit))
 
     async def asettle(self) -> None:
+        """Wait, without moving time, until work that is due now has finished.
+
+        The async twin of `settle`: await it on the emulator's loop. Work that fell due because
+        freezegun moved time (`tick`, `move_to`) runs first, each at its own due time.
+        """
         await self.scheduler.catch_up()
 
     async def await_until(
@@ -358,21 +451,30 @@ class Emulator:
         return self.call(self.await_until(done, timeout))
 
     def advance(self, by: float | str) -> None:
-        """Move virtual time forward; everything due on the way runs, in order."""
+        """Move virtual time forward by `by` (seconds or a duration); due work runs, in order.
+
+        From sync code, with the emulator in its thread; async code awaits `aadvance`.
+        """
         self.call(self.aadvance(by))
 
     def run_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
-        """Run due work, jumping virtual time ahead, until nothing is left to do."""
+        """Run due work, jumping virtual time ahead, until none is left (see `arun_until_idle`)."""
         self.call(self.arun_until_idle(limit))
 
     def settle(self) -> None:
-        """Wait (without moving time) until work that is due now has finished."""
+        """Wait, without moving time, until work that is due now has finished (see `asettle`)."""
         self.call(self.asettle())
 
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:
-        """Forget every message, log, DLQ entry and timer; keys and users go back to defaults.
-        Work still running is cancelled (a slow or dead destination must not stall it)."""
+        """Forget every message, log, DLQ entry, timer and resource; restore keys and the clock.
+
+        The async twin of `reset`: await it on the emulator's loop. Work still running is
+        cancelled (a slow or dead destination must not stall a reset). Users and tokens stay.
+
+        Args:
+            seed: Restart ids from this seed (default: the current seed).
+        """
         await self.scheduler.cancel_running()
         self._reset_state(seed)
 
@@ -380,13 +482,18 @@ class Emulator:
         self.backend.reset(seed)
 
     def reset_if_idle(self, seed: int | None = None) -> bool:
-        """On the emulator's loop: reset at once, unless work is running (then use areset)."""
+        """On the emulator's loop: reset at once, unless work is running (then await `areset`).
+
+        Returns:
+            Whether the reset happened.
+        """
         if self.scheduler.busy:
             return False
         self._reset_state(seed)
         return True
 
     def reset(self, seed: int | None = None) -> None:
+        """Reset from sync code (see `areset`); with the emulator in its thread."""
         # One hop to the loop, no task, when nothing runs (a test suite resets per test).
         if not self.call_soon(self.reset_if_idle, seed):
             self.call(self.areset(seed))

@@ -10,8 +10,19 @@ from typing import Any
 
 from .records import DeliveredMessage, iso
 
-UNSET: Any = object()  # "not given" for filters where None is a meaningful value
-SHOWN = 20  # deliveries listed in a failure message (the most recent)
+__all__ = [
+    "LLMQuery",
+    "Pending",
+    "Query",
+    "Situation",
+    "count_text",
+    "failure",
+    "llm_failure",
+    "url_of",
+]
+
+_UNSET: Any = object()  # "not given" for filters where None is a meaningful value
+_SHOWN = 20  # deliveries listed in a failure message (the most recent)
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -48,9 +59,9 @@ class Query:
     header: str | tuple[str, str] | None = None
     headers: Mapping[str, str] | None = None
     body: str | bytes | None = None
-    json: Any = UNSET
+    json: Any = _UNSET
     contains: str | bytes | None = None
-    status: int | None = UNSET
+    status: int | None = _UNSET
     retried: int | None = None
     where: Callable[[DeliveredMessage], bool] | None = None
 
@@ -78,7 +89,7 @@ class Query:
                 out.append(f"{name} {got!r}")
         if self.method is not None and d.method.upper() != self.method.upper():
             out.append(f"method {d.method!r}")
-        if self.status is not UNSET and d.status != self.status:
+        if self.status is not _UNSET and d.status != self.status:
             out.append(f"status {d.status!r}")
         wanted: dict[str, str | None] = {}
         if isinstance(self.header, tuple):
@@ -94,7 +105,7 @@ class Query:
                 out.append(f"header {name!r} is {got!r}")
         if self.body is not None and d.text != _as_text(self.body):
             out.append(f"body {_short(d.text)!r}")
-        if self.json is not UNSET:
+        if self.json is not _UNSET:
             try:
                 parsed = d.json()
             except ValueError:
@@ -109,12 +120,14 @@ class Query:
         return out
 
     def matches(self, d: DeliveredMessage) -> bool:
+        """Whether `d` meets every filter."""
         return not self.mismatches(d)
 
     def describe(self) -> list[str]:
+        """The filters that are set, one "name = value" line each (for failure messages)."""
         lines = []
         for name, value in self.__dict__.items():
-            if value is None or value is UNSET:
+            if value is None or value is _UNSET:
                 continue
             if isinstance(value, re.Pattern):
                 value = f"re.compile({value.pattern!r})"
@@ -157,6 +170,7 @@ class Situation:
 def count_text(
     times: int | None, noun: str = "delivery", plural: str = "deliveries", least: bool = False
 ) -> str:
+    """Failure-message text such as "exactly 2 deliveries" or "at least one delivery"."""
     if times is None:
         return f"at least one {noun}"
     return f"{'at least' if least else 'exactly'} {times} {noun if times == 1 else plural}"
@@ -171,15 +185,15 @@ def failure(
     start = situation.start
     if found:
         lines.append(f"  matched {len(found)}:")
-        lines += [f"    {d.describe(start)}" for d in found[-SHOWN:]]
+        lines += [f"    {d.describe(start)}" for d in found[-_SHOWN:]]
     others = [d for d in situation.deliveries if not any(d is f for f in found)]
     if not situation.deliveries:
         lines.append("  nothing was delivered in this test.")
     elif others:
         lines.append(f"  delivered instead ({len(others)}):")
-        if len(others) > SHOWN:
-            lines.append(f"    ... {len(others) - SHOWN} earlier ones not shown")
-        for d in others[-SHOWN:]:
+        if len(others) > _SHOWN:
+            lines.append(f"    ... {len(others) - _SHOWN} earlier ones not shown")
+        for d in others[-_SHOWN:]:
             lines.append(f"    {d.describe(start)}")
             lines.append(f"        differs: {'; '.join(query.mismatches(d))}")
     relevant = [
@@ -191,7 +205,7 @@ def failure(
     ]
     if relevant:
         lines.append(f"  not delivered yet ({len(relevant)}):")
-        for p in relevant[:SHOWN]:
+        for p in relevant[:_SHOWN]:
             lines.append(
                 f"    {p.message_id} -> {p.url}  due t=+{p.due - start:g}s "
                 f"({iso(p.due)}), state {p.state}, retried={p.retried}"
@@ -211,7 +225,7 @@ def failure(
 # -- LLM calls ------------------------------------------------------------------------------
 
 
-def llm_text(call: Any) -> str:
+def _llm_text(call: Any) -> str:
     """The prompt text of a recorded LLM call (messages, prompt or input), for `contains`."""
     body = getattr(call, "body", None)
     if isinstance(body, Mapping):
@@ -233,6 +247,8 @@ def llm_text(call: Any) -> str:
 
 @dataclass
 class LLMQuery:
+    """Filters over the LLM engine's recorded calls (what `assert_llm_called` takes)."""
+
     model: str | None = None
     contains: str | None = None
     endpoint: str | None = None
@@ -240,6 +256,7 @@ class LLMQuery:
     where: Callable[[Any], bool] | None = None
 
     def mismatches(self, call: Any) -> list[str]:
+        """Why `call` does not match (empty: it matches)."""
         out = []
         body = getattr(call, "body", None)
         model = body.get("model") if isinstance(body, Mapping) else None
@@ -249,13 +266,14 @@ class LLMQuery:
             out.append(f"endpoint {getattr(call, 'endpoint', None)!r}")
         if self.provider is not None and getattr(call, "provider", None) != self.provider:
             out.append(f"provider {getattr(call, 'provider', None)!r}")
-        if self.contains is not None and self.contains not in llm_text(call):
+        if self.contains is not None and self.contains not in _llm_text(call):
             out.append(f"prompt lacks {self.contains!r}")
         if self.where is not None and not self.where(call):
             out.append("where(...) is false")
         return out
 
     def describe(self) -> list[str]:
+        """The filters that are set, one "name = value" line each (for failure messages)."""
         lines = [
             f"{name} = {value!r}"
             for name, value in self.__dict__.items()
@@ -266,29 +284,30 @@ class LLMQuery:
         return lines or ["(any call)"]
 
 
-def describe_llm_call(call: Any) -> str:
+def _describe_llm_call(call: Any) -> str:
     body = getattr(call, "body", None)
     model = body.get("model") if isinstance(body, Mapping) else None
     outcome = getattr(call, "outcome", None)
     status = getattr(outcome, "status", "?")
     return (
         f"{getattr(call, 'endpoint', '?')} model={model!r} -> {status}  "
-        f"prompt={_short(llm_text(call), 80)!r}"
+        f"prompt={_short(_llm_text(call), 80)!r}"
     )
 
 
 def llm_failure(title: str, query: LLMQuery, found: Sequence[Any], calls: Sequence[Any]) -> str:
+    """A failure message: the filters, the calls that matched and the ones that did not."""
     lines = [title, "  matching:"]
     lines += [f"    {line}" for line in query.describe()]
     if found:
         lines.append(f"  matched {len(found)}:")
-        lines += [f"    {describe_llm_call(c)}" for c in found[-SHOWN:]]
+        lines += [f"    {_describe_llm_call(c)}" for c in found[-_SHOWN:]]
     others = [c for c in calls if not any(c is f for f in found)]
     if not calls:
         lines.append("  no LLM call was made in this test.")
     elif others:
         lines.append(f"  calls instead ({len(others)}):")
-        for c in others[-SHOWN:]:
-            lines.append(f"    {describe_llm_call(c)}")
+        for c in others[-_SHOWN:]:
+            lines.append(f"    {_describe_llm_call(c)}")
             lines.append(f"        differs: {'; '.join(query.mismatches(c))}")
     return "\n".join(lines)

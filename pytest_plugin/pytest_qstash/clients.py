@@ -15,6 +15,8 @@ import pytest
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
+__all__ = ["Clients"]
+
 
 def _sdk() -> Any:
     try:
@@ -28,12 +30,19 @@ def _sdk() -> Any:
 
 
 class Clients:
+    """Official `qstash` SDK clients pointed at the emulator, one per token, reused across tests.
+
+    The SDK is imported on first use, so the plugin works without it until a client fixture
+    is requested.
+    """
+
     def __init__(self) -> None:
         self._sync: dict[str, QStash] = {}
         self._async: dict[str, AsyncQStash] = {}
         self._ssl: Any = None
 
     def sync(self, token: str, base_url: str) -> QStash:
+        """A `QStash` client for `token` at `base_url` (no SDK-side retries)."""
         client = self._sync.get(token)
         if client is None:
             client = _sdk().QStash(token, base_url=base_url, retry=False)
@@ -46,6 +55,10 @@ class Clients:
         return client
 
     def async_(self, token: str, base_url: str) -> AsyncQStash:
+        """An `AsyncQStash` client for `token` at `base_url` (no SDK-side retries).
+
+        Its HTTP client is bound to no event loop until first used, so any test's loop may use it.
+        """
         import httpx
 
         client = self._async.get(token)
@@ -70,4 +83,5 @@ class Clients:
 
     @staticmethod
     def receiver(current: str, next_key: str) -> Receiver:
+        """A `Receiver` that verifies signatures made with these keys."""
         return _sdk().Receiver(current_signing_key=current, next_signing_key=next_key)  # type: ignore[no-any-return]

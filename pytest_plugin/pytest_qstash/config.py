@@ -16,7 +16,17 @@ import pytest
 
 from .constants import DEFAULT_QUOTA, QUOTA_TIERS
 
-MARKER_KEYS = frozenset(
+__all__ = [
+    "RateLimits",
+    "Settings",
+    "UserSpec",
+    "add_options",
+    "for_test",
+    "from_config",
+    "marker_kwargs",
+]
+
+_MARKER_KEYS = frozenset(
     {
         "seed",
         "quota",
@@ -30,7 +40,7 @@ MARKER_KEYS = frozenset(
     }
 )
 # Short names a marker may use too.
-ALIASES = {"llm_script": "llm_scripts", "user": "users", "rate_limit": "rate_limits"}
+_ALIASES = {"llm_script": "llm_scripts", "user": "users", "rate_limit": "rate_limits"}
 _TRUE = {"1", "true", "yes", "on"}
 
 RateLimits = dict[str | None, dict[str, int | None]]  # user (None: every user) -> limits
@@ -38,6 +48,8 @@ RateLimits = dict[str | None, dict[str, int | None]]  # user (None: every user) 
 
 @dataclass(frozen=True)
 class UserSpec:
+    """An extra user for the emulator: its name, and optionally its quota tier and token."""
+
     name: str
     quota: str | None = None
     token: str | None = None
@@ -45,6 +57,8 @@ class UserSpec:
 
 @dataclass(frozen=True)
 class Settings:
+    """What a test's emulator is built and reset from: command line, ini options and markers."""
+
     seed: int = 0
     quota: str = DEFAULT_QUOTA
     users: tuple[UserSpec, ...] = ()
@@ -65,15 +79,15 @@ def _usage(message: str) -> pytest.UsageError:
     return pytest.UsageError(f"qstash: {message}")
 
 
-def parse_quota(value: Any) -> str:
+def _parse_quota(value: Any) -> str:
     name = str(value)
     if name not in QUOTA_TIERS:
         raise _usage(f"unknown quota tier {name!r} (known: {', '.join(QUOTA_TIERS)})")
     return name
 
 
-def parse_user(value: Any) -> UserSpec:
-    """ "name", "name:quota", or a mapping with name/quota/token."""
+def _parse_user(value: Any) -> UserSpec:
+    """A user given as "name", "name:quota", or a mapping with name/quota/token."""
     if isinstance(value, UserSpec):
         return value
     if isinstance(value, Mapping):
@@ -82,12 +96,12 @@ def parse_user(value: Any) -> UserSpec:
             raise _usage(f"a user is a name or {{name, quota, token}}, not {dict(value)!r}")
         quota = value.get("quota")
         return UserSpec(
-            str(value["name"]), parse_quota(quota) if quota else None, value.get("token")
+            str(value["name"]), _parse_quota(quota) if quota else None, value.get("token")
         )
     name, _, quota = str(value).partition(":")
     if not name:
         raise _usage(f"bad user {value!r}: expected NAME or NAME:QUOTA")
-    return UserSpec(name, parse_quota(quota) if quota else None)
+    return UserSpec(name, _parse_quota(quota) if quota else None)
 
 
 def _limit_value(text: str) -> int | None:
@@ -99,7 +113,7 @@ def _limit_value(text: str) -> int | None:
         raise _usage(f"a rate limit is an integer or 'none', not {text!r}") from None
 
 
-def parse_rate_limits(value: Any) -> RateLimits:
+def _parse_rate_limits(value: Any) -> RateLimits:
     """{"burst": 5}, {"alice": {"burst": 5}} or ["burst=5", "alice:daily_messages=10"]."""
     out: RateLimits = {}
     if isinstance(value, Mapping):
@@ -130,8 +144,8 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 def _users(value: Any) -> tuple[UserSpec, ...]:
     if isinstance(value, (str, Mapping, UserSpec)):
-        return (parse_user(value),)
-    return tuple(parse_user(v) for v in value)
+        return (_parse_user(value),)
+    return tuple(_parse_user(v) for v in value)
 
 
 def _bool(value: Any) -> bool:
@@ -168,10 +182,10 @@ def from_config(config: pytest.Config) -> Settings:
         raise _usage(f"--qstash-seed must be an integer, not {seed!r}") from None
     return Settings(
         seed=seed_value,
-        quota=parse_quota(pick("qstash_quota", "qstash_quota") or DEFAULT_QUOTA),
+        quota=_parse_quota(pick("qstash_quota", "qstash_quota") or DEFAULT_QUOTA),
         users=_users(pick("qstash_users", "qstash_users") or ()),
         llm_scripts=_paths(pick("qstash_llm_scripts", "qstash_llm_scripts") or ()),
-        rate_limits=parse_rate_limits(pick("qstash_rate_limits", "qstash_rate_limits") or ()),
+        rate_limits=_parse_rate_limits(pick("qstash_rate_limits", "qstash_rate_limits") or ()),
         real_time=bool(config.getoption("qstash_real_time"))
         or _bool(config.getini("qstash_real_time")),
         log=log_on,
@@ -194,17 +208,20 @@ def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
         if mark.args:
             raise _usage("@pytest.mark.qstash takes keyword arguments only")
         for key, value in mark.kwargs.items():
-            name = ALIASES.get(key, key)
-            if name not in MARKER_KEYS:
-                known = ", ".join(sorted(MARKER_KEYS))
+            name = _ALIASES.get(key, key)
+            if name not in _MARKER_KEYS:
+                known = ", ".join(sorted(_MARKER_KEYS))
                 raise _usage(f"unknown @pytest.mark.qstash option {key!r} (known: {known})")
             merged[name] = value
     return merged
 
 
 def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None) -> Settings:
-    """The session settings with a marker's options on top (relative script paths are
-    looked up from the working directory, then from `here`, the test file's directory)."""
+    """The session settings with a marker's options on top.
+
+    Relative script paths are looked up from the working directory, then from `here`, the
+    test file's directory.
+    """
     if not kwargs:
         return base
     changes: dict[str, Any] = {}
@@ -212,7 +229,7 @@ def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None)
         if key == "seed":
             changes["seed"] = int(value)
         elif key == "quota":
-            changes["quota"] = parse_quota(value)
+            changes["quota"] = _parse_quota(value)
         elif key == "users":
             changes["users"] = base.users + _users(value)
         elif key == "llm_scripts":
@@ -220,7 +237,7 @@ def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None)
             changes["llm_scripts"] = base.llm_scripts + found
         elif key == "rate_limits":
             merged = {k: dict(v) for k, v in base.rate_limits.items()}
-            for who, limits in parse_rate_limits(value).items():
+            for who, limits in _parse_rate_limits(value).items():
                 merged.setdefault(who, {}).update(limits)
             changes["rate_limits"] = merged
         else:  # real_time, log, auto_advance, fresh
@@ -229,6 +246,7 @@ def for_test(base: Settings, kwargs: Mapping[str, Any], here: str | None = None)
 
 
 def add_options(parser: pytest.Parser) -> None:
+    """Register the plugin's command-line and ini options."""
     group = parser.getgroup("qstash", "QStash emulator (pytest-qstash)")
     group.addoption(
         "--qstash-seed",

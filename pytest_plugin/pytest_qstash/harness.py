@@ -1,11 +1,11 @@
-"""The object a test gets from the `qstash` fixture: the emulator, its time, capture URLs, and
-queries and assertions over what was delivered.
+"""The object a test gets from the `qstash` fixture.
 
-Every query is one sync point on the emulator's loop: time catches up with freezegun, work due
-now finishes, then the records are copied there (never read while the loop writes them).
-Sync methods block the calling thread; in async tests use the `a*` twins, which await the
-emulator's loop from any event loop (a destination served by the test's own loop keeps
-running while they wait).
+It holds the emulator, its time, capture URLs, and queries and assertions over what was
+delivered. Every query is one sync point on the emulator's loop: time catches up with
+freezegun, work due now finishes, then the records are copied there (never read while the
+loop writes them). Sync methods block the calling thread; in async tests use the `a*`
+twins, which await the emulator's loop from any event loop (a destination served by the
+test's own loop keeps running while they wait).
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from .workflows import WorkflowHelpers
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
 
-T = TypeVar("T")
+__all__ = ["CaptureHandle", "QStashHarness"]
+
+_T = TypeVar("_T")
 __tracebackhide__ = True  # failures point at the test's line, not at this module
 
 
@@ -64,16 +66,21 @@ class CaptureHandle:
         body: bytes | str | Any = b"",
         headers: Mapping[str, str] | None = None,
     ) -> CaptureHandle:
-        """Answer every request (after any queued sequence) with this; a non-bytes, non-str
-        body is sent as JSON."""
+        """Answer every request (after any queued sequence) with this reply.
+
+        A non-bytes, non-str body is sent as JSON.
+        """
         reply = make_reply(status=status, body=body, headers=headers)
         self._harness.server.ready()
         self._harness.server.captures.respond(self.name, reply)
         return self
 
     def respond_sequence(self, replies: Iterable[ReplyLike]) -> CaptureHandle:
-        """Answer the next requests with these, one each, in order (statuses, Reply objects or
-        {status, body, headers} mappings); after them the `respond` reply (default 200)."""
+        """Answer the next requests with these, one each, in order.
+
+        Each is a status, a `Reply` or a {status, body, headers} mapping; after them the
+        `respond` reply (default 200) answers.
+        """
         self._harness.server.ready()
         self._harness.server.captures.respond(self.name, sequence=list(replies))
         return self
@@ -85,11 +92,13 @@ class CaptureHandle:
         return self._harness.server.captures.requests(self.name)
 
     async def arequests(self) -> list[Captured]:
+        """What arrived so far; the async twin of `requests`."""
         await self._harness.asettle()
         return self._harness.server.captures.requests(self.name)
 
     @property
     def last(self) -> Captured | None:
+        """The latest request, or None."""
         found = self.requests
         return found[-1] if found else None
 
@@ -125,19 +134,24 @@ class QStashHarness(WorkflowHelpers):
 
     @property
     def url(self) -> str:
+        """The emulator's base URL (QSTASH_URL)."""
         return self._emu.url
 
     @property
     def token(self) -> str:
+        """The default user's QStash token."""
         return self._emu.token
 
     @property
     def user(self) -> User:
+        """The default user."""
         return self._emu.user
 
     def env(self, user: str | User | None = None) -> dict[str, str]:
-        """QSTASH_URL, QSTASH_TOKEN and both signing keys (the fixture sets the default user's
-        in os.environ for the test's duration)."""
+        """QSTASH_URL, QSTASH_TOKEN and both signing keys.
+
+        The fixture sets the default user's in os.environ for the test's duration.
+        """
         self.server.ready()
         return self._emu.env(user)
 
@@ -187,11 +201,11 @@ class QStashHarness(WorkflowHelpers):
         return handle
 
     # -- time ---------------------------------------------------------------------------------
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         self.server.ready()
         return self._emu.call(coro)
 
-    async def _arun(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def _arun(self, coro: Coroutine[Any, Any, _T]) -> _T:
         self.server.ready()
         return await self._emu.acall(coro)
 
@@ -203,8 +217,11 @@ class QStashHarness(WorkflowHelpers):
 
     @property
     def auto_advance(self) -> bool:
-        """Skip idle virtual time while the test waits for a delivery (wait_for,
-        assert_delivered). Off by default; the marker and --qstash-auto-advance set it."""
+        """Whether idle virtual time is skipped while the test waits for a delivery.
+
+        Applies to `wait_for` and `assert_delivered`. Off by default; the marker and
+        --qstash-auto-advance set it.
+        """
         return self._emu.auto_advance
 
     @auto_advance.setter
@@ -216,6 +233,7 @@ class QStashHarness(WorkflowHelpers):
         self._run(self._emu.aadvance(by))
 
     async def aadvance(self, by: float | str) -> None:
+        """Move virtual time forward; the async twin of `advance`, usable from any event loop."""
         await self._arun(self._emu.aadvance(by))
 
     def run_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
@@ -223,6 +241,7 @@ class QStashHarness(WorkflowHelpers):
         self._run(self._emu.arun_until_idle(limit))
 
     async def arun_until_idle(self, limit: float | str = 366 * 86400.0) -> None:
+        """Run due work until none is left; the async twin of `run_until_idle`."""
         await self._arun(self._emu.arun_until_idle(limit))
 
     def settle(self) -> None:
@@ -230,6 +249,7 @@ class QStashHarness(WorkflowHelpers):
         self._run(self._emu.asettle())
 
     async def asettle(self) -> None:
+        """Let work due now finish; the async twin of `settle`."""
         await self._arun(self._emu.asettle())
 
     # -- the sync point -----------------------------------------------------------------------
@@ -304,6 +324,7 @@ class QStashHarness(WorkflowHelpers):
         return [d for d in situation.deliveries if query.matches(d)]
 
     async def adeliveries(self, url: Any = None, **filters: Any) -> list[DeliveredMessage]:
+        """The deliveries matching the filters; the async twin of `deliveries`."""
         query = self._query(url, filters)
         situation = await self._arun(self._look(None, None, None))
         return [d for d in situation.deliveries if query.matches(d)]
@@ -326,10 +347,12 @@ class QStashHarness(WorkflowHelpers):
         timeout: float | str | None = None,
         **filters: Any,
     ) -> list[DeliveredMessage]:
-        """Wait until `times` deliveries match and return the matches. With auto_advance,
-        idle virtual time is skipped (up to `timeout` virtual seconds, default a year); on the
-        real clock it waits up to `timeout` seconds (default 10); otherwise it only lets work
-        due now finish."""
+        """Wait until `times` deliveries match and return the matches.
+
+        With auto_advance, idle virtual time is skipped (up to `timeout` virtual seconds, default
+        a year); on the real clock it waits up to `timeout` seconds (default 10); otherwise it only
+        lets work due now finish.
+        """
         query = self._query(url, filters)
         situation = self._run(self._look(query, times, timeout))
         return self._waited(query, times, situation)
@@ -342,6 +365,7 @@ class QStashHarness(WorkflowHelpers):
         timeout: float | str | None = None,
         **filters: Any,
     ) -> list[DeliveredMessage]:
+        """Wait until `times` deliveries match; the async twin of `wait_for`."""
         query = self._query(url, filters)
         situation = await self._arun(self._look(query, times, timeout))
         return self._waited(query, times, situation)
@@ -369,9 +393,11 @@ class QStashHarness(WorkflowHelpers):
         timeout: float | str | None = None,
         **filters: Any,
     ) -> list[DeliveredMessage]:
-        """Assert deliveries matching the filters (see `deliveries`) were made: at least one,
-        or exactly `times`; each with a valid signature unless signed=False. Returns them.
-        With auto_advance (or on the real clock) it first waits for them."""
+        """Assert deliveries matching the filters (see `deliveries`) were made; returns them.
+
+        At least one, or exactly `times`; each with a valid signature unless signed=False. With
+        auto_advance (or on the real clock) it first waits for them.
+        """
         query = self._query(url, filters)
         situation = self._run(self._look(query, 1 if times is None else times, timeout))
         return self._check_delivered(query, times, signed, situation)
@@ -385,6 +411,7 @@ class QStashHarness(WorkflowHelpers):
         timeout: float | str | None = None,
         **filters: Any,
     ) -> list[DeliveredMessage]:
+        """The async twin of `assert_delivered`."""
         query = self._query(url, filters)
         situation = await self._arun(self._look(query, 1 if times is None else times, timeout))
         return self._check_delivered(query, times, signed, situation)
@@ -418,6 +445,7 @@ class QStashHarness(WorkflowHelpers):
         self._check_not_delivered(query, self._run(self._look(None, None, None)))
 
     async def aassert_not_delivered(self, url: Any = None, **filters: Any) -> None:
+        """The async twin of `assert_not_delivered`."""
         query = self._query(url, filters)
         situation = await self._arun(self._look(None, None, None))
         self._check_not_delivered(query, situation)
@@ -444,8 +472,11 @@ class QStashHarness(WorkflowHelpers):
         times: int | None = None,
         **filters: Any,
     ) -> list[DeliveredMessage]:
-        """Assert a (failure) callback was delivered, optionally for a given source message
-        and the status its destination answered (fields of the callback's JSON body)."""
+        """Assert a (failure) callback was delivered.
+
+        Optionally for a given source message and the status its destination answered (fields of
+        the callback's JSON body).
+        """
         kind = "failure_callback" if failure_callback else "callback"
         predicate = filters.pop("where", None)
 
@@ -497,6 +528,7 @@ class QStashHarness(WorkflowHelpers):
         return found
 
     def assert_llm_not_called(self, **filters: Any) -> None:
+        """Assert the LLM engine answered no call matching the filters (see `LLMQuery`)."""
         query = LLMQuery(**filters)
         calls = self._run(self._llm_calls(self.llm))
         found = [c for c in calls if not query.mismatches(c)]

@@ -28,6 +28,17 @@ if TYPE_CHECKING:
     from .harness import QStashHarness
     from .server import Server
 
+__all__ = [
+    "QStashEmulatorWarning",
+    "qstash",
+    "qstash_async_client",
+    "qstash_client",
+    "qstash_fresh",
+    "qstash_llm",
+    "qstash_receiver",
+    "qstash_server",
+]
+
 
 class QStashEmulatorWarning(UserWarning):
     """Something failed inside the emulator during a test (a bug there, not in the app)."""
@@ -165,8 +176,11 @@ def _after_test(request: pytest.FixtureRequest, harness: QStashHarness, session:
 
 @pytest.fixture
 def qstash(request: pytest.FixtureRequest) -> Iterator[QStashHarness]:
-    """A ready QStash emulator for this test: fresh state (the session's server, reset), the
-    app's env set (QSTASH_URL, QSTASH_TOKEN, signing keys), time control and assertions."""
+    """A ready QStash emulator for this test.
+
+    Fresh state (the session's server, reset), the app's env set (QSTASH_URL, QSTASH_TOKEN,
+    signing keys), time control and assertions.
+    """
     yield from _harness(request, fresh=False)
 
 

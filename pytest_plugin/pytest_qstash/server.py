@@ -1,5 +1,8 @@
-"""An emulator started for tests, with what the plugin keeps beside it: signature verdicts and
-the request/delivery log. One is shared by a session (reset per test); a test may get its own."""
+"""An emulator started for tests, with what the plugin keeps beside it.
+
+That is, signature verdicts and the request/delivery log. One is shared by a session
+(reset per test); a test may get its own.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from qstash_emulator.core.state import Delivered
 
 from .config import Settings
 from .records import Verdict, check_signature, iso
+
+__all__ = ["Server"]
 
 
 class Server:
@@ -51,9 +56,11 @@ class Server:
 
     @property
     def captures(self) -> CaptureStore:
+        """The emulator's capture store."""
         return self.emulator.captures
 
     def stop(self) -> None:
+        """Stop the emulator and its thread."""
         self.emulator.stop()
 
     # -- per test -----------------------------------------------------------------------------
@@ -172,6 +179,7 @@ class Server:
             self.log_lines.append(f"[{iso(t)}] {text}")
 
     def log_text(self) -> str:
+        """The request and delivery log of the current test, one line each."""
         with self._log_lock:
             return "\n".join(self.log_lines)
 

@@ -1,5 +1,7 @@
-"""Workflow helpers of the `qstash` fixture: runs and their steps, triggering with ids from the
-seed, notify, waiting for a run, and assertions whose failure messages show the run so far.
+"""Workflow helpers of the `qstash` fixture.
+
+Runs and their steps, triggering with ids from the seed, notify, waiting for a run, and
+assertions whose failure messages show the run so far.
 
 Every read is a copy made on the emulator's loop (one sync point), like the delivery queries.
 """
@@ -19,6 +21,8 @@ from qstash_emulator.workflows.runs import waiter_json
 
 from .records import iso
 
+__all__ = ["WorkflowHelpers", "WorkflowRunInfo", "WorkflowStep", "run_info"]
+
 if TYPE_CHECKING:
     from qstash_emulator import Emulator
 
@@ -31,8 +35,11 @@ __tracebackhide__ = True
 
 @dataclass(frozen=True)
 class WorkflowStep:
-    """One finished step of a run: name, type ("Initial", "Run", "SleepFor", "Call", "Wait"...),
-    its result as the SDK reads it back (JSON parsed where it parses), and when it was recorded."""
+    """One finished step of a run.
+
+    Its name, type ("Initial", "Run", "SleepFor", "Call", "Wait"...), its result as the SDK
+    reads it back (JSON parsed where it parses), and when it was recorded.
+    """
 
     step_id: int
     name: str
@@ -44,6 +51,7 @@ class WorkflowStep:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self, start: float) -> str:
+        """One line: id, name, type, time since `start` and result."""
         shown = json.dumps(self.result, default=repr)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         return (
@@ -53,8 +61,11 @@ class WorkflowStep:
 
 @dataclass(frozen=True)
 class WorkflowRunInfo:
-    """A copy of a workflow run: state ("RUN_STARTED", "RUN_SUCCESS", "RUN_FAILED",
-    "RUN_CANCELED"), its steps so far, the route's response and the failure function's fate."""
+    """A copy of a workflow run.
+
+    Its state ("RUN_STARTED", "RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"), its steps so far,
+    the route's response and the failure function's fate.
+    """
 
     id: str
     url: str
@@ -71,15 +82,18 @@ class WorkflowRunInfo:
 
     @property
     def finished(self) -> bool:
+        """The run is over (success, failure or cancel)."""
         return self.state != RUN_STARTED
 
     def step(self, name: str) -> WorkflowStep:
+        """The step with this name (KeyError listing the steps if none)."""
         for step in self.steps:
             if step.name == name:
                 return step
         raise KeyError(f"run {self.id} has no step {name!r}; steps: {[s.name for s in self.steps]}")
 
     def describe(self, start: float) -> str:
+        """The run for a failure message: state, payload, steps, what it waits for."""
         lines = [f"run {self.id} -> {self.url}: {self.state}"]
         if self.completed_at is not None:
             lines[0] += f" at t=+{self.completed_at - start:g}s ({iso(self.completed_at)})"
@@ -212,6 +226,7 @@ class WorkflowHelpers:
         return self._run(self._collect(url, None))
 
     def workflow_run(self, run_id: str) -> WorkflowRunInfo:
+        """One run by id (AssertionError listing the runs if it is unknown)."""
         found = self._run(self._collect(None, run_id))
         if not found:
             raise AssertionError(f"no workflow run {run_id}; runs: {self._known()}")
@@ -232,10 +247,12 @@ class WorkflowHelpers:
         retries: int | None = None,
         failure_url: str | None = None,
     ) -> str:
-        """Start a run as the JS client's `trigger` does (a signed Init message to the workflow
-        URL); the run id comes from the emulator's seed unless given. `retries` and
-        `failure_url` (the workflow's own URL when it has a failure function) hold for every
-        step of the run that sets none of its own. Returns the run id."""
+        """Start a run as the JS client's `trigger` does; returns the run id.
+
+        A signed Init message goes to the workflow URL; the run id comes from the emulator's
+        seed unless given. `retries` and `failure_url` (the workflow's own URL when it has a
+        failure function) hold for every step of the run that sets none of its own.
+        """
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         raw = data.encode() if isinstance(data, str) else data
 
@@ -276,8 +293,10 @@ class WorkflowHelpers:
     def notify(
         self, event_id: str, data: Any = None, *, run_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Notify the runs waiting for `event_id` (only `run_id`'s, if given); answers as
-        `POST /v2/notify` does: one entry per waiter reached."""
+        """Notify the runs waiting for `event_id` (only `run_id`'s, if given).
+
+        Answers as `POST /v2/notify` does: one entry per waiter reached.
+        """
         payload = data if isinstance(data, (bytes, str)) else json.dumps(data)
         raw = payload.encode() if isinstance(payload, str) else payload
 
@@ -287,6 +306,8 @@ class WorkflowHelpers:
         return self._run(go())
 
     def waiters(self, event_id: str) -> list[dict[str, Any]]:
+        """Who waits for the event, as `GET /v2/waiters/{eventId}` answers."""
+
         async def go() -> list[dict[str, Any]]:
             await self._emu.scheduler.catch_up()
             return [waiter_json(w) for w in self._runs().waiters(self._emu.user, event_id)]
@@ -294,6 +315,8 @@ class WorkflowHelpers:
         return self._run(go())
 
     def cancel_workflow(self, run_id: str) -> None:
+        """Cancel a run as `DELETE /v2/workflows/runs/{id}?cancel=true` does."""
+
         async def go() -> None:
             self._runs().finish(self._emu.user, run_id, cancel=True)
 
@@ -307,9 +330,11 @@ class WorkflowHelpers:
         url: str | None = None,
         timeout: float | str | None = None,
     ) -> WorkflowRunInfo:
-        """Wait until the run (or the latest run of `url`) has finished and return it. With
-        auto_advance idle virtual time is skipped; on the real clock it waits up to `timeout`
-        seconds; otherwise only work due now runs. Returns the run as it is then."""
+        """Wait until the run (or the latest run of `url`) has finished; return it then.
+
+        With auto_advance idle virtual time is skipped; on the real clock it waits up to
+        `timeout` seconds; otherwise only work due now runs.
+        """
         if run_id is None and url is None:
             raise TypeError("wait_for_run needs a run id or a url")
 
@@ -362,8 +387,11 @@ class WorkflowHelpers:
         steps: list[str] | None = None,
         timeout: float | str | None = None,
     ) -> WorkflowRunInfo:
-        """Assert the run (a run id, or the latest run of a workflow URL) completed; optionally
-        with this response and these step names (after "init", in order). Returns the run."""
+        """Assert the run (a run id, or the latest run of a workflow URL) completed.
+
+        Optionally with this response and these step names (after "init", in order). Returns
+        the run.
+        """
         found = self._assert_state("RUN_SUCCESS", run, url, timeout)
         start = self.server.started
         if result is not UNSET and found.response != result:
@@ -388,8 +416,11 @@ class WorkflowHelpers:
         failure_function: bool | None = None,
         timeout: float | str | None = None,
     ) -> WorkflowRunInfo:
-        """Assert the run failed (its step ran out of retries); with failure_function=True,
-        also that the failure function (or failure URL) ran and answered 2xx."""
+        """Assert the run failed (its step ran out of retries).
+
+        With failure_function=True, also that the failure function (or failure URL) ran and
+        answered 2xx.
+        """
         found = self._assert_state("RUN_FAILED", run, url, timeout)
         if failure_function:
             ok = found.failure is not None and found.failure["state"] == "CALLBACK_SUCCESS"

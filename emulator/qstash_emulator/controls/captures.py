@@ -17,6 +17,8 @@ from typing import Any
 
 from ..core.clock import Clock
 
+__all__ = ["PREFIX", "CaptureStore", "Captured", "Reply", "ReplyLike", "make_reply", "url"]
+
 PREFIX = "/__capture/"
 _NAME = re.compile(r"^[A-Za-z0-9._~-]+$")
 
@@ -41,6 +43,17 @@ def make_reply(
     body: bytes | str | Any = b"",
     headers: Mapping[str, str] | None = None,
 ) -> Reply:
+    """A `Reply` from what a test gives.
+
+    Args:
+        value: A status, a `Reply`, or a mapping with "status", "body" and "headers".
+        status: The status when `value` gives none.
+        body: Bytes, text, or anything else (sent as JSON, with its Content-Type).
+        headers: Response headers.
+
+    Raises:
+        ValueError: If the status is not within 100..599.
+    """
     if isinstance(value, Reply):
         return value
     if isinstance(value, int):
@@ -74,17 +87,21 @@ class Captured:
     status: int  # what the capture answered
 
     def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), or None."""
         lower = name.lower()
         return next((v for k, v in self.headers if k.lower() == lower), None)
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return json.loads(self.body)
 
     def as_dict(self) -> dict[str, Any]:
+        """The request as JSON-ready data (what GET /__captures/{name} answers)."""
         return {
             "name": self.name,
             "method": self.method,
@@ -98,7 +115,7 @@ class Captured:
 
 
 @dataclass
-class Capture:
+class _Capture:
     """The requests one capture name received and the replies it will give."""
 
     name: str
@@ -111,20 +128,26 @@ class Capture:
 
 
 class CaptureStore:
-    """All capture names of one emulator. Safe to use from a test's thread while the emulator's
-    loop records requests (one lock; every operation is short)."""
+    """All capture names of one emulator.
+
+    Safe to use from a test's thread while the emulator's loop records requests (one lock;
+    every operation is short).
+
+    Args:
+        clock: Stamps each recorded request.
+    """
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._captures: dict[str, Capture] = {}
+        self._captures: dict[str, _Capture] = {}
         self._lock = threading.Lock()
 
-    def _get(self, name: str) -> Capture:
+    def _get(self, name: str) -> _Capture:
         if not _NAME.match(name):
             raise ValueError(f"capture names use A-Z a-z 0-9 . _ ~ -, not {name!r}")
         found = self._captures.get(name)
         if found is None:
-            found = self._captures[name] = Capture(name)
+            found = self._captures[name] = _Capture(name)
         return found
 
     def respond(
@@ -145,6 +168,11 @@ class CaptureStore:
     def record(
         self, name: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes
     ) -> Reply:
+        """Record a request that reached capture `name` and return the reply it gets.
+
+        Raises:
+            ValueError: If `name` has characters other than A-Z a-z 0-9 . _ ~ -.
+        """
         with self._lock:
             capture = self._get(name)
             reply = capture.next_reply()
@@ -154,22 +182,27 @@ class CaptureStore:
         return reply
 
     def requests(self, name: str) -> list[Captured]:
+        """The requests capture `name` received, oldest first (empty for an unknown name)."""
         with self._lock:
             found = self._captures.get(name)
             return list(found.requests) if found is not None else []
 
     def counts(self) -> dict[str, int]:
+        """How many requests each capture name received."""
         with self._lock:
             return {name: len(c.requests) for name, c in self._captures.items()}
 
     def forget(self, name: str) -> None:
+        """Forget a capture name's requests and replies."""
         with self._lock:
             self._captures.pop(name, None)
 
     def reset(self) -> None:
+        """Forget every capture (a test's reset)."""
         with self._lock:
             self._captures.clear()
 
 
 def url(base: str, name: str) -> str:
+    """The capture URL of `name` on the emulator at `base`."""
     return base.rstrip("/") + PREFIX + name

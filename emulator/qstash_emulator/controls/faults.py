@@ -12,15 +12,19 @@ from ..core.delivery import Outgoing
 from ..core.state import Response
 from ..parsing import header_names as h
 
-TIMEOUT = "timeout"  # the destination answers later than the message's timeout
-DROP = "drop"  # the connection is cut before an answer
-PASS = "pass"  # let this attempt through to the destination
+__all__ = ["Answer", "Fault", "Faults"]
+
+_TIMEOUT = "timeout"  # the destination answers later than the message's timeout
+_DROP = "drop"  # the connection is cut before an answer
+_PASS = "pass"  # let this attempt through to the destination
 
 Answer = int | str
 
 
 @dataclass
 class Fault:
+    """One scripted fault: the answers attempts to `url` (or a prefix ending in `*`) get in turn."""
+
     url: str
     answers: list[Answer]
     headers: dict[str, str] = field(default_factory=dict)
@@ -29,11 +33,13 @@ class Fault:
     used: int = 0
 
     def matches(self, url: str) -> bool:
+        """Whether the fault applies to a delivery to `url`."""
         if self.url.endswith("*"):
             return url.startswith(self.url[:-1])
         return url == self.url
 
     def next(self) -> Answer | None:
+        """The next scripted answer, or None once they are used up (then attempts pass through)."""
         if self.used >= len(self.answers) and not self.repeat:
             return None
         answer = self.answers[min(self.used, len(self.answers) - 1)]
@@ -42,6 +48,12 @@ class Fault:
 
 
 class Faults:
+    """Injected delivery faults: a delivery interceptor that answers instead of the destination.
+
+    Rules are tried in the order they were added; the first that matches and still has an
+    answer decides the attempt.
+    """
+
     def __init__(self) -> None:
         self.rules: list[Fault] = []
 
@@ -76,9 +88,9 @@ class Faults:
         else:
             answer: Answer = status
             if timeout:
-                answer = TIMEOUT
+                answer = _TIMEOUT
             elif drop:
-                answer = DROP
+                answer = _DROP
             elif retry_after is not None:
                 answer = 429
                 extra.setdefault("Retry-After", retry_after)
@@ -93,22 +105,28 @@ class Faults:
         return fault
 
     def clear(self) -> None:
+        """Remove every rule (a test's reset)."""
         self.rules.clear()
 
     async def intercept(self, outgoing: Outgoing) -> Response | None:
+        """Answer an attempt as a matching rule says, or return None to let it go out.
+
+        A status answers with that status and the rule's headers and body; "timeout" answers as
+        a timed-out attempt and "drop" as a cut connection, at once; "pass" lets it through.
+        """
         for fault in self.rules:
             if not fault.matches(outgoing.url):
                 continue
             answer = fault.next()
             if answer is None:
                 continue
-            if answer == PASS:
+            if answer == _PASS:
                 return None
-            if answer == TIMEOUT:
+            if answer == _TIMEOUT:
                 return Response(
                     None, {}, b"", error=f"request timed out after {outgoing.timeout:g}s (injected)"
                 )
-            if answer == DROP:
+            if answer == _DROP:
                 return Response(
                     None, {}, b"", error="request failed: connection reset by peer (injected)"
                 )

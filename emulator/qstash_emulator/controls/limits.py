@@ -1,5 +1,8 @@
-"""Injectable rate limits, per user, on the emulator's clock: QStash's daily message limit, its
-burst limit on the non-publishing endpoints, and the chat API's request and token limits."""
+"""Injectable rate limits, per user, on the emulator's clock.
+
+QStash's daily message limit, its burst limit on the non-publishing endpoints, and the chat
+API's request and token limits.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,16 @@ from dataclasses import dataclass, field
 from ..core.clock import Clock
 from ..core.errors import ApiError
 
-DAY = 86400.0
-MINUTE = 60.0
+__all__ = ["LimitConfig", "Limits"]
+
+_DAY = 86400.0
+_MINUTE = 60.0
 
 
 @dataclass
 class LimitConfig:
+    """The rate limits of one user (None: unlimited), as `Limits.configure` sets them."""
+
     daily_messages: int | None = None  # messages a day (publish, enqueue, batch entries)
     burst: int | None = None  # requests a second on the other endpoints
     chat_requests: int | None = None  # chat requests a minute
@@ -44,6 +51,14 @@ def _roll(window: _Window, now: float, length: float) -> float:
 
 
 class Limits:
+    """Injected rate limits and their usage, per user, counted on the emulator's clock.
+
+    No limit applies until one is configured (`emu.limits.configure(...)`).
+
+    Args:
+        clock: The clock usage windows roll with.
+    """
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.default = LimitConfig()
@@ -70,6 +85,7 @@ class Limits:
         )
 
     def config(self, user: str) -> LimitConfig:
+        """The limits in force for `user` (its own, or the default ones)."""
         return self._per_user.get(user, self.default)
 
     def reset(self) -> None:
@@ -87,7 +103,7 @@ class Limits:
         if limit is None:
             return
         window = self._usage_of(user).day
-        reset = _roll(window, self.clock.now(), DAY)
+        reset = _roll(window, self.clock.now(), _DAY)
         if window.used + count > limit:
             raise ApiError(
                 429,
@@ -103,10 +119,15 @@ class Limits:
         """Count messages a request created (only accepted ones count toward the limit)."""
         if self.config(user).daily_messages is not None:
             window = self._usage_of(user).day
-            _roll(window, self.clock.now(), DAY)
+            _roll(window, self.clock.now(), _DAY)
             window.used += count
 
     def check_burst(self, user: str) -> None:
+        """Count one request toward the per-second burst limit.
+
+        Raises:
+            ApiError: 429 with Burst-RateLimit-* headers when the limit is exhausted.
+        """
         limit = self.config(user).burst
         if limit is None:
             return
@@ -130,7 +151,7 @@ class Limits:
         if config.chat_requests is None and config.chat_tokens is None:
             return None
         window = self._usage_of(user).minute
-        reset = _roll(window, self.clock.now(), MINUTE)
+        reset = _roll(window, self.clock.now(), _MINUTE)
         over_requests = config.chat_requests is not None and window.used >= config.chat_requests
         over_tokens = config.chat_tokens is not None and window.tokens + tokens > config.chat_tokens
         wait = f"{max(0.0, reset - self.clock.now()):g}s"

@@ -10,6 +10,16 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+__all__ = [
+    "DEFAULT_EPOCH",
+    "Clock",
+    "RealClock",
+    "VirtualClock",
+    "ms",
+    "real_monotonic",
+    "wall_time",
+]
+
 # 2025-01-01T00:00:00Z: a fixed start makes virtual timestamps identical on every run.
 DEFAULT_EPOCH = 1_735_689_600.0
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -28,8 +38,8 @@ class _Real:
     monotonic = staticmethod(_real("monotonic"))
 
 
-def freeze_factory() -> Any | None:
-    """freezegun's innermost active freeze (its time factory), or None (freezegun is optional)."""
+def _freeze_factory() -> Any | None:
+    """Freezegun's innermost active freeze (its time factory), or None (freezegun is optional)."""
     api = sys.modules.get("freezegun.api")
     factories = getattr(api, "freeze_factories", None)
     return factories[-1] if factories else None
@@ -41,16 +51,19 @@ def _factory_time(factory: Any) -> float:
     return float(calendar.timegm(dt.timetuple()) + dt.microsecond / 1_000_000)
 
 
-def frozen_time() -> float | None:
+def _frozen_time() -> float | None:
     """The frozen time while a `freeze_time` is active, else None."""
-    factory = freeze_factory()
+    factory = _freeze_factory()
     return None if factory is None else _factory_time(factory)
 
 
 def wall_time() -> float:
-    """The time a delivery's receiver checks signatures against: under freezegun the app reads
-    the frozen time, so signatures are stamped with it; otherwise the real time."""
-    frozen = frozen_time()
+    """The time a delivery's receiver checks signatures against.
+
+    Under freezegun the app reads the frozen time, so signatures are stamped with it;
+    otherwise this is the real time.
+    """
+    frozen = _frozen_time()
     return _Real.time() if frozen is None else frozen
 
 
@@ -64,7 +77,8 @@ class Clock(Protocol):
 
     virtual: bool
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """Seconds since the Unix epoch."""
 
 
 class RealClock:
@@ -73,6 +87,7 @@ class RealClock:
     virtual = False
 
     def now(self) -> float:
+        """`time.time()`."""
         return time.time()
 
 
@@ -97,6 +112,7 @@ class VirtualClock:
         self._pinned = 0
 
     def now(self) -> float:
+        """The virtual time, or freezegun's frozen time when that is ahead and followed."""
         if self.follow_freezegun and not self._pinned:
             frozen = self._frozen()
             if frozen is not None and frozen > self._now + self._RESOLUTION:
@@ -104,7 +120,7 @@ class VirtualClock:
         return self._now
 
     def _frozen(self) -> float | None:
-        factory = freeze_factory()
+        factory = _freeze_factory()
         if factory is None:
             return None
         t = _factory_time(factory)
@@ -115,12 +131,13 @@ class VirtualClock:
         return t
 
     def set(self, t: float) -> None:
+        """Move to `t`, never backwards; a followed freezegun time moves along."""
         if self.follow_freezegun:
             self._frozen()
         # Time never runs backwards: a due entry in the past runs "now", it does not rewind.
         if t > self._now:
             self._now = float(t)
-            current = freeze_factory()
+            current = _freeze_factory()
             # The frozen time moves along (the app's time.time() agrees), never backwards.
             if (
                 current is not None
@@ -131,8 +148,11 @@ class VirtualClock:
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
-        """Read only this clock's own time, not a frozen time ahead of it (while the scheduler
-        catches up with freezegun, each piece of work runs at its own due time)."""
+        """Read only this clock's own time, not a frozen time ahead of it.
+
+        Used while the scheduler catches up with freezegun, so each piece of work runs at its own
+        due time.
+        """
         self._pinned += 1
         try:
             yield

@@ -11,8 +11,10 @@ import aiohttp
 from ..parsing import header_names as h
 from .state import Response
 
+__all__ = ["Delivery", "Interceptor", "Outgoing"]
+
 # A destination's answer is kept (logs, DLQ, callbacks) up to this size.
-MAX_RESPONSE_BODY = 1_000_000
+_MAX_RESPONSE_BODY = 1_000_000
 
 
 @dataclass
@@ -32,6 +34,13 @@ Interceptor = Callable[[Outgoing], Awaitable[Response | None]]
 
 
 class Delivery:
+    """Sends delivery attempts over real HTTP with one pooled aiohttp session.
+
+    Lives on the emulator's event loop (the session is created there on first use); call
+    `close` before the loop ends. `interceptors` may answer an attempt first (faults, the LLM
+    gateway), and `rewrites` map published URL prefixes to local ones.
+    """
+
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self.interceptors: list[Interceptor] = []
@@ -56,6 +65,19 @@ class Delivery:
         body: bytes,
         timeout: float,
     ) -> Response:
+        """Make one attempt and return the destination's answer; never raises for network failures.
+
+        Args:
+            method: The HTTP method.
+            url: The destination URL (before rewrites).
+            headers: The headers to send, in order.
+            body: The body to send.
+            timeout: Seconds the whole request may take.
+
+        Returns:
+            The answer (body cut at 1 MB), or a `Response` with status None and an `error` for a
+            timeout or connection failure.
+        """
         if self.interceptors:
             outgoing = Outgoing(method, url, headers, body, timeout)
             for intercept in self.interceptors:
@@ -77,7 +99,7 @@ class Delivery:
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
             ) as resp:
-                data = await resp.content.read(MAX_RESPONSE_BODY)
+                data = await resp.content.read(_MAX_RESPONSE_BODY)
                 return Response(resp.status, h.from_pairs(resp.headers.items()), data)
         except asyncio.TimeoutError:
             return Response(None, {}, b"", error=f"request timed out after {timeout:g}s")
@@ -92,11 +114,14 @@ class Delivery:
         return found
 
     def rewrite(self, published: str, local: str) -> None:
-        """Deliver what is published to `published...` to `local...` (the signature keeps the
-        published URL as its subject, as QStash would sign it)."""
+        """Deliver what is published to `published...` to `local...`.
+
+        The signature keeps the published URL as its subject, as QStash would sign it.
+        """
         self.rewrites.append((published.rstrip("/"), local.rstrip("/")))
 
     async def close(self) -> None:
+        """Close the HTTP session (on the loop that created it)."""
         if self._session is not None:
             await self._session.close()
             self._session = None

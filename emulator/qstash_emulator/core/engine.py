@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
-from ..parsing.publish_headers import MessageSpec, is_url
+from ..parsing.publish_headers import MessageSpec
 from .clock import Clock, ms
 from .delivery import Delivery
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, not_found
 from .ids import IdSource, digest
 from .scheduler import Scheduler
 from .signing import sign
@@ -42,9 +42,11 @@ from .state import (
 )
 from .users import User, Users
 
-DAY = 86400.0
-DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
-RESET_HEADERS = (
+__all__ = ["Engine", "Gate", "backoff"]
+
+_DAY = 86400.0
+_DEDUP_WINDOW = 600.0  # QStash deduplicates for ten minutes
+_RESET_HEADERS = (
     "retry-after",
     "x-ratelimit-reset",
     "x-ratelimit-reset-requests",
@@ -53,12 +55,18 @@ RESET_HEADERS = (
 
 
 class Gate(Protocol):
-    """Holds messages back (queues, flow control). `admit` returns False to hold a message; the
-    gate must later call `engine.start(message, self)` for it. `done` runs after every attempt."""
+    """Holds messages back before an attempt (queues, flow control).
 
-    def admit(self, message: Message) -> bool: ...
+    `Backend` wires the gates in a fixed order (`engine.gates`). A message is attempted only
+    when every gate admits it; a gate that holds one must later call
+    `engine.start(message, self)` for it.
+    """
 
-    def done(self, message: Message) -> None: ...
+    def admit(self, message: Message) -> bool:
+        """Return False to hold `message` back (the gate then owns starting it later)."""
+
+    def done(self, message: Message) -> None:
+        """Called after every attempt of a message this gate admitted (frees its slot)."""
 
     def cancelled(self, message: Message) -> None:
         """A message the gate may be holding was cancelled: forget it, free its slot."""
@@ -66,14 +74,31 @@ class Gate(Protocol):
 
 def backoff(retried: int) -> float:
     """QStash's default: min(1 day, e^(2.5·n)) seconds before retry number n."""
-    return min(DAY, math.exp(2.5 * retried))
+    return min(_DAY, math.exp(2.5 * retried))
 
 
-def b64(data: bytes) -> str:
+def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
 class Engine:
+    """The transport-free core: publish, deliver, retry, callbacks, DLQ, logs and cancel.
+
+    Handlers call it with parsed input (a `MessageSpec`) and render what it returns. Everything
+    runs on the one event loop and reads time only from `clock` (seconds since the Unix epoch),
+    so the same calls give the same ids, times and logs. Work that happens later (a delay, a
+    retry) is put on `scheduler`; attempts go through `delivery`. `Backend` builds it.
+
+    Args:
+        clock: The clock every timestamp and due time is read from.
+        scheduler: Runs due work (first attempts, retries, callbacks).
+        users: The users and their signing keys.
+        ids: Deterministic message ids.
+        delivery: Sends attempts (real HTTP, or an interceptor's answer).
+        wall: The receiver's clock for JWT `iat`/`exp` (follows freezegun), not `clock`.
+        keep_deliveries: How many `Delivered` records to keep (None: all).
+    """
+
     def __init__(
         self,
         *,
@@ -106,12 +131,14 @@ class Engine:
         self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
 
     def state(self, user: User) -> UserState:
+        """The user's stored messages, logs, DLQ and dedup entries (created on first use)."""
         st = self.states.get(user.name)
         if st is None:
             st = self.states[user.name] = UserState()
         return st
 
     def reset(self) -> None:
+        """Forget every user's messages, logs, DLQ and delivery records; cancel their timers."""
         for st in self.states.values():
             for message in st.messages.values():
                 if message.timer is not None:
@@ -121,6 +148,11 @@ class Engine:
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
+        """Refuse a body larger than the user's plan allows.
+
+        Raises:
+            ApiError: 413 when `body` exceeds the quota's maximum message size.
+        """
         if len(body) > user.quota.max_message_size:
             raise ApiError(
                 413,
@@ -129,6 +161,11 @@ class Engine:
             )
 
     def dedup_key(self, spec: MessageSpec, destination: str, body: bytes) -> str | None:
+        """The deduplication key of a publish, or None when it asks for no deduplication.
+
+        `Upstash-Deduplication-Id` keys on destination and id; `Upstash-Content-Based-Deduplication`
+        on destination, forwarded headers and body.
+        """
         if spec.dedup_id is not None:
             return "id:" + destination + ":" + spec.dedup_id
         if spec.content_dedup:
@@ -139,6 +176,10 @@ class Engine:
         return None
 
     def find_duplicate(self, user: User, key: str | None) -> str | None:
+        """The id of the message published earlier with `key`, or None.
+
+        A key expires ten minutes (clock time) after its publish, as QStash's do.
+        """
         if key is None:
             return None
         entry = self.state(user).dedup.get(key)
@@ -157,14 +198,27 @@ class Engine:
         dedup_destination: str | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
-        """Create and schedule one message to a URL; answers QStash's publish response."""
+        """Create and schedule one message to a URL; answers QStash's publish response.
+
+        Args:
+            user: The publishing user.
+            url: The destination URL.
+            spec: The parsed publish headers.
+            body: The request body, delivered as is.
+            caller_ip: Reported to the destination in `Upstash-Caller-Ip`.
+            dedup_destination: What deduplication keys on, when not `url` (e.g. a URL group).
+            **fields: Further `Message` fields (queue, topic, endpoint names...).
+
+        Returns:
+            `{"messageId": ...}`, plus `"deduplicated": True` for a duplicate publish.
+        """
         key = self.dedup_key(spec, dedup_destination or url, body)
         duplicate = self.find_duplicate(user, key)
         if duplicate is not None:
             return {"messageId": duplicate, "deduplicated": True}
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
-            self.state(user).dedup[key] = (message.id, self.clock.now() + DEDUP_WINDOW)
+            self.state(user).dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -181,6 +235,23 @@ class Engine:
         source: Message | None = None,
         **fields: Any,
     ) -> Message:
+        """Create and store a message (logged CREATED) without scheduling it.
+
+        Args:
+            user: The owner.
+            url: The destination URL.
+            spec: The parsed publish headers.
+            body: The body to deliver.
+            caller_ip: Reported to the destination.
+            message_id: A given id (derived ids for callbacks); default: the next message id.
+            order: Tie-break for work due at the same instant; default: a fresh counter.
+            source: For a callback, the message whose attempt it reports (the created hooks
+                see it).
+            **fields: Further `Message` fields.
+
+        Returns:
+            The new message; call `schedule` to have it attempted.
+        """
         now = self.clock.now()
         not_before = spec.not_before if spec.not_before is not None else now + spec.delay
         message = Message(
@@ -211,6 +282,10 @@ class Engine:
         return message
 
     def schedule(self, message: Message, at: float | None = None) -> None:
+        """Put the message's next attempt on the scheduler, at `at` (default: its `not_before`).
+
+        Times are seconds on the engine's clock. When due, the gates are asked before the attempt.
+        """
         due = message.not_before if at is None else at
         message.timer = self.scheduler.call_at(due, self._due, message.order, message)
 
@@ -222,8 +297,11 @@ class Engine:
             await self._attempt(message)
 
     def start(self, message: Message, admitted_by: Gate) -> None:
-        """Run a message a gate held back and now admits: the gates after it still get their
-        say (a queue's message may wait on flow control), then the attempt starts."""
+        """Run a message that a gate held back and now admits.
+
+        The gates after `admitted_by` still get their say (a queue's message may wait on flow
+        control); then the attempt starts as soon as the scheduler runs.
+        """
         gates = self.gates
         later = gates[gates.index(admitted_by) + 1 :] if admitted_by in gates else []
         if all(gate.admit(message) for gate in later):
@@ -231,6 +309,11 @@ class Engine:
 
     # -- delivery -----------------------------------------------------------------------------
     def outgoing_headers(self, message: Message) -> list[tuple[str, str]]:
+        """An attempt's headers: the message's own, QStash's `Upstash-*` and a fresh signature.
+
+        The JWT is signed with the user's current key, its `sub` is the published URL and its
+        times come from `wall`, so the app's `Receiver` accepts it even under freezegun.
+        """
         user = message.user
         out = h.flat(message.headers)
         out.append(("User-Agent", "Upstash-QStash"))
@@ -311,12 +394,17 @@ class Engine:
         self._fail(message, response, error)
 
     def retry_delay(self, message: Message, response: Response) -> float:
+        """Seconds until the next retry after `response` failed.
+
+        A reset header on the response (`Retry-After`, `X-RateLimit-Reset*`, up to a day) wins;
+        else the message's `Upstash-Retry-Delay` expression; else QStash's exponential `backoff`.
+        """
         now = self.clock.now()
         # Past a day a header is ignored (parse_reset_value gives None) and the backoff applies;
         # with several (requests and tokens both exhausted) the latest reset is the one to wait.
         resets = [
             seconds
-            for name in RESET_HEADERS
+            for name in _RESET_HEADERS
             if (value := _header(response, name)) is not None
             and (seconds := parse_reset_value(value, now)) is not None
         ]
@@ -354,17 +442,18 @@ class Engine:
     def callback_body(
         self, message: Message, response: Response, dlq_id: str | None
     ) -> dict[str, Any]:
+        """The JSON body QStash posts to a callback or failure callback about `response`."""
         body: dict[str, Any] = {
             "status": response.status or 0,
             "header": response.headers,
-            "body": b64(response.body),
+            "body": _b64(response.body),
             "retried": message.retried,
             "maxRetries": message.max_retries,
             "sourceMessageId": message.id,
             "url": message.url,
             "method": message.method,
             "sourceHeader": message.headers,
-            "sourceBody": b64(message.body),
+            "sourceBody": _b64(message.body),
             "notBefore": str(ms(message.not_before)),
             "createdAt": str(ms(message.created_at)),
             "callerIP": message.caller_ip,
@@ -432,6 +521,15 @@ class Engine:
         next_delivery_time: float | None = None,
         response: Response | None = None,
     ) -> None:
+        """Move the message to `state` and append the event to the user's log.
+
+        Args:
+            message: The message the event is about.
+            state: One of the state names in `core.state` (CREATED, ACTIVE, ...).
+            error: The failure text for ERROR and FAILED events.
+            next_delivery_time: When the retry of a RETRY event is due (clock seconds).
+            response: The destination's answer, if the event has one.
+        """
         message.state = state
         entry = LogEntry(
             self.clock.now(), message, state, message.events, error, next_delivery_time, response
@@ -440,17 +538,29 @@ class Engine:
         self.state(message.user).logs.append(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
-        """Newest first, ties broken by message order and event index (deterministic)."""
+        """The user's log events, newest first; ties broken by message order and event index."""
         return sorted(self.state(user).logs, key=lambda e: e.key, reverse=True)
 
     # -- messages -----------------------------------------------------------------------------
     def get_message(self, user: User, message_id: str) -> Message:
+        """A message that is not finished yet.
+
+        Raises:
+            ApiError: 404 when the user has no such message (or it has finished).
+        """
         message = self.state(user).messages.get(message_id)
         if message is None:
             raise not_found(f"message {message_id} not found")
         return message
 
     def cancel(self, user: User, message_id: str) -> None:
+        """Cancel one message (QStash's DELETE /v2/messages/{id}).
+
+        An attempt already in flight completes, but a failure is then not retried.
+
+        Raises:
+            ApiError: 404 when the user has no such unfinished message.
+        """
         self._cancel(self.get_message(user, message_id))
 
     def _cancel(self, message: Message) -> None:
@@ -465,6 +575,7 @@ class Engine:
             gate.cancelled(message)
 
     def cancel_many(self, user: User, messages: Iterable[Message]) -> int:
+        """Cancel those of `messages` not finished or being cancelled; returns how many."""
         count = 0
         for message in list(messages):
             if not message.finished and not message.cancel_requested:
@@ -474,22 +585,36 @@ class Engine:
 
     # -- DLQ ----------------------------------------------------------------------------------
     def dlq_entry(self, user: User, dlq_id: str) -> DlqEntry:
+        """One DLQ entry by its dlq id.
+
+        Raises:
+            ApiError: 404 when the user's DLQ has no such entry.
+        """
         entry = self.state(user).dlq.get(dlq_id)
         if entry is None:
             raise not_found(f"message {dlq_id} not found in DLQ")
         return entry
 
     def dlq_entries(self, user: User) -> list[DlqEntry]:
+        """The user's DLQ, newest first."""
         return sorted(
             self.state(user).dlq.values(), key=lambda e: (e.time, e.message.order), reverse=True
         )
 
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
+        """Remove DLQ entries by id; returns how many existed."""
         dlq = self.state(user).dlq
         return sum(1 for dlq_id in list(dlq_ids) if dlq.pop(dlq_id, None) is not None)
 
     def dlq_retry(self, user: User, entry: DlqEntry, spec: MessageSpec | None) -> dict[str, Any]:
-        """A new message with the same body and headers; `spec` overrides what it sets."""
+        """Republish a DLQ entry as a new message and remove it from the DLQ.
+
+        The new message keeps the old one's body, headers and settings; what `spec` (the retry
+        request's headers) sets overrides them.
+
+        Returns:
+            `{"messageId": ...}` of the new message.
+        """
         old = entry.message
         new_spec = MessageSpec(
             method=old.method,
@@ -525,6 +650,7 @@ class Engine:
 
     # -- signing keys -------------------------------------------------------------------------
     def rotate_keys(self, user: User) -> None:
+        """Rotate the user's signing keys (the next key becomes current)."""
         self.users.rotate(user)
 
 
@@ -568,9 +694,3 @@ def _reason(status: int | None) -> str:
         return HTTPStatus(status or 0).phrase
     except ValueError:
         return ""
-
-
-def require_url(destination: str) -> str:
-    if not is_url(destination):
-        raise bad_request(f"invalid destination url: {destination!r}")
-    return destination

@@ -7,6 +7,8 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 
+__all__ = ["IdSource", "b58", "digest"]
+
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -15,6 +17,7 @@ _PAIRS = [a + b for a in _B58 for b in _B58]
 
 
 def b58(data: bytes) -> str:
+    """Base58 (Bitcoin alphabet) text of `data`, as QStash's ids use."""
     n = int.from_bytes(data, "big")
     out = []
     while n:
@@ -24,28 +27,39 @@ def b58(data: bytes) -> str:
 
 
 def digest(*parts: object) -> bytes:
+    """SHA-256 of the parts' text, joined with ":"."""
     return hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
 
 
 class IdSource:
-    """Counter-based ids for things created in request order; hash-derived ids for things
-    created after a network await (callbacks), whose creation order may vary between runs."""
+    """Deterministic ids: the same seed and sequence of calls give the same ids.
+
+    Counter-based ids for things created in request order; hash-derived ids for things created
+    after a network await (callbacks), whose creation order may vary between runs.
+
+    Args:
+        seed: Mixed into every id.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self._counters: dict[str, Iterator[int]] = defaultdict(itertools.count)
 
     def reset(self, seed: int | None = None) -> None:
+        """Restart every counter, with a new seed if given."""
         if seed is not None:
             self.seed = seed
         self._counters.clear()
 
     def next(self, kind: str, prefix: str, length: int = 40) -> str:
+        """The next id of `kind`: `prefix` and `length` base58 characters."""
         n = next(self._counters[kind])
         return prefix + b58(digest(self.seed, kind, n))[:length]
 
     def counter(self, kind: str) -> int:
+        """The next integer of the counter `kind` (ordering tie-breaks)."""
         return next(self._counters[kind])
 
     def derived(self, parent: str, tag: str, prefix: str, length: int = 40) -> str:
+        """An id derived from `parent` and `tag` only, not from creation order."""
         return prefix + b58(digest(self.seed, parent, tag))[:length]

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DAY = 86400.0
+__all__ = ["QUOTAS", "Quota"]
+
+_DAY = 86400.0
 
 
 @dataclass(frozen=True)
 class Quota:
+    """The limits of one plan tier (seconds and bytes as commented per field)."""
+
     name: str
     max_retries: int
     max_delay: float  # seconds
@@ -29,7 +33,7 @@ QUOTAS = {
     "payg": Quota(
         name="payg",
         max_retries=5,
-        max_delay=365 * DAY,
+        max_delay=365 * _DAY,
         max_message_size=1_000_000,
         max_timeout=2 * 3600.0,
         max_queues=100,
@@ -41,7 +45,7 @@ QUOTAS = {
     "pro": Quota(
         name="pro",
         max_retries=20,
-        max_delay=3650 * DAY,
+        max_delay=3650 * _DAY,
         max_message_size=10_000_000,
         max_timeout=2 * 3600.0,
         max_queues=1000,

@@ -19,7 +19,9 @@ from typing import Any
 
 from .clock import Clock, VirtualClock
 
-log = logging.getLogger("qstash_emulator")
+__all__ = ["Scheduler", "Timer", "Work", "WorkWithArg"]
+
+_log = logging.getLogger("qstash_emulator")
 
 Work = Callable[[], Awaitable[None]]
 # Work that takes one argument (`call_at(..., arg=x)` runs `work(x)`): one bound method serves
@@ -29,6 +31,8 @@ WorkWithArg = Callable[[Any], Awaitable[None]]
 
 @dataclass(order=True, slots=True)
 class Timer:
+    """An entry of the scheduler's heap: `work` due at `due` (clock seconds); ties go by `order`."""
+
     due: float
     order: tuple[int, ...]
     seq: int
@@ -37,15 +41,30 @@ class Timer:
     cancelled: bool = field(default=False, compare=False)
 
     def run(self) -> Awaitable[None]:
+        """Call the work: `work(arg)`, or `work()` when there is no argument."""
         if self.arg is None:
             return self.work()  # type: ignore[call-arg]
         return self.work(self.arg)  # type: ignore[call-arg]
 
     def cancel(self) -> None:
+        """Keep the work from starting (a no-op once it has started)."""
         self.cancelled = True
 
 
 class Scheduler:
+    """One due-work heap for everything that happens later: delays, retries, cron, releases.
+
+    Must be used from the event loop it runs on (it creates asyncio tasks there). Work due when
+    scheduled starts at once as a task; later work waits in the heap until the clock reaches it
+    (an advance runs a timer due alone inline, without a task of its own). With a
+    `VirtualClock` time moves only through `advance`, `advance_to`, `run_until_idle` and
+    `run_until`; with a real clock `start` runs a task that sleeps until the next due entry.
+    Exceptions raised by work are logged and collected in `errors`.
+
+    Args:
+        clock: The clock due times are compared with (seconds since the Unix epoch).
+    """
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._heap: list[Timer] = []
@@ -63,7 +82,18 @@ class Scheduler:
     def call_at(
         self, due: float, work: Work | WorkWithArg, order: tuple[int, ...] = (), arg: Any = None
     ) -> Timer:
-        """Run `work()` (or `work(arg)`) when the clock reaches `due`; ties run in `order`."""
+        """Run `work()` (or `work(arg)`) at `due` (clock seconds); at once if that is not later.
+
+        Args:
+            due: When the work is due.
+            work: A coroutine function, taking `arg` when one is given.
+            order: Tie-break among entries due at the same instant (from stable ids, so a run is
+                repeatable).
+            arg: The argument for `work`; None calls it without one.
+
+        Returns:
+            A timer whose `cancel()` keeps the work from starting.
+        """
         timer = Timer(due, order, next(self._seq), work, arg)
         if due <= self.clock.now():
             self._start(timer)
@@ -74,6 +104,7 @@ class Scheduler:
         return timer
 
     def call_soon(self, work: Work, order: tuple[int, ...] = ()) -> Timer:
+        """Run `work` now, as a task (see `call_at`)."""
         return self.call_at(self.clock.now(), work, order)
 
     def _start(self, timer: Timer) -> None:
@@ -99,7 +130,7 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in one job must not stop the scheduler
-            log.exception("scheduled work failed")
+            _log.exception("scheduled work failed")
             self.errors.append(exc)
 
     def _start_due(self) -> None:
@@ -137,12 +168,14 @@ class Scheduler:
         await self.settle()
 
     def next_due(self) -> float | None:
+        """The due time of the earliest pending entry, or None when nothing is pending."""
         while self._heap and self._heap[0].cancelled:
             heapq.heappop(self._heap)
         return self._heap[0].due if self._heap else None
 
     @property
     def busy(self) -> bool:
+        """True while started work is still running."""
         return bool(self._inflight) or self._inline is not None
 
     # -- virtual time -----------------------------------------------------------------------
@@ -155,6 +188,14 @@ class Scheduler:
             await waiter
 
     async def advance_to(self, target: float) -> None:
+        """Move a virtual clock to `target`, running each entry at its own due time on the way.
+
+        Work started meanwhile (retries, callbacks) runs too if it falls due before `target`; on
+        return no started work is still running.
+
+        Raises:
+            RuntimeError: If the clock is not virtual.
+        """
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance() needs a virtual clock")
@@ -171,6 +212,12 @@ class Scheduler:
             await self._run_due()
 
     async def advance(self, seconds: float) -> None:
+        """Move a virtual clock forward by `seconds`, running what falls due (see `advance_to`).
+
+        Raises:
+            ValueError: If `seconds` is negative.
+            RuntimeError: If the clock is not virtual.
+        """
         if seconds < 0:
             raise ValueError("cannot advance by a negative duration")
         await self.advance_to(self.clock.now() + seconds)
@@ -189,17 +236,30 @@ class Scheduler:
             await self.advance_to(due)
 
     async def catch_up(self) -> None:
-        """Run what fell due while time moved outside the scheduler (freezegun's tick/move_to),
-        each at its due time, and wait for work due now. Sync point before any assertion."""
+        """Run what fell due while time moved outside the scheduler, then wait for work due now.
+
+        Freezegun's `tick`/`move_to` move a following `VirtualClock` without the scheduler; each
+        entry still runs at its own due time. On a real clock this only waits for started work.
+        This is the sync point before any assertion.
+        """
         if isinstance(self.clock, VirtualClock):
             await self.advance_to(self.clock.now())
         else:
             await self.settle()
 
     async def run_until(self, done: Callable[[], bool], limit: float) -> bool:
-        """Auto-advance: skip idle virtual time, from due entry to due entry, until `done()`
-        holds; False when nothing is due within `limit` seconds. On the real clock: wait (up
-        to `limit` wall seconds) for started work to make `done()` true."""
+        """Auto-advance until `done()` holds.
+
+        On a virtual clock: skip idle time from due entry to due entry. On a real clock: wait (up
+        to `limit` wall seconds) for started work to make `done()` true.
+
+        Args:
+            done: Checked after each step.
+            limit: Seconds (virtual or wall) to give up after.
+
+        Returns:
+            Whether `done()` held before nothing more was due within `limit`.
+        """
         if not isinstance(self.clock, VirtualClock):
             return await self.wait_real(done, limit)
         await self.catch_up()
@@ -229,7 +289,8 @@ class Scheduler:
     async def cancel_running(self) -> None:
         """Cancel started work (a reset must not wait for a slow or dead destination).
 
-        Work an advance runs inline is cancelled with that advance."""
+        Work an advance runs inline is cancelled with that advance.
+        """
         inline = self._inline
         if inline is not None and inline is not asyncio.current_task():
             inline.cancel()
@@ -259,6 +320,7 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def stop(self) -> None:
+        """Stop the real-time runner and cancel started work (server shutdown)."""
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,11 +9,14 @@ import json
 
 import jwt
 
+__all__ = ["SIGNATURE_TTL", "body_hash", "sign", "verify"]
+
 # QStash signatures are valid for five minutes.
 SIGNATURE_TTL = 300
 
 
 def body_hash(body: bytes) -> str:
+    """The JWT's `body` claim: the base64url SHA-256 of the body (padded, as QStash signs it)."""
     return base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode()
 
 

@@ -9,6 +9,28 @@ from ..parsing.retry_expressions import RetryDelay
 from .scheduler import Timer
 from .users import User
 
+__all__ = [
+    "ACTIVE",
+    "CANCELLED",
+    "CANCEL_REQUESTED",
+    "CREATED",
+    "DELIVERED",
+    "ERROR",
+    "FAILED",
+    "IN_PROGRESS",
+    "NO_REDACTION",
+    "RETRY",
+    "CallbackConfig",
+    "Delivered",
+    "DlqEntry",
+    "FlowControlSpec",
+    "LogEntry",
+    "Message",
+    "Redaction",
+    "Response",
+    "UserState",
+]
+
 # Message states, as QStash's logs name them.
 CREATED = "CREATED"
 ACTIVE = "ACTIVE"
@@ -20,11 +42,13 @@ CANCEL_REQUESTED = "CANCEL_REQUESTED"
 # The reference spells it CANCELLED, but both official SDKs parse (and crash without) CANCELED.
 CANCELLED = "CANCELED"
 IN_PROGRESS = "IN_PROGRESS"  # a filter only: ACTIVE, RETRY or ERROR
-FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
+_FINAL_STATES = frozenset({DELIVERED, FAILED, CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
 class Redaction:
+    """What `Upstash-Redact-Fields` hides in logs and API answers (deliveries keep it)."""
+
     body: bool = False
     all_headers: bool = False
     headers: frozenset[str] = frozenset()  # canonical names
@@ -61,6 +85,14 @@ class FlowControlSpec:
 
 @dataclass(slots=True)
 class Message:
+    """One published message (or callback) and its delivery state.
+
+    Times (`created_at`, `not_before`) are clock seconds and `timeout` seconds; the API renders
+    them in Unix milliseconds. `headers` are what reaches the destination. The engine changes
+    `state`, `retried` and `timer` as attempts happen; a finished message leaves the user's
+    store (its log events and DLQ entry stay).
+    """
+
     id: str
     user: User
     url: str
@@ -96,7 +128,8 @@ class Message:
 
     @property
     def finished(self) -> bool:
-        return self.state in FINAL_STATES
+        """True once the message is DELIVERED, FAILED or CANCELED."""
+        return self.state in _FINAL_STATES
 
 
 @dataclass(slots=True)
@@ -110,11 +143,14 @@ class Response:
 
     @property
     def ok(self) -> bool:
+        """True for a 2xx answer."""
         return self.status is not None and 200 <= self.status < 300
 
 
 @dataclass(slots=True)
 class LogEntry:
+    """One event of a message's log (GET /v2/logs); `time` in clock seconds."""
+
     time: float
     message: Message
     state: str
@@ -125,11 +161,14 @@ class LogEntry:
 
     @property
     def key(self) -> tuple[float, tuple[int, ...], int]:
+        """Sort key: time, then message order, then the event's index (deterministic logs)."""
         return (self.time, self.message.order, self.idx)
 
 
 @dataclass(slots=True)
 class DlqEntry:
+    """A message that failed all its retries, with the last answer; `time` in clock seconds."""
+
     dlq_id: str
     message: Message
     response: Response
@@ -152,6 +191,8 @@ class Delivered:
 
 @dataclass
 class UserState:
+    """Everything the engine stores for one user: live messages, logs, DLQ and dedup keys."""
+
     messages: dict[str, Message] = field(default_factory=dict)
     logs: list[LogEntry] = field(default_factory=list)
     dlq: dict[str, DlqEntry] = field(default_factory=dict)

@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from .ids import b58, digest
 from .quotas import QUOTAS, Quota
 
+__all__ = ["DEV_SERVER_USERS", "User", "Users", "dev_token"]
+
 
 @dataclass
 class User:
+    """A QStash user: token, signing keys and the plan quota publishes are checked against."""
+
     name: str
     token: str
     current_signing_key: str
@@ -20,6 +24,7 @@ class User:
     quota: Quota
 
     def env(self, url: str) -> dict[str, str]:
+        """The environment variables an app needs to reach the emulator at `url` as this user."""
         return {
             "QSTASH_URL": url,
             "QSTASH_TOKEN": self.token,
@@ -58,15 +63,25 @@ DEV_SERVER_USERS = [
 
 
 def dev_token(user_id: str, password: str) -> str:
+    """The token `qstash dev` gives a user: base64 of its id and password as JSON."""
     raw = json.dumps({"UserID": user_id, "Password": password}, separators=(",", ":"))
     return base64.b64encode(raw.encode()).decode()
 
 
-def new_signing_key(*parts: object) -> str:
+def _new_signing_key(*parts: object) -> str:
     return "sig_" + b58(digest("signing-key", *parts))[:28]
 
 
 class Users:
+    """The users the emulator accepts, by token and by name.
+
+    Starts with the official dev server's four users (same tokens and signing keys), so apps
+    configured for `qstash dev` work unchanged.
+
+    Args:
+        quota: The plan tier (a key of `QUOTAS`) of users added without one.
+    """
+
     def __init__(self, quota: str = "payg") -> None:
         self.quota_name = quota
         self._by_token: dict[str, User] = {}
@@ -85,13 +100,28 @@ class Users:
         next: str | None = None,
         quota: str | None = None,
     ) -> User:
+        """Add a user; missing token and keys are derived from the name (deterministic).
+
+        Args:
+            name: The user id.
+            token: The QStash token (default: the dev server's form with password "password").
+            current: The current signing key.
+            next: The next signing key.
+            quota: The plan tier (default: the one `Users` was built with).
+
+        Returns:
+            The new user.
+
+        Raises:
+            ValueError: If a user of that name exists.
+        """
         if name in self._by_name:
             raise ValueError(f"user {name!r} exists")
         user = User(
             name=name,
             token=token or dev_token(name, "password"),
-            current_signing_key=current or new_signing_key(name, "current"),
-            next_signing_key=next or new_signing_key(name, "next"),
+            current_signing_key=current or _new_signing_key(name, "current"),
+            next_signing_key=next or _new_signing_key(name, "next"),
             quota=QUOTAS[quota or self.quota_name],
         )
         self._by_token[user.token] = user
@@ -100,6 +130,7 @@ class Users:
         return user
 
     def by_token(self, token: str) -> User | None:
+        """The user a bearer token belongs to, or None."""
         return self._by_token.get(token)
 
     def __getitem__(self, name: str) -> User:
@@ -112,10 +143,11 @@ class Users:
         """The next key becomes current and a fresh next key is made (deterministically)."""
         user.current_signing_key, user.next_signing_key = (
             user.next_signing_key,
-            new_signing_key(user.name, user.next_signing_key),
+            _new_signing_key(user.name, user.next_signing_key),
         )
 
     def reset_keys(self) -> None:
+        """Give every user back the signing keys it was added with (a test's reset)."""
         for name, (current, nxt) in self._initial.items():
             self._by_name[name].current_signing_key = current
             self._by_name[name].next_signing_key = nxt

@@ -1,1 +1,3 @@
 """Thin aiohttp handlers: parse the request, call the engine, render QStash's response."""
+
+__all__: list[str] = []

@@ -25,18 +25,36 @@ from . import (
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
 
-RESOURCES = [publish, messages, logs, dlq, keys, schedules, flow_control, queues, batch, url_groups]
-RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs
-RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
-RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
+__all__ = ["create_app"]
+
+_RESOURCES = [
+    publish,
+    messages,
+    logs,
+    dlq,
+    keys,
+    schedules,
+    flow_control,
+    queues,
+    batch,
+    url_groups,
+]
+_RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs, DLQ
+_RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
+_RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 
 
 def create_app(backend: Backend) -> web.Application:
+    """The aiohttp application serving QStash's API (and the LLM API) for `backend`.
+
+    Every resource module adds its routes; handlers find `backend` through
+    `http.common.backend(request)`.
+    """
     app = web.Application(
         middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
     )
     app[BACKEND] = backend
     app[ERROR_RENDERERS] = []
-    for resource in RESOURCES:
+    for resource in _RESOURCES:
         resource.setup(app)
     return app

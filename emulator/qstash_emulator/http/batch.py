@@ -13,6 +13,8 @@ from ..parsing.publish_headers import parse_message_headers
 from ..resources.destinations import BatchItem
 from .common import backend, json_response, read_json, user
 
+__all__ = ["setup"]
+
 # Client-side names of a destination: next to "destination" they would make it ambiguous.
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
 
@@ -60,7 +62,7 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     return BatchItem(destination, spec, data, queue or spec.queue_name)
 
 
-async def batch(request: web.Request) -> web.Response:
+async def _batch(request: web.Request) -> web.Response:
     who = user(request)
     data = await read_json(request)
     if not isinstance(data, list) or not data:
@@ -73,4 +75,5 @@ async def batch(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/batch", batch)
+    """Add POST /v2/batch to `app`."""
+    app.router.add_post("/v2/batch", _batch)

@@ -1,5 +1,7 @@
-"""Built-in capture URLs: `{emulator}/__capture/{name}[/anything]` records every request that
-reaches it and answers with a chosen reply, so a test needs no second server.
+"""Built-in capture URLs, so a test needs no second server.
+
+`{emulator}/__capture/{name}[/anything]` records every request that reaches it and answers
+with a chosen reply.
 
 Deliveries reach it over real HTTP like any destination (signed, retried, logged). Paths under
 `/__` skip the API's authentication. Tests in Python use the `CaptureStore` directly
@@ -18,8 +20,10 @@ from aiohttp import web
 from ..controls.captures import PREFIX, make_reply
 from .common import backend, json_response, read_json
 
+__all__ = ["setup"]
 
-async def receive(request: web.Request) -> web.Response:
+
+async def _receive(request: web.Request) -> web.Response:
     store = backend(request).captures
     body = await request.read()
     try:
@@ -35,16 +39,16 @@ async def receive(request: web.Request) -> web.Response:
     return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
 
 
-async def list_captures(request: web.Request) -> web.Response:
+async def _list_captures(request: web.Request) -> web.Response:
     return json_response(backend(request).captures.counts())
 
 
-async def show(request: web.Request) -> web.Response:
+async def _show(request: web.Request) -> web.Response:
     records = backend(request).captures.requests(request.match_info["name"])
     return json_response([r.as_dict() for r in records])
 
 
-async def configure(request: web.Request) -> web.Response:
+async def _configure(request: web.Request) -> web.Response:
     data = await read_json(request)
     if not isinstance(data, dict):
         return json_response({"error": "expected a JSON object"}, 400)
@@ -57,15 +61,16 @@ async def configure(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
-async def forget(request: web.Request) -> web.Response:
+async def _forget(request: web.Request) -> web.Response:
     backend(request).captures.forget(request.match_info["name"])
     return json_response({"ok": True})
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_route("*", PREFIX + "{name}", receive)
-    app.router.add_route("*", PREFIX + "{name}/{tail:.*}", receive)
-    app.router.add_get("/__captures", list_captures)
-    app.router.add_get("/__captures/{name}", show)
-    app.router.add_put("/__captures/{name}", configure)
-    app.router.add_delete("/__captures/{name}", forget)
+    """Add the capture URLs and their control routes to `app`."""
+    app.router.add_route("*", PREFIX + "{name}", _receive)
+    app.router.add_route("*", PREFIX + "{name}/{tail:.*}", _receive)
+    app.router.add_get("/__captures", _list_captures)
+    app.router.add_get("/__captures/{name}", _show)
+    app.router.add_put("/__captures/{name}", _configure)
+    app.router.add_delete("/__captures/{name}", _forget)

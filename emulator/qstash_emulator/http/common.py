@@ -13,6 +13,22 @@ from ..core.engine import Engine
 from ..core.errors import ApiError
 from ..core.users import User
 
+__all__ = [
+    "BACKEND",
+    "ERROR_RENDERERS",
+    "TOKEN_PARAMS",
+    "USER_KEY",
+    "Handler",
+    "api_middleware",
+    "authenticate",
+    "backend",
+    "engine",
+    "json_response",
+    "read_json",
+    "token_of",
+    "user",
+]
+
 BACKEND = web.AppKey("backend", Backend)
 # Routes with another error shape (the OpenAI-compatible LLM API): `(path prefix, render)` with
 # `render(request, exc) -> web.Response`; the first prefix the path starts with renders.
@@ -36,15 +52,18 @@ def backend(request: web.Request) -> Backend:
 
 
 def engine(request: web.Request) -> Engine:
+    """The engine of the backend serving `request`."""
     return request.app[BACKEND].engine
 
 
 def user(request: web.Request) -> User:
+    """The user `api_middleware` authenticated for `request`."""
     found: User = request[USER_KEY]
     return found
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
+    """A compact JSON response."""
     return web.Response(
         body=json.dumps(data, separators=(",", ":")).encode(),
         status=status,
@@ -52,7 +71,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def error_response(
+def _error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     response = json_response({"error": message}, status)
@@ -62,6 +81,7 @@ def error_response(
 
 
 def token_of(request: web.Request) -> str | None:
+    """The bearer token of `request`, or one passed as a query parameter (`TOKEN_PARAMS`)."""
     auth = request.headers.get("Authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -73,6 +93,11 @@ def token_of(request: web.Request) -> str | None:
 
 
 def authenticate(request: web.Request) -> User:
+    """The user whose QStash token `request` carries.
+
+    Raises:
+        ApiError: 401 without a token, or for a token no user has.
+    """
     token = token_of(request)
     if not token:
         raise ApiError(
@@ -106,10 +131,15 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             if request.path.startswith(prefix):
                 rendered: web.Response = render(request, exc)
                 return rendered
-        return error_response(exc.status, exc.message, exc.headers)
+        return _error_response(exc.status, exc.message, exc.headers)
 
 
 async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or None for an empty body.
+
+    Raises:
+        ApiError: 400 when the body is not valid JSON.
+    """
     raw = await request.read()
     if not raw.strip():
         return None

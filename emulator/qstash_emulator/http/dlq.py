@@ -11,6 +11,8 @@ from .publish import parse_spec
 from .render import dlq_json
 from .workflows import workflow_dlq_list
 
+__all__ = ["setup"]
+
 
 def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
     return (entry.time, entry.message.order, entry.dlq_id)
@@ -34,7 +36,7 @@ async def _ids(request: web.Request) -> list[str]:
     return ids
 
 
-async def list_dlq(request: web.Request) -> web.Response:
+async def _list_dlq(request: web.Request) -> web.Response:
     if request.query.get("source") == "workflow":  # the workflow client's DLQ
         return workflow_dlq_list(request)
     chunk, cursor = page(
@@ -46,19 +48,19 @@ async def list_dlq(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def get_dlq(request: web.Request) -> web.Response:
+async def _get_dlq(request: web.Request) -> web.Response:
     entry = engine(request).dlq_entry(user(request), request.match_info["dlqId"])
     return json_response(dlq_json(entry))
 
 
-async def delete_dlq(request: web.Request) -> web.Response:
+async def _delete_dlq(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     eng.dlq_entry(who, request.match_info["dlqId"])  # 404 when missing
     eng.dlq_delete(who, [request.match_info["dlqId"]])
     return web.Response(status=200)
 
 
-async def delete_many(request: web.Request) -> web.Response:
+async def _delete_many(request: web.Request) -> web.Response:
     ids = await _ids(request)
     if not ids:
         chunk, _cursor = page(
@@ -72,14 +74,14 @@ async def delete_many(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def retry(request: web.Request) -> web.Response:
+async def _retry(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     entry = eng.dlq_entry(who, request.match_info["dlqId"])
     spec = parse_spec(request)
     return json_response(eng.dlq_retry(who, entry, spec), 201)
 
 
-async def retry_many(request: web.Request) -> web.Response:
+async def _retry_many(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     ids = await _ids(request)
     entries = [eng.dlq_entry(who, i) for i in ids] if ids else _matching(request)
@@ -89,9 +91,10 @@ async def retry_many(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v2/dlq", list_dlq)
-    app.router.add_delete("/v2/dlq", delete_many)
-    app.router.add_post("/v2/dlq/retry", retry_many)
-    app.router.add_post("/v2/dlq/retry/{dlqId}", retry)
-    app.router.add_get("/v2/dlq/{dlqId}", get_dlq)
-    app.router.add_delete("/v2/dlq/{dlqId}", delete_dlq)
+    """Add the /v2/dlq routes to `app`."""
+    app.router.add_get("/v2/dlq", _list_dlq)
+    app.router.add_delete("/v2/dlq", _delete_many)
+    app.router.add_post("/v2/dlq/retry", _retry_many)
+    app.router.add_post("/v2/dlq/retry/{dlqId}", _retry)
+    app.router.add_get("/v2/dlq/{dlqId}", _get_dlq)
+    app.router.add_delete("/v2/dlq/{dlqId}", _delete_dlq)

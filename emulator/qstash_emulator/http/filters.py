@@ -15,7 +15,17 @@ from ..core.clock import ms
 from ..core.errors import bad_request
 from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
-T = TypeVar("T")
+__all__ = [
+    "MessageFilter",
+    "count_param",
+    "int_param",
+    "message_filter",
+    "page",
+    "state_matches",
+    "values",
+]
+
+_T = TypeVar("_T")
 
 
 def values(query: MultiMapping[str], *names: str) -> list[str]:
@@ -28,6 +38,11 @@ def values(query: MultiMapping[str], *names: str) -> list[str]:
 
 
 def int_param(query: MultiMapping[str], name: str) -> int | None:
+    """The query parameter `name` as an integer, or None when absent or empty.
+
+    Raises:
+        ApiError: 400 when it is not an integer.
+    """
     raw = query.get(name)
     if raw is None or raw == "":
         return None
@@ -38,6 +53,11 @@ def int_param(query: MultiMapping[str], name: str) -> int | None:
 
 
 def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
+    """The `count` query parameter, capped at `maximum` (`default` when absent).
+
+    Raises:
+        ApiError: 400 when it is not a positive integer.
+    """
     count = int_param(query, "count")
     if count is None:
         return default
@@ -53,10 +73,20 @@ class MessageFilter:
     checks: list[Callable[[Message, float], bool]]
 
     def __call__(self, message: Message, time: float) -> bool:
+        """Whether `message` (its event at `time`, clock seconds) passes every filter."""
         return all(check(message, time) for check in self.checks)
 
 
 def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> MessageFilter:
+    """The predicate a logs, DLQ or cancel request's filter parameters describe.
+
+    Args:
+        query: The request's query (or the JSON body's filter fields).
+        time_field: Which time `fromDate`/`toDate` compare with.
+
+    Raises:
+        ApiError: 400 for a malformed parameter.
+    """
     checks: list[Callable[[Message, float], bool]] = []
 
     def any_of(names: tuple[str, ...], get: Callable[[Message], Any]) -> None:
@@ -87,6 +117,7 @@ def message_filter(query: MultiMapping[str], *, time_field: str = "event") -> Me
 
 
 def state_matches(wanted: str | None, state: str) -> bool:
+    """Whether a log event's `state` matches the `state` filter (IN_PROGRESS covers three)."""
     if not wanted:
         return True
     if wanted == IN_PROGRESS:
@@ -96,11 +127,11 @@ def state_matches(wanted: str | None, state: str) -> bool:
     return state == wanted
 
 
-def encode_cursor(key: Any) -> str:
+def _encode_cursor(key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> Any:
+def _decode_cursor(cursor: str) -> Any:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -109,17 +140,17 @@ def decode_cursor(cursor: str) -> Any:
 
 
 def page(
-    items: Sequence[T], key: Callable[[T], Any], cursor: str | None, count: int
-) -> tuple[list[T], str | None]:
+    items: Sequence[_T], key: Callable[[_T], Any], cursor: str | None, count: int
+) -> tuple[list[_T], str | None]:
     """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
     start = 0
     if cursor:
-        after = decode_cursor(cursor)
+        after = _decode_cursor(cursor)
         while start < len(items) and _jsonable(key(items[start])) >= after:
             start += 1
     chunk = list(items[start : start + count])
     more = start + count < len(items)
-    return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
+    return chunk, _encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
 
 
 def _jsonable(key: Any) -> Any:

@@ -11,8 +11,10 @@ from ..resources.flow_control import FlowControl, KeyState
 from .common import backend, json_response, user
 from .filters import int_param
 
+__all__ = ["setup"]
 
-def key_json(st: KeyState) -> dict[str, Any]:
+
+def _key_json(st: KeyState) -> dict[str, Any]:
     out: dict[str, Any] = {
         "flowControlKey": st.key,
         "waitListSize": len(st.waiting),
@@ -47,25 +49,25 @@ def _flag(request: web.Request, name: str) -> bool:
     return raw == "true"
 
 
-async def list_keys(request: web.Request) -> web.Response:
-    return json_response([key_json(st) for st in _fc(request).list(user(request))])
+async def _list_keys(request: web.Request) -> web.Response:
+    return json_response([_key_json(st) for st in _fc(request).list(user(request))])
 
 
-async def get_key(request: web.Request) -> web.Response:
-    return json_response(key_json(_fc(request).get(user(request), _key(request))))
+async def _get_key(request: web.Request) -> web.Response:
+    return json_response(_key_json(_fc(request).get(user(request), _key(request))))
 
 
-async def pause(request: web.Request) -> web.Response:
+async def _pause(request: web.Request) -> web.Response:
     _fc(request).pause(user(request), _key(request))
     return web.Response(status=200)
 
 
-async def resume(request: web.Request) -> web.Response:
+async def _resume(request: web.Request) -> web.Response:
     _fc(request).resume(user(request), _key(request))
     return web.Response(status=200)
 
 
-async def pin(request: web.Request) -> web.Response:
+async def _pin(request: web.Request) -> web.Response:
     query = request.query
     period = int_param(query, "period")
     _fc(request).pin(
@@ -78,29 +80,30 @@ async def pin(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def unpin(request: web.Request) -> web.Response:
+async def _unpin(request: web.Request) -> web.Response:
     parallelism, rate = _flag(request, "parallelism"), _flag(request, "rate")
     _fc(request).unpin(user(request), _key(request), parallelism=parallelism, rate=rate)
     return web.Response(status=200)
 
 
-async def reset_rate(request: web.Request) -> web.Response:
+async def _reset_rate(request: web.Request) -> web.Response:
     _fc(request).reset_rate(user(request), _key(request))
     return web.Response(status=200)
 
 
-async def global_parallelism(request: web.Request) -> web.Response:
+async def _global_parallelism(request: web.Request) -> web.Response:
     maximum, count = _fc(request).global_parallelism(user(request))
     return json_response({"parallelismMax": maximum, "parallelismCount": count})
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/flowControl and /v2/globalParallelism routes to `app`."""
     one = "/v2/flowControl/{flowControlKey:[^/]+}"
-    app.router.add_get("/v2/flowControl", list_keys)
-    app.router.add_get(one, get_key)
-    app.router.add_post(one + "/pause", pause)
-    app.router.add_post(one + "/resume", resume)
-    app.router.add_post(one + "/pin", pin)
-    app.router.add_post(one + "/unpin", unpin)
-    app.router.add_post(one + "/resetRate", reset_rate)
-    app.router.add_get("/v2/globalParallelism", global_parallelism)
+    app.router.add_get("/v2/flowControl", _list_keys)
+    app.router.add_get(one, _get_key)
+    app.router.add_post(one + "/pause", _pause)
+    app.router.add_post(one + "/resume", _resume)
+    app.router.add_post(one + "/pin", _pin)
+    app.router.add_post(one + "/unpin", _unpin)
+    app.router.add_post(one + "/resetRate", _reset_rate)
+    app.router.add_get("/v2/globalParallelism", _global_parallelism)

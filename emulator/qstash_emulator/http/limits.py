@@ -9,12 +9,19 @@ from aiohttp import web
 from .common import USER_KEY, Handler, backend
 from .openai import OPENAI_PREFIXES
 
+__all__ = ["limits_middleware"]
+
 # QStash has no per-second limit on these; they count toward the daily message limit instead.
 _PUBLISHING = ("/v2/publish/", "/v1/publish/", "/v2/enqueue/", "/v2/batch")
 
 
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse requests over the injected rate limits with QStash's 429 and rate-limit headers.
+
+    Publishing endpoints count toward the daily message limit, other API calls toward the
+    burst limit; the LLM routes have their own limits.
+    """
     limits = backend(request).limits
     who = request.get(USER_KEY)
     if not limits.active or who is None or not request.path.startswith("/v"):

@@ -8,18 +8,20 @@ from .common import engine, json_response, read_json, user
 from .filters import int_param, message_filter, values
 from .render import message_json
 
+__all__ = ["setup"]
 
-async def get_message(request: web.Request) -> web.Response:
+
+async def _get_message(request: web.Request) -> web.Response:
     message = engine(request).get_message(user(request), request.match_info["messageId"])
     return json_response(message_json(message))
 
 
-async def cancel(request: web.Request) -> web.Response:
+async def _cancel(request: web.Request) -> web.Response:
     engine(request).cancel(user(request), request.match_info["messageId"])
     return web.Response(status=200)
 
 
-async def cancel_many(request: web.Request) -> web.Response:
+async def _cancel_many(request: web.Request) -> web.Response:
     eng, who = engine(request), user(request)
     body = await read_json(request)
     ids = values(request.query, "messageIds")
@@ -39,6 +41,7 @@ async def cancel_many(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v2/messages/{messageId}", get_message)
-    app.router.add_delete("/v2/messages/{messageId}", cancel)
-    app.router.add_delete("/v2/messages", cancel_many)
+    """Add the /v2/messages routes to `app`."""
+    app.router.add_get("/v2/messages/{messageId}", _get_message)
+    app.router.add_delete("/v2/messages/{messageId}", _cancel)
+    app.router.add_delete("/v2/messages", _cancel_many)

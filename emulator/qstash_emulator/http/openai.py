@@ -1,6 +1,7 @@
-"""OpenAI-compatible endpoints answered by the scripted LLM engine, under /v1 and /v2 (so the
-emulator also stands in for a custom provider) — and the shared decoding and rendering that
-/llm/v1 (http/llm.py) and /queue (http/openai_queue.py) use.
+"""OpenAI-compatible endpoints answered by the scripted LLM engine, under /v1 and /v2.
+
+So the emulator also stands in for a custom provider. Also the shared decoding and
+rendering that /llm/v1 (http/llm.py) and /queue (http/openai_queue.py) use.
 
 Authenticated with the QStash token (`Authorization: Bearer <token>`, what the openai client
 sends with `api_key=<token>`); every error is in OpenAI's shape
@@ -36,6 +37,23 @@ from ..llm.requests import (
 from ..llm.service import LLMService
 from .common import ERROR_RENDERERS, Handler, backend, token_of, user
 
+__all__ = [
+    "CUSTOM",
+    "OPENAI_PREFIXES",
+    "add_error_prefixes",
+    "add_routes",
+    "answer",
+    "decode",
+    "models_handler",
+    "not_found",
+    "openai_error",
+    "openai_json",
+    "own_delivery",
+    "render",
+    "service",
+    "setup",
+]
+
 CUSTOM = "custom"  # the provider name rules see for /v1, /v2 and /queue requests
 # Path prefixes of the OpenAI-compatible routes under /v1 and /v2 (QStash's own routes share
 # those roots): exempt from QStash's burst limit, errors in OpenAI's shape.
@@ -47,6 +65,7 @@ OPENAI_PREFIXES = tuple(
 
 
 def service(request: web.Request) -> LLMService:
+    """The LLM side of the backend serving `request`."""
     return backend(request).llm
 
 
@@ -54,6 +73,7 @@ def service(request: web.Request) -> LLMService:
 def openai_json(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
+    """A compact JSON response with extra headers."""
     response = web.Response(
         body=json.dumps(data, separators=(",", ":")).encode(),
         status=status,
@@ -65,10 +85,11 @@ def openai_json(
 
 
 def openai_error(exc: OpenAIError, headers: Mapping[str, str] | None = None) -> web.Response:
+    """An `OpenAIError` as OpenAI's error response."""
     return openai_json(exc.body(), exc.status, headers)
 
 
-def render_api_error(request: web.Request, exc: ApiError) -> web.Response:
+def _render_api_error(request: web.Request, exc: ApiError) -> web.Response:
     """QStash's errors (auth, limits) on an OpenAI route, in OpenAI's shape."""
     if exc.status == 401:
         given = token_of(request)
@@ -83,8 +104,11 @@ def render_api_error(request: web.Request, exc: ApiError) -> web.Response:
 
 
 async def render(request: web.Request, outcome: LLMOutcome) -> web.StreamResponse:
-    """Send an engine answer: SSE events for a stream (each chunk, then `data: [DONE]`), raw
-    text for the audio text formats, otherwise JSON with its status and headers."""
+    """Send an engine answer in the shape its request asked for.
+
+    SSE events for a stream (each chunk, then `data: [DONE]`), raw text for the audio text
+    formats, otherwise JSON with its status and headers.
+    """
     if outcome.chunks is not None and outcome.ok:
         response = web.StreamResponse(status=outcome.status)
         response.headers.update(outcome.headers)
@@ -103,13 +127,13 @@ async def render(request: web.Request, outcome: LLMOutcome) -> web.StreamRespons
 
 
 # -- requests -----------------------------------------------------------------------------------
-def image_base(request: web.Request) -> str:
+def _image_base(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}{IMAGE_ROUTE_PREFIX}"
 
 
 async def decode(request: web.Request, endpoint: str, provider: str) -> LLMRequest:
     """A request as the engine takes it; OpenAIError for a body that cannot be read."""
-    base = image_base(request)
+    base = _image_base(request)
     if endpoint in FORM_ENDPOINTS:
         fields: dict[str, list[str]] = {}
         files: Files = {}
@@ -144,15 +168,18 @@ async def answer(request: web.Request, req: LLMRequest, *, chat_limits: bool) ->
 
 
 def own_delivery(request: web.Request) -> bool:
-    """A delivery of this emulator's (a publish to its own LLM API as a custom provider). On a
+    """Whether `request` is a delivery of this emulator's own.
+
+    That is, a publish to its own LLM API as a custom provider. On a
     virtual clock it is answered without its latency: the delivery runs inside a scheduler step,
-    which cannot wait for a later step."""
+    which cannot wait for a later step.
+    """
     return request.headers.get("User-Agent") == "Upstash-QStash" and bool(
         request.headers.get("Upstash-Message-Id")
     )
 
 
-def post_handler(endpoint: str, provider: str, *, chat_limits: bool) -> Handler:
+def _post_handler(endpoint: str, provider: str, *, chat_limits: bool) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
             req = await decode(request, endpoint, provider)
@@ -164,6 +191,8 @@ def post_handler(endpoint: str, provider: str, *, chat_limits: bool) -> Handler:
 
 
 def models_handler(provider: str) -> Handler:
+    """The handler of GET .../models (and .../models/{model}) for `provider`."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
         req = LLMRequest(MODELS, provider=provider, model_id=request.match_info.get("model"))
         return await answer(request, req, chat_limits=False)
@@ -171,7 +200,7 @@ def models_handler(provider: str) -> Handler:
     return handle
 
 
-async def image_file(request: web.Request) -> web.Response:
+async def _image_file(request: web.Request) -> web.Response:
     """Generated images (`response_format: url`), unauthenticated as image URLs are."""
     data = service(request).llm.image_bytes(request.match_info["name"])
     if data is None:
@@ -188,20 +217,22 @@ def add_routes(app: web.Application, prefix: str, provider: str, *, chat_limits:
     """The OpenAI-compatible endpoints under `prefix` (e.g. /v1), answered synchronously."""
     for tail, endpoint in POST_ENDPOINTS.items():
         app.router.add_post(
-            f"{prefix}/{tail}", post_handler(endpoint, provider, chat_limits=chat_limits)
+            f"{prefix}/{tail}", _post_handler(endpoint, provider, chat_limits=chat_limits)
         )
     app.router.add_get(f"{prefix}/models", models_handler(provider))
     app.router.add_get(prefix + "/models/{model:.+}", models_handler(provider))
 
 
 def add_error_prefixes(app: web.Application, *prefixes: str) -> None:
+    """Render QStash's own errors (auth, limits) in OpenAI's shape under these path prefixes."""
     if ERROR_RENDERERS not in app:
         app[ERROR_RENDERERS] = []
-    app[ERROR_RENDERERS].extend((prefix, render_api_error) for prefix in prefixes)
+    app[ERROR_RENDERERS].extend((prefix, _render_api_error) for prefix in prefixes)
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v1 and /v2 OpenAI-compatible routes and the image files route to `app`."""
     for version in ("v1", "v2"):
         add_routes(app, f"/{version}", CUSTOM, chat_limits=True)
-    app.router.add_get(IMAGE_ROUTE_PREFIX + "/images/{name}", image_file)
+    app.router.add_get(IMAGE_ROUTE_PREFIX + "/images/{name}", _image_file)
     add_error_prefixes(app, *OPENAI_PREFIXES)

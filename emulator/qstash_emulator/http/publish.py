@@ -8,6 +8,8 @@ from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
 from ..resources.destinations import status_of
 from .common import TOKEN_PARAMS, backend, json_response, user
 
+__all__ = ["destination_of", "parse_spec", "publish", "setup"]
+
 
 def destination_of(request: web.Request) -> str:
     """The destination as the client wrote it: path tail plus its own query string."""
@@ -30,6 +32,11 @@ def destination_of(request: web.Request) -> str:
 
 
 def parse_spec(request: web.Request) -> MessageSpec:
+    """The publish headers of `request` parsed into a spec, checked against the user's quota.
+
+    Raises:
+        ApiError: 400 for a malformed or out-of-range header.
+    """
     return parse_message_headers(
         request.headers.items(),
         user(request).quota,
@@ -38,6 +45,10 @@ def parse_spec(request: web.Request) -> MessageSpec:
 
 
 async def publish(request: web.Request) -> web.Response:
+    """POST /v2/publish/{destination}: publish to a URL, URL group, queue or the LLM API.
+
+    This is where one publish enters the emulator (see ARCHITECTURE.md).
+    """
     back = backend(request)
     who = user(request)
     destination = destination_of(request)
@@ -56,5 +67,6 @@ async def publish(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Add POST /v2/publish and POST /v1/publish to `app`."""
     app.router.add_post("/v2/publish/{destination:.+}", publish)
     app.router.add_post("/v1/publish/{destination:.+}", publish)

@@ -9,8 +9,10 @@ from ..resources.destinations import status_of
 from .common import backend, json_response, read_json, user
 from .publish import destination_of, parse_spec
 
+__all__ = ["setup"]
 
-async def upsert(request: web.Request) -> web.Response:
+
+async def _upsert(request: web.Request) -> web.Response:
     data = await read_json(request)
     if not isinstance(data, dict) or not isinstance(data.get("queueName"), str):
         raise bad_request('request body must be {"queueName": ..., "parallelism": ...}')
@@ -24,32 +26,32 @@ async def upsert(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def list_queues(request: web.Request) -> web.Response:
+async def _list_queues(request: web.Request) -> web.Response:
     queues, who = backend(request).queues, user(request)
     return json_response([queues.json(who, q) for q in queues.all(who)])
 
 
-async def get_queue(request: web.Request) -> web.Response:
+async def _get_queue(request: web.Request) -> web.Response:
     queues, who = backend(request).queues, user(request)
     return json_response(queues.json(who, queues.get(who, request.match_info["queueName"])))
 
 
-async def delete_queue(request: web.Request) -> web.Response:
+async def _delete_queue(request: web.Request) -> web.Response:
     backend(request).queues.delete(user(request), request.match_info["queueName"])
     return web.Response(status=200)
 
 
-async def pause(request: web.Request) -> web.Response:
+async def _pause(request: web.Request) -> web.Response:
     backend(request).queues.pause(user(request), request.match_info["queueName"])
     return web.Response(status=200)
 
 
-async def resume(request: web.Request) -> web.Response:
+async def _resume(request: web.Request) -> web.Response:
     backend(request).queues.resume(user(request), request.match_info["queueName"])
     return web.Response(status=200)
 
 
-async def enqueue(request: web.Request) -> web.Response:
+async def _enqueue(request: web.Request) -> web.Response:
     back, who = backend(request), user(request)
     destination = destination_of(request)
     spec = parse_spec(request)
@@ -67,11 +69,12 @@ async def enqueue(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/queues", upsert)
-    app.router.add_post("/v2/queues/", upsert)
-    app.router.add_get("/v2/queues", list_queues)
-    app.router.add_get("/v2/queues/{queueName}", get_queue)
-    app.router.add_delete("/v2/queues/{queueName}", delete_queue)
-    app.router.add_post("/v2/queues/{queueName}/pause", pause)
-    app.router.add_post("/v2/queues/{queueName}/resume", resume)
-    app.router.add_post("/v2/enqueue/{queueName}/{destination:.+}", enqueue)
+    """Add the /v2/queues routes and POST /v2/enqueue to `app`."""
+    app.router.add_post("/v2/queues", _upsert)
+    app.router.add_post("/v2/queues/", _upsert)
+    app.router.add_get("/v2/queues", _list_queues)
+    app.router.add_get("/v2/queues/{queueName}", _get_queue)
+    app.router.add_delete("/v2/queues/{queueName}", _delete_queue)
+    app.router.add_post("/v2/queues/{queueName}/pause", _pause)
+    app.router.add_post("/v2/queues/{queueName}/resume", _resume)
+    app.router.add_post("/v2/enqueue/{queueName}/{destination:.+}", _enqueue)

@@ -9,8 +9,20 @@ from ..core.clock import ms
 from ..core.state import CallbackConfig, DlqEntry, FlowControlSpec, LogEntry, Message, Redaction
 from ..parsing import header_names as h
 
+__all__ = [
+    "add_labels_and_flow_control",
+    "callback_headers",
+    "dlq_json",
+    "log_json",
+    "message_json",
+    "redact_body",
+    "redact_headers",
+    "text_or_base64",
+]
+
 
 def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
+    """The headers as the API shows them: redacted ones replaced by a hash."""
     if redact.all_headers:
         return {k: [h.redacted(v) for v in vs] for k, vs in headers.items()}
     if redact.headers:
@@ -22,6 +34,7 @@ def redact_headers(headers: h.Headers, redact: Redaction) -> h.Headers:
 
 
 def redact_body(body: bytes, redact: Redaction) -> bytes:
+    """The body as the API shows it: a hash when the body is redacted."""
     if redact.body:
         return h.redacted(body.decode("utf-8", "replace")).encode()
     return body
@@ -36,12 +49,14 @@ def text_or_base64(body: bytes, text_key: str, b64_key: str) -> dict[str, str]:
 
 
 def callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers | None:
+    """A callback's forwarded headers as the API shows them, or None when it has none."""
     return redact_headers(cfg.headers, redact) if cfg is not None and cfg.headers else None
 
 
 def add_labels_and_flow_control(
     out: dict[str, Any], labels: list[str], fc: FlowControlSpec | None
 ) -> None:
+    """Add a message's labels and flow-control settings to its API JSON, when it has them."""
     if labels:
         out["label"] = ",".join(labels)  # the deprecated single field, still read by the SDKs
         out["labels"] = list(labels)
@@ -55,6 +70,7 @@ def add_labels_and_flow_control(
 
 
 def message_json(message: Message) -> dict[str, Any]:
+    """A message as GET /v2/messages/{id} answers it."""
     redact = message.redact
     out: dict[str, Any] = {
         "messageId": message.id,
@@ -85,6 +101,7 @@ def message_json(message: Message) -> dict[str, Any]:
 
 
 def log_json(entry: LogEntry) -> dict[str, Any]:
+    """A log event as GET /v2/logs answers it."""
     message = entry.message
     redact = message.redact
     out: dict[str, Any] = {
@@ -122,6 +139,7 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
 
 
 def dlq_json(entry: DlqEntry) -> dict[str, Any]:
+    """A DLQ entry as GET /v2/dlq answers it (the message plus the last response)."""
     out = message_json(entry.message)
     out["dlqId"] = entry.dlq_id
     response = entry.response

@@ -1,5 +1,8 @@
-"""/v2/schedules: create (or replace), list, get, delete, pause, resume; and Upstash-Cron on
-a publish (v1 or v2), which creates a schedule instead of a one-off message."""
+"""/v2/schedules: create (or replace), list, get, delete, pause, resume.
+
+Also Upstash-Cron on a publish (v1 or v2), which creates a schedule instead of a one-off
+message.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,10 @@ from .render import (
     text_or_base64,
 )
 
+__all__ = ["setup"]
 
-def schedule_json(schedule: Schedule) -> dict[str, Any]:
+
+def _schedule_json(schedule: Schedule) -> dict[str, Any]:
     spec = schedule.spec
     redact = spec.redact
     out: dict[str, Any] = {
@@ -62,53 +67,56 @@ def _schedules(request: web.Request) -> Schedules:
     return backend(request).schedules
 
 
-def _create(request: web.Request, destination: str, spec: MessageSpec, body: bytes) -> web.Response:
+def _store_schedule(
+    request: web.Request, destination: str, spec: MessageSpec, body: bytes
+) -> web.Response:
     schedule = _schedules(request).create(
         user(request), destination, spec, body, caller_ip=request.remote or "127.0.0.1"
     )
     return json_response({"scheduleId": schedule.id})
 
 
-async def create(request: web.Request) -> web.Response:
+async def _create(request: web.Request) -> web.Response:
     destination = destination_of(request)
     spec = parse_spec(request)
     body = await request.read()
     engine(request).check_body(user(request), body)
-    return _create(request, destination, spec, body)
+    return _store_schedule(request, destination, spec, body)
 
 
-async def list_schedules(request: web.Request) -> web.Response:
-    return json_response([schedule_json(s) for s in _schedules(request).list(user(request))])
+async def _list_schedules(request: web.Request) -> web.Response:
+    return json_response([_schedule_json(s) for s in _schedules(request).list(user(request))])
 
 
-async def get_schedule(request: web.Request) -> web.Response:
+async def _get_schedule(request: web.Request) -> web.Response:
     schedule = _schedules(request).get(user(request), request.match_info["scheduleId"])
-    return json_response(schedule_json(schedule))
+    return json_response(_schedule_json(schedule))
 
 
-async def delete_schedule(request: web.Request) -> web.Response:
+async def _delete_schedule(request: web.Request) -> web.Response:
     _schedules(request).delete(user(request), request.match_info["scheduleId"])
     return web.Response(status=200)
 
 
-async def pause(request: web.Request) -> web.Response:
+async def _pause(request: web.Request) -> web.Response:
     _schedules(request).pause(user(request), request.match_info["scheduleId"])
     return web.Response(status=200)
 
 
-async def resume(request: web.Request) -> web.Response:
+async def _resume(request: web.Request) -> web.Response:
     _schedules(request).resume(user(request), request.match_info["scheduleId"])
     return web.Response(status=200)
 
 
 def setup(app: web.Application) -> None:
+    """Add the /v2/schedules routes to `app`."""
     one = "/v2/schedules/{scheduleId:[^/]+}"
-    app.router.add_get("/v2/schedules", list_schedules)
+    app.router.add_get("/v2/schedules", _list_schedules)
     # The API reference says POST, the Python SDK sends PATCH: accept both.
     for method in ("POST", "PATCH"):
-        app.router.add_route(method, one + "/pause", pause)
-        app.router.add_route(method, one + "/resume", resume)
-    app.router.add_get(one, get_schedule)
-    app.router.add_delete(one, delete_schedule)
+        app.router.add_route(method, one + "/pause", _pause)
+        app.router.add_route(method, one + "/resume", _resume)
+    app.router.add_get(one, _get_schedule)
+    app.router.add_delete(one, _delete_schedule)
     # Registered last: the destination may itself contain slashes.
-    app.router.add_post("/v2/schedules/{destination:.+}", create)
+    app.router.add_post("/v2/schedules/{destination:.+}", _create)

@@ -23,55 +23,65 @@ from .common import backend, json_response, read_json, user
 from .filters import count_param, page, values
 from .render import dlq_json
 
+__all__ = ["setup", "workflow_dlq_list"]
 
-def runs_of(request: web.Request) -> WorkflowRuns:
+
+def _runs_of(request: web.Request) -> WorkflowRuns:
+    """The backend's workflow runs."""
     return backend(request).workflows
 
 
-async def wait(request: web.Request) -> web.Response:
+async def _wait(request: web.Request) -> web.Response:
+    """POST /v2/wait/{eventId}: the run in the headers waits for the event."""
     body = await read_json(request)
-    answer = runs_of(request).wait(
+    answer = _runs_of(request).wait(
         user(request), request.match_info["event_id"], list(request.headers.items()), body
     )
     return json_response(answer)
 
 
-async def notify(request: web.Request) -> web.Response:
+async def _notify(request: web.Request) -> web.Response:
+    """POST /v2/notify/{eventId} (and /v2/notify/{runId}/{eventId}): deliver the event."""
     data = await request.read()
     run_id = request.match_info.get("run_id")
     if run_id is not None and not run_id.strip():
         raise bad_request("workflow run id cannot be empty")
-    answers = runs_of(request).notify(user(request), request.match_info["event_id"], data, run_id)
+    answers = _runs_of(request).notify(user(request), request.match_info["event_id"], data, run_id)
     return json_response(answers)
 
 
-async def waiters(request: web.Request) -> web.Response:
-    found = runs_of(request).waiters(user(request), request.match_info["event_id"])
+async def _waiters(request: web.Request) -> web.Response:
+    """GET /v2/waiters/{eventId}: who waits for the event."""
+    found = _runs_of(request).waiters(user(request), request.match_info["event_id"])
     return json_response([waiter_json(w) for w in found])
 
 
-async def run_steps(request: web.Request) -> web.Response:
+async def _run_steps(request: web.Request) -> web.Response:
     """The lazy fetch of the SDKs: a running run's entries; 404 once it is over."""
-    run = runs_of(request).get(user(request), request.match_info["run_id"])
+    run = _runs_of(request).get(user(request), request.match_info["run_id"])
     if not run.active:
         raise ApiError(404, f"workflow run {run.id} is {run.state}")
     return json_response(steps_raw(run))
 
 
-async def finish_run(request: web.Request) -> web.Response:
+async def _finish_run(request: web.Request) -> web.Response:
+    """DELETE /v2/workflows/runs/{runId}?cancel=true|false: end or cancel a run."""
     cancel = request.query.get("cancel", "false").lower()
     if cancel not in ("true", "false"):
         raise bad_request(f"invalid cancel: {cancel!r}, want true or false")
     result = (await request.read()).decode("utf-8", "replace")
-    runs_of(request).finish(
+    _runs_of(request).finish(
         user(request), request.match_info["run_id"], cancel=cancel == "true", result=result or None
     )
     return web.Response(status=200)
 
 
 def _run_filter(request: web.Request) -> list[Run]:
-    """Runs matching the query (workflowRunId(s), workflowUrl, state, label, workflowCreatedAt,
-    fromDate/toDate in ms)."""
+    """Runs matching the query, newest first.
+
+    Filters: workflowRunId(s), workflowUrl (prefix, or exact with workflowUrlExactMatch),
+    state, label, workflowCreatedAt, fromDate/toDate (unix ms).
+    """
     query = request.query
     ids = values(query, "workflowRunId", "workflowRunIds")
     url = query.get("workflowUrl")
@@ -84,7 +94,7 @@ def _run_filter(request: web.Request) -> list[Run]:
     labels = set(values(query, "label"))
     dates = _dates(query)
     found = []
-    for run in runs_of(request).runs(user(request)):
+    for run in _runs_of(request).runs(user(request)):
         created_ms = int(run.created_at * 1000)
         if ids and run.id not in ids:
             continue
@@ -104,13 +114,13 @@ def _run_filter(request: web.Request) -> list[Run]:
     return found
 
 
-async def cancel_runs(request: web.Request) -> web.Response:
+async def _cancel_runs(request: web.Request) -> web.Response:
     """DELETE /v2/workflows/runs: cancel the runs the filter names (or every run, unfiltered)."""
     found = [r for r in _run_filter(request) if r.active]
     chunk, cursor = page(
         found, _key, request.query.get("cursor"), count_param(request.query, 100, 1000)
     )
-    cancelled = runs_of(request).cancel_many(user(request), chunk)
+    cancelled = _runs_of(request).cancel_many(user(request), chunk)
     body: dict[str, object] = {"cancelled": cancelled}
     if cursor:
         body["cursor"] = cursor
@@ -121,7 +131,7 @@ def _key(run: Run) -> tuple[float, int]:
     return (run.created_at, run.order)
 
 
-async def events(request: web.Request) -> web.Response:
+async def _events(request: web.Request) -> web.Response:
     """GET /v2/workflows/events?groupBy=workflowRunId: the runs, newest first, with steps."""
     found = _run_filter(request)
     chunk, cursor = page(
@@ -143,10 +153,13 @@ def _dlq_key(item: tuple[DlqEntry, Run]) -> tuple[float, tuple[int, ...], str]:
 def _dlq_selection(
     request: web.Request, *, listing: bool = False
 ) -> tuple[list[tuple[DlqEntry, Run]], str | None, bool]:
-    """The entries an action names: `dlqIds`, or filters / all (with count and cursor).
-    Returns (entries, next cursor, whether named by id)."""
+    """The DLQ entries an action names.
+
+    By `dlqIds`, or by filters / all (with count and cursor). Returns (entries, next cursor,
+    whether they were named by id).
+    """
     query = request.query
-    found = runs_of(request).dlq(user(request))
+    found = _runs_of(request).dlq(user(request))
     ids = values(query, "dlqIds")
     if ids and not listing:
         by_id = {entry.dlq_id: (entry, run) for entry, run in found}
@@ -202,7 +215,7 @@ def _overrides(request: web.Request) -> list[tuple[str, str]]:
 async def _dlq_action(request: web.Request, action: str) -> web.Response:
     overrides = _overrides(request)
     chosen, cursor, _ = _dlq_selection(request)
-    runs, who = runs_of(request), user(request)
+    runs, who = _runs_of(request), user(request)
     act = runs.resume if action == "resume" else runs.restart
     started = [act(who, entry, run, overrides) for entry, run in chosen]
     body: dict[str, object] = {"workflowRuns": started}
@@ -211,15 +224,18 @@ async def _dlq_action(request: web.Request, action: str) -> web.Response:
     return json_response(body)
 
 
-async def dlq_resume(request: web.Request) -> web.Response:
+async def _dlq_resume(request: web.Request) -> web.Response:
+    """POST /v2/workflows/dlq/resume."""
     return await _dlq_action(request, "resume")
 
 
-async def dlq_restart(request: web.Request) -> web.Response:
+async def _dlq_restart(request: web.Request) -> web.Response:
+    """POST /v2/workflows/dlq/restart."""
     return await _dlq_action(request, "restart")
 
 
-async def dlq_delete(request: web.Request) -> web.Response:
+async def _dlq_delete(request: web.Request) -> web.Response:
+    """DELETE /v2/workflows/dlq."""
     chosen, cursor, _ = _dlq_selection(request)
     deleted = backend(request).engine.dlq_delete(user(request), [e.dlq_id for e, _ in chosen])
     body: dict[str, object] = {"deleted": deleted}
@@ -228,13 +244,14 @@ async def dlq_delete(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def dlq_retry_failure(request: web.Request) -> web.Response:
+async def _dlq_retry_failure(request: web.Request) -> web.Response:
+    """POST /v2/workflows/dlq/callback/{dlqId}: the failure callback again."""
     dlq_id = request.match_info["dlq_id"]
-    found = {e.dlq_id: (e, r) for e, r in runs_of(request).dlq(user(request))}
+    found = {e.dlq_id: (e, r) for e, r in _runs_of(request).dlq(user(request))}
     if dlq_id not in found:
         raise ApiError(404, f"workflow DLQ message {dlq_id} not found")
     entry, run = found[dlq_id]
-    return json_response(runs_of(request).retry_failure(user(request), entry, run))
+    return json_response(_runs_of(request).retry_failure(user(request), entry, run))
 
 
 def workflow_dlq_list(request: web.Request) -> web.Response:
@@ -266,9 +283,11 @@ def _dlq_message(entry: DlqEntry, run: Run) -> dict[str, Any]:
     return out
 
 
-async def webhook(request: web.Request) -> web.Response:
-    """A `context.createWebhook` URL: any request to it is the event its run waits for, as
-    the JS SDK's `waitForWebhook` reads it (method, URL, headers and base64 body)."""
+async def _webhook(request: web.Request) -> web.Response:
+    """A `context.createWebhook` URL: any request to it is the event its run waits for.
+
+    The event is what the JS SDK's `waitForWebhook` reads: method, URL, headers, base64 body.
+    """
     name = request.match_info["user_id"]
     try:
         who = backend(request).users[name]
@@ -284,22 +303,25 @@ async def webhook(request: web.Request) -> web.Response:
         "body": base64.b64encode(body).decode(),
     }
     data = json.dumps(event, separators=(",", ":")).encode()
-    runs_of(request).notify(who, request.match_info["event_id"], data, request.match_info["run_id"])
+    _runs_of(request).notify(
+        who, request.match_info["event_id"], data, request.match_info["run_id"]
+    )
     return json_response({})
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v2/wait/{event_id}", wait)
-    app.router.add_post("/v2/notify/{event_id}", notify)
-    app.router.add_post("/v2/notify/{run_id}/{event_id}", notify)
-    app.router.add_get("/v2/waiters/{event_id}", waiters)
-    app.router.add_get("/v2/workflows/runs/{run_id}", run_steps)
-    app.router.add_delete("/v2/workflows/runs/{run_id}", finish_run)
-    app.router.add_delete("/v2/workflows/runs", cancel_runs)
-    app.router.add_get("/v2/workflows/events", events)
-    app.router.add_get("/v2/workflows/logs", events)
-    app.router.add_post("/v2/workflows/dlq/resume", dlq_resume)
-    app.router.add_post("/v2/workflows/dlq/restart", dlq_restart)
-    app.router.add_delete("/v2/workflows/dlq", dlq_delete)
-    app.router.add_post("/v2/workflows/dlq/callback/{dlq_id}", dlq_retry_failure)
-    app.router.add_route("*", "/v2/workflows/hooks/{user_id}/{run_id}/{event_id}", webhook)
+    """Add the workflow routes."""
+    app.router.add_post("/v2/wait/{event_id}", _wait)
+    app.router.add_post("/v2/notify/{event_id}", _notify)
+    app.router.add_post("/v2/notify/{run_id}/{event_id}", _notify)
+    app.router.add_get("/v2/waiters/{event_id}", _waiters)
+    app.router.add_get("/v2/workflows/runs/{run_id}", _run_steps)
+    app.router.add_delete("/v2/workflows/runs/{run_id}", _finish_run)
+    app.router.add_delete("/v2/workflows/runs", _cancel_runs)
+    app.router.add_get("/v2/workflows/events", _events)
+    app.router.add_get("/v2/workflows/logs", _events)
+    app.router.add_post("/v2/workflows/dlq/resume", _dlq_resume)
+    app.router.add_post("/v2/workflows/dlq/restart", _dlq_restart)
+    app.router.add_delete("/v2/workflows/dlq", _dlq_delete)
+    app.router.add_post("/v2/workflows/dlq/callback/{dlq_id}", _dlq_retry_failure)
+    app.router.add_route("*", "/v2/workflows/hooks/{user_id}/{run_id}/{event_id}", _webhook)

@@ -1,7 +1,7 @@
 """Scripted, deterministic, transport-free LLM engine for the QStash emulator's LLM API.
 
-See :class:`LLMEngine`. The HTTP layer decodes a request, calls the engine with the clock's
-``now`` and renders the :class:`LLMOutcome` it gets back.
+See `LLMEngine`. The HTTP layer decodes a request, calls the engine with the clock's
+`now` and renders the `LLMOutcome` it gets back.
 """
 
 from .catalog import LLAMA_3_8B, MISTRAL_7B, UPSTASH_MODELS

@@ -13,12 +13,14 @@ from .errors import OpenAIError
 from .hashing import unit_float
 from .validation import Fields, invalid_value, missing
 
-RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
-EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
-MAX_FILE_BYTES = 25 * 1024 * 1024
+__all__ = ["AudioRequest", "FormFields", "render_audio", "validate_audio"]
+
+_RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+_EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
+_MAX_FILE_BYTES = 25 * 1024 * 1024
 # Without a WAV header the duration is estimated as a 128 kbit/s stream.
-FALLBACK_BYTES_PER_SECOND = 16000
-LANGUAGES = {
+_FALLBACK_BYTES_PER_SECOND = 16000
+_LANGUAGES = {
     "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
     "pt": "portuguese", "nl": "dutch", "tr": "turkish", "ru": "russian", "ja": "japanese",
     "zh": "chinese", "ko": "korean", "ar": "arabic", "hi": "hindi", "pl": "polish",
@@ -30,6 +32,8 @@ FormFields = Mapping[str, str | Sequence[str]]
 
 @dataclass(frozen=True)
 class AudioRequest:
+    """A validated transcription or translation request."""
+
     model: str
     task: str  # "transcribe" or "translate"
     prompt: str
@@ -41,7 +45,7 @@ class AudioRequest:
     duration: float
 
 
-def wav_duration(data: bytes) -> float | None:
+def _wav_duration(data: bytes) -> float | None:
     """Duration of a RIFF/WAVE file from its fmt and data chunks, or None if it is not one."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
@@ -59,10 +63,10 @@ def wav_duration(data: bytes) -> float | None:
     return float(data_size) / float(byte_rate)
 
 
-def duration_of(data: bytes) -> float:
-    seconds = wav_duration(data)
+def _duration_of(data: bytes) -> float:
+    seconds = _wav_duration(data)
     if seconds is None:
-        seconds = len(data) / FALLBACK_BYTES_PER_SECOND
+        seconds = len(data) / _FALLBACK_BYTES_PER_SECOND
     return round(max(seconds, 0.01), 2)
 
 
@@ -91,6 +95,17 @@ def _granularities(fields: FormFields) -> tuple[str, ...]:
 def validate_audio(
     fields: FormFields, file: bytes | None, *, filename: str | None, translate: bool
 ) -> AudioRequest:
+    """Check a transcription (or, with `translate`, translation) form as OpenAI does.
+
+    Args:
+        fields: The multipart form fields.
+        file: The uploaded audio, or None when missing.
+        filename: The upload's file name (its extension names the format).
+        translate: Whether this is /audio/translations.
+
+    Raises:
+        OpenAIError: 400 in OpenAI's words for a missing or invalid field or file.
+    """
     flat = {name: _field(fields, name) for name in fields}
     form = Fields(flat, form=True)
     model = form.string("model", required=True)
@@ -99,19 +114,19 @@ def validate_audio(
         raise missing("file")
     if not file:
         raise OpenAIError("The audio file is empty.", param="file", code="invalid_value")
-    if len(file) > MAX_FILE_BYTES:
+    if len(file) > _MAX_FILE_BYTES:
         raise OpenAIError(
             "Maximum content size limit (26214400) exceeded.", status=413, param="file"
         )
     if filename is not None:
         extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        if extension not in EXTENSIONS:
+        if extension not in _EXTENSIONS:
             raise OpenAIError(
-                f"Invalid file format. Supported formats: {list(EXTENSIONS)}",
+                f"Invalid file format. Supported formats: {list(_EXTENSIONS)}",
                 param="file",
                 code="invalid_value",
             )
-    response_format = form.choice("response_format", RESPONSE_FORMATS, default="json")
+    response_format = form.choice("response_format", _RESPONSE_FORMATS, default="json")
     granularities = _granularities(fields)
     if granularities and response_format != "verbose_json":
         raise OpenAIError(
@@ -130,7 +145,7 @@ def validate_audio(
         temperature=temperature,
         granularities=granularities or ("segment",),
         file_sha256=hashlib.sha256(file).hexdigest(),
-        duration=duration_of(file),
+        duration=_duration_of(file),
     )
 
 
@@ -182,9 +197,9 @@ def _words(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_audio(req: AudioRequest, text: str) -> tuple[dict[str, Any], str | None, str]:
-    """(JSON body, raw text or None, content type). ``text``/``srt``/``vtt`` answer in plain text.
+    """(JSON body, raw text or None, content type). `text`/`srt`/`vtt` answer in plain text.
 
-    The body always holds at least ``{"text": ...}`` so recorded calls are easy to assert on.
+    The body always holds at least `{"text": ...}` so recorded calls are easy to assert on.
     """
     if req.response_format == "json":
         return {"text": text}, None, "application/json"
@@ -203,7 +218,7 @@ def render_audio(req: AudioRequest, text: str) -> tuple[dict[str, Any], str | No
             return {"text": text}, "WEBVTT\n\n" + raw, "text/vtt; charset=utf-8"
         return {"text": text}, raw, "text/plain; charset=utf-8"
     language = (
-        "english" if req.task == "translate" else LANGUAGES.get(req.language or "en", req.language)
+        "english" if req.task == "translate" else _LANGUAGES.get(req.language or "en", req.language)
     )
     body: dict[str, Any] = {
         "task": req.task,

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "CONTEXT_LENGTH",
+    "LLAMA_3_8B",
+    "MISTRAL_7B",
+    "OTHER_MODELS",
+    "UPSTASH_MODELS",
+    "UPSTASH_PROVIDER",
+    "model_entry",
+    "models_list",
+]
+
 UPSTASH_PROVIDER = "upstash"
 
 LLAMA_3_8B = "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -31,10 +42,12 @@ CONTEXT_LENGTH: dict[str, int] = {LLAMA_3_8B: 8192, MISTRAL_7B: 32768}
 
 
 def model_entry(model_id: str, created: int, owned_by: str) -> dict[str, Any]:
+    """One model as GET /v1/models lists it."""
     return {"id": model_id, "object": "model", "created": created, "owned_by": owned_by}
 
 
 def models_list(models: dict[str, tuple[int, str]]) -> dict[str, Any]:
+    """GET /v1/models's answer for `models` (id -> (created, owner))."""
     return {
         "object": "list",
         "data": [model_entry(m, created, owner) for m, (created, owner) in models.items()],

@@ -15,6 +15,8 @@ from .streaming import StreamChoice, chat_chunks
 from .tokens import count_tokens
 from .validation import ChatRequest
 
+__all__ = ["ChatEnvelope", "render_chat"]
+
 
 @dataclass(frozen=True)
 class ChatEnvelope:
@@ -26,7 +28,7 @@ class ChatEnvelope:
     engine_seed: int
 
 
-def default_key(req: ChatRequest, engine_seed: int, index: int) -> list[Any]:
+def _default_key(req: ChatRequest, engine_seed: int, index: int) -> list[Any]:
     """What the default answer depends on; greedy decoding (temperature 0) ignores the index."""
     return [
         engine_seed,
@@ -39,7 +41,7 @@ def default_key(req: ChatRequest, engine_seed: int, index: int) -> list[Any]:
 
 
 def _default_answer(req: ChatRequest, engine_seed: int, index: int) -> Answer:
-    key = default_key(req, engine_seed, index)
+    key = _default_key(req, engine_seed, index)
     forced = req.forced_tool()
     if forced is not None:
         function = forced["function"]
@@ -128,9 +130,9 @@ def _logprobs(choice: StreamChoice) -> dict[str, Any] | None:
 def render_chat(
     req: ChatRequest, answer: Answer | None, envelope: ChatEnvelope
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """The ``chat.completion`` body, and the stream chunks when the request asked to stream.
+    """The `chat.completion` body, and the stream chunks when the request asked to stream.
 
-    A scripted answer gives every one of the ``n`` choices the same content; default answers
+    A scripted answer gives every one of the `n` choices the same content; default answers
     differ per choice (unless temperature is 0).
     """
     choices = [_choice(req, answer, envelope, i) for i in range(req.n)]

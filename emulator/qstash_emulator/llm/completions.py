@@ -1,4 +1,4 @@
-"""Render the legacy ``/v1/completions`` endpoint (``text_completion`` objects)."""
+"""Render the legacy `/v1/completions` endpoint (`text_completion` objects)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from .streaming import TextStreamChoice, completion_chunks
 from .tokens import split_tokens
 from .validation import CompletionRequest
 
+__all__ = ["render_completion"]
+
 
 def render_completion(
     req: CompletionRequest,
@@ -22,7 +24,7 @@ def render_completion(
     created: int,
     engine_seed: int,
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """One answer per prompt; each prompt gets ``n`` choices, indexed prompt-major (as OpenAI)."""
+    """One answer per prompt; each prompt gets `n` choices, indexed prompt-major (as OpenAI)."""
     choices: list[TextStreamChoice] = []
     bodies: list[dict[str, Any]] = []
     completion_tokens = 0

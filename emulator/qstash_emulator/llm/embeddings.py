@@ -4,8 +4,8 @@ A vector is the normalized sum of pseudo-random vectors, one per lowercased word
 per word bigram (0.5) and for the whole input (0.25), each drawn from SHAKE-256 of
 (model, feature). The same input always gives the same vector; inputs sharing words have a
 positive cosine similarity, which keeps retrieval code under test meaningful; word order and
-exact spelling still make vectors differ. Values are rounded to float32 so the ``float`` and
-``base64`` encodings carry the same numbers.
+exact spelling still make vectors differ. Values are rounded to float32 so the `float` and
+`base64` encodings carry the same numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from .errors import OpenAIError
 from .tokens import count_tokens
 from .validation import Fields, require_model, type_error
 
-MAX_INPUTS = 2048
+__all__ = ["EmbeddingsRequest", "render_embeddings", "validate_embeddings"]
+
+_MAX_INPUTS = 2048
 _WORD = re.compile(r"\w+")
 
 
@@ -35,7 +37,7 @@ def _feature(model: str, feature: str, dim: int) -> tuple[float, ...]:
     return tuple(v / 32768.0 for v in struct.unpack(f"<{dim}h", raw))
 
 
-def embed(text: str, model: str, dim: int) -> list[float]:
+def _embed(text: str, model: str, dim: int) -> list[float]:
     words = [w.lower() for w in _WORD.findall(text)]
     weighted = [(f"w:{w}", 1.0) for w in words]
     weighted += [(f"b:{a} {b}", 0.5) for a, b in itertools.pairwise(words)]
@@ -50,8 +52,8 @@ def embed(text: str, model: str, dim: int) -> list[float]:
     return list(struct.unpack(f"<{dim}f", struct.pack(f"<{dim}f", *unit)))
 
 
-def encode_base64(vector: list[float]) -> str:
-    """OpenAI's ``encoding_format: base64``: little-endian float32 bytes, base64-encoded."""
+def _encode_base64(vector: list[float]) -> str:
+    """OpenAI's `encoding_format: base64`: little-endian float32 bytes, base64-encoded."""
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
@@ -79,9 +81,10 @@ def _inputs(value: Any) -> list[str]:
             raise type_error("input", "a string or an array of strings or tokens", value)
     else:
         raise invalid
-    if len(items) > MAX_INPUTS:
+    if len(items) > _MAX_INPUTS:
         raise OpenAIError(
-            f"Invalid 'input': array too long. Expected an array with maximum length {MAX_INPUTS}, "
+            f"Invalid 'input': array too long. Expected an array with maximum length "
+            f"{_MAX_INPUTS}, "
             f"but got an array with length {len(items)} instead.",
             param="input",
             code="array_above_max_length",
@@ -93,6 +96,8 @@ def _inputs(value: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class EmbeddingsRequest:
+    """A validated embeddings request."""
+
     model: str
     inputs: list[str]
     encoding_format: str  # "float" or "base64"
@@ -100,6 +105,11 @@ class EmbeddingsRequest:
 
 
 def validate_embeddings(body: Any) -> EmbeddingsRequest:
+    """Check an embeddings request body as OpenAI does.
+
+    Raises:
+        OpenAIError: 400 in OpenAI's words for a missing or invalid field.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     model = require_model(body)
@@ -113,13 +123,13 @@ def validate_embeddings(body: Any) -> EmbeddingsRequest:
 
 
 def render_embeddings(req: EmbeddingsRequest, default_dim: int) -> dict[str, Any]:
-    """The embeddings ``list`` response; ``dimensions`` overrides the engine's default size."""
+    """The embeddings `list` response; `dimensions` overrides the engine's default size."""
     size = req.dimensions or default_dim
     data = []
     for index, item in enumerate(req.inputs):
-        vector = embed(item, req.model, size)
+        vector = _embed(item, req.model, size)
         embedding: list[float] | str = (
-            encode_base64(vector) if req.encoding_format == "base64" else vector
+            _encode_base64(vector) if req.encoding_format == "base64" else vector
         )
         data.append({"object": "embedding", "index": index, "embedding": embedding})
     tokens = sum(count_tokens(item) for item in req.inputs)

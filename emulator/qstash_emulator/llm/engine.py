@@ -1,7 +1,7 @@
 """The scripted LLM engine: validates a request, finds its rule, renders the outcome, records it.
 
 Transport-free and synchronous: the HTTP layer decodes a request, calls one method here with the
-clock's ``now`` and renders the returned :class:`LLMOutcome` (waiting ``latency`` seconds on its
+clock's `now` and renders the returned `LLMOutcome` (waiting `latency` seconds on its
 own clock first). A lock makes the engine safe to script from a test thread while a server
 thread answers requests.
 """
@@ -31,15 +31,17 @@ from .script import read_script, rules_from_data
 from .tokens import content_text
 from .validation import validate_chat, validate_completion
 
+__all__ = ["LLMCall", "LLMEngine", "LLMOutcome"]
+
 
 @dataclass
 class LLMOutcome:
     """What the HTTP layer renders.
 
-    - ``chunks`` not None: a stream; send each chunk as an SSE ``data:`` event, then
-      ``data: [DONE]``. ``body`` then holds the equivalent non-streamed response (for records).
-    - ``raw`` not None: send it as is with ``content_type`` (audio text/srt/vtt formats).
-    - otherwise: send ``body`` as JSON with ``status`` and ``headers``.
+    - `chunks` not None: a stream; send each chunk as an SSE `data:` event, then
+      `data: [DONE]`. `body` then holds the equivalent non-streamed response (for records).
+    - `raw` not None: send it as is with `content_type` (audio text/srt/vtt formats).
+    - otherwise: send `body` as JSON with `status` and `headers`.
     """
 
     status: int
@@ -52,6 +54,7 @@ class LLMOutcome:
 
     @property
     def ok(self) -> bool:
+        """True for a status below 400."""
         return self.status < 400
 
 
@@ -106,10 +109,12 @@ class LLMEngine:
 
     @property
     def rules(self) -> list[Rule]:
+        """A snapshot of the scripted rules, in the order they are tried."""
         with self._lock:
             return list(self._rules)
 
     def add_rule(self, rule: Rule) -> Rule:
+        """Append a rule (tried after the earlier ones); returns it."""
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -138,23 +143,25 @@ class LLMEngine:
         times: int | None = None,
         name: str | None = None,
     ) -> Rule:
-        """Add a rule. Match keys narrow which requests it answers (all given must hold):
+        """Add a rule: an answer for the requests its match keys pick.
 
-        ``model``/``provider``/``role`` (of the last message) take a name or a list of names;
-        ``contains`` (case-sensitive substring) and ``regex`` (``re.search``) test the text
-        picked by ``target`` ("last_user", "last", "system" or "all"); ``message_count`` is
-        the number of messages and ``turn`` the number of user messages; ``endpoint`` is one
-        or more of :data:`ENDPOINTS` (default: "chat" and "completion").
+        Match keys narrow which requests it answers (all given must hold):
 
-        The answer is one of ``content``, ``json`` (serialized as content), ``tool_calls``
-        (``[{"name": ..., "arguments": {...}}]`` or OpenAI's shape), ``error`` (an
-        :class:`LLMErrorSpec`, a status or a mapping) or ``sequence`` (steps: strings, mappings
+        `model`/`provider`/`role` (of the last message) take a name or a list of names;
+        `contains` (case-sensitive substring) and `regex` (`re.search`) test the text
+        picked by `target` ("last_user", "last", "system" or "all"); `message_count` is
+        the number of messages and `turn` the number of user messages; `endpoint` is one
+        or more of `ENDPOINTS` (default: "chat" and "completion").
+
+        The answer is one of `content`, `json` (serialized as content), `tool_calls`
+        (`[{"name": ..., "arguments": {...}}]` or OpenAI's shape), `error` (an
+        `LLMErrorSpec`, a status or a mapping) or `sequence` (steps: strings, mappings
         of answer keys, error specs, or None for the default text); none of them answers with
-        the default text. ``latency`` (clock seconds), ``chunks`` (tokens per stream delta, or
-        the deltas), ``finish_reason`` and ``headers`` apply to every step. ``times`` retires
+        the default text. `latency` (clock seconds), `chunks` (tokens per stream delta, or
+        the deltas), `finish_reason` and `headers` apply to every step. `times` retires
         the rule after that many answers.
 
-        Scripted content still goes through ``stop`` and ``max_tokens``, and is sent as is in
+        Scripted content still goes through `stop` and `max_tokens`, and is sent as is in
         JSON mode (the script plays the model, so it may also play one that breaks JSON).
         """
         rule = make_rule(
@@ -167,14 +174,14 @@ class LLMEngine:
         return self.add_rule(rule)
 
     def load_rules(self, data: Any, source: str = "<script>") -> list[Rule]:
-        """Add the rules of an already decoded script (a list, or a mapping with ``rules``)."""
+        """Add the rules of an already decoded script (a list, or a mapping with `rules`)."""
         loaded = rules_from_data(data, source)
         with self._lock:
             self._rules.extend(loaded)
         return loaded
 
     def load_script(self, path: str | os.PathLike[str]) -> list[Rule]:
-        """Add the rules of a YAML or JSON script file (see :mod:`.script`)."""
+        """Add the rules of a YAML or JSON script file (see `.script`)."""
         return self.load_rules(read_script(path), os.fspath(path))
 
     def reset(self) -> None:
@@ -187,6 +194,7 @@ class LLMEngine:
 
     @property
     def last_call(self) -> LLMCall | None:
+        """The most recent call, or None."""
         with self._lock:
             return self.calls[-1] if self.calls else None
 
@@ -234,8 +242,11 @@ class LLMEngine:
     # -- endpoints -------------------------------------------------------------------------
 
     def chat(self, body: Any, *, now: float, provider: str = UPSTASH_PROVIDER) -> LLMOutcome:
-        """``POST /v1/chat/completions``; ``provider`` is "upstash" (fixed models) or any other
-        name ("openai", "custom": any model, answered by the same script)."""
+        """`POST /v1/chat/completions`.
+
+        `provider` is "upstash" (fixed models) or any other name ("openai", "custom": any model,
+        answered by the same script).
+        """
         provider = provider.lower()
         with self._lock:
             serial = self._next_serial()
@@ -268,7 +279,7 @@ class LLMEngine:
             return self._record(r.CHAT, body, rule, outcome, now, provider)
 
     def completion(self, body: Any, *, now: float, provider: str = UPSTASH_PROVIDER) -> LLMOutcome:
-        """Legacy ``POST /v1/completions``. A list of prompts is matched prompt by prompt."""
+        """Legacy `POST /v1/completions`. A list of prompts is matched prompt by prompt."""
         provider = provider.lower()
         with self._lock:
             serial = self._next_serial()
@@ -309,8 +320,11 @@ class LLMEngine:
             return self._record(r.COMPLETION, body, first_rule, outcome, now, provider)
 
     def embeddings(self, body: Any, *, now: float) -> LLMOutcome:
-        """``POST /v1/embeddings``: deterministic unit vectors of ``embedding_dim`` floats
-        (or ``dimensions`` from the request); scripts can only fail or delay it."""
+        """`POST /v1/embeddings`: deterministic unit vectors.
+
+        Of `embedding_dim` floats, or `dimensions` from the request; scripts can only fail or
+        delay it.
+        """
         with self._lock:
             self._next_serial()
             rule: Rule | None = None
@@ -340,9 +354,11 @@ class LLMEngine:
         translate: bool = False,
         filename: str | None = None,
     ) -> LLMOutcome:
-        """``POST /v1/audio/transcriptions`` (or ``translations``): multipart form ``fields``
-        plus the uploaded ``file``. Rules for the "transcription"/"translation" endpoint may
-        script the text; ``contains``/``regex`` test the ``prompt`` field."""
+        """`POST /v1/audio/transcriptions` (or `translations`).
+
+        A multipart form `fields` plus the uploaded `file`. Rules for the "transcription"/
+        "translation" endpoint may script the text; `contains`/`regex` test the `prompt` field.
+        """
         endpoint = r.TRANSLATION if translate else r.TRANSCRIPTION
         with self._lock:
             self._next_serial()
@@ -378,11 +394,11 @@ class LLMEngine:
         mask: bytes | None = None,
         base_url: str = "",
     ) -> LLMOutcome:
-        """``POST /v1/images/generations`` (JSON body) or ``/v1/images/edits`` (``edit=True``:
-        form fields in ``body``, the uploaded ``image`` and optional ``mask``).
+        """`POST /v1/images/generations` (JSON body) or `/v1/images/edits`.
 
-        ``url`` answers point to ``{base_url}/images/<id>.png``; serve those bytes with
-        :meth:`image_bytes`."""
+        For an edit (`edit=True`): form fields in `body`, the uploaded `image` and optional `mask`.
+        `url` answers point to `{base_url}/images/<id>.png`; serve those bytes with `image_bytes`.
+        """
         endpoint = r.IMAGE_EDIT if edit else r.IMAGE
         with self._lock:
             self._next_serial()
@@ -410,7 +426,7 @@ class LLMEngine:
             return self._record(endpoint, body, rule, outcome, now, files=files)
 
     def image_bytes(self, image_id: str) -> bytes | None:
-        """The PNG behind an ``/images/<id>.png`` url (the id with or without ``.png``)."""
+        """The PNG behind an `/images/<id>.png` url (the id with or without `.png`)."""
         with self._lock:
             return self._images.get(image_id)
 
@@ -418,13 +434,13 @@ class LLMEngine:
         return {**self.upstash_models, **OTHER_MODELS}
 
     def models(self, *, now: float) -> LLMOutcome:
-        """``GET /v1/models``: the Upstash models first, then the other endpoints' models."""
+        """`GET /v1/models`: the Upstash models first, then the other endpoints' models."""
         with self._lock:
             outcome = LLMOutcome(200, models_list(self._all_models()), latency=self.default_latency)
             return self._record("models", None, None, outcome, now)
 
     def model(self, model_id: str, *, now: float) -> LLMOutcome:
-        """``GET /v1/models/{model}``; 404 with OpenAI's body for a model it does not list."""
+        """`GET /v1/models/{model}`; 404 with OpenAI's body for a model it does not list."""
         with self._lock:
             known = self._all_models().get(model_id)
             if known is None:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["LLMErrorSpec", "OpenAIError", "error_body"]
+
 # Types and codes OpenAI uses for the statuses a script is likely to simulate.
 _DEFAULT_TYPE = {429: "requests", 500: "server_error", 502: "server_error", 503: "server_error"}
 _DEFAULT_CODE = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
@@ -37,7 +39,7 @@ def _phrase(status: int) -> str:
 
 
 class OpenAIError(Exception):
-    """A request the engine refuses; rendered as an OpenAI error body with ``status``."""
+    """A request the engine refuses; rendered as an OpenAI error body with `status`."""
 
     def __init__(
         self,
@@ -56,12 +58,13 @@ class OpenAIError(Exception):
         self.type = type
 
     def body(self) -> dict[str, Any]:
+        """The error as OpenAI's JSON body: `{"error": {"message", "type", "param", "code"}}`."""
         return error_body(self.message, type=self.type, param=self.param, code=self.code)
 
 
 @dataclass(frozen=True)
 class LLMErrorSpec:
-    """A scripted failure: the status, the body (OpenAI shape unless ``body`` is given) and headers.
+    """A scripted failure: the status, the body (OpenAI shape unless `body` is given) and headers.
 
     >>> LLMErrorSpec(status=503)
     >>> LLMErrorSpec.rate_limited(reset_requests="20s")
@@ -93,7 +96,7 @@ class LLMErrorSpec:
         reset_tokens: str = "1s",
         message: str | None = None,
     ) -> LLMErrorSpec:
-        """A 429 carrying the ``x-ratelimit-*`` headers QStash reads to schedule its retry."""
+        """A 429 carrying the `x-ratelimit-*` headers QStash reads to schedule its retry."""
         headers = {
             "x-ratelimit-limit-requests": str(limit_requests),
             "x-ratelimit-remaining-requests": str(remaining_requests),

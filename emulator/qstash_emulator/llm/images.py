@@ -19,15 +19,17 @@ from .errors import OpenAIError
 from .hashing import canonical
 from .validation import Fields
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-GRID = 8
-SIZES = {
+__all__ = ["ImageRequest", "ImageStore", "make_png", "png_size", "render_images", "validate_image"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_GRID = 8
+_SIZES = {
     "dall-e-2": ("256x256", "512x512", "1024x1024"),
     "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
     "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
 }
-ANY_SIZE = tuple(dict.fromkeys(s for sizes in SIZES.values() for s in sizes))
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
+_ANY_SIZE = tuple(dict.fromkeys(s for sizes in _SIZES.values() for s in sizes))
+_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -35,20 +37,20 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def make_png(width: int, height: int, *key: Any) -> bytes:
-    """A valid 8-bit RGB PNG of the given size, deterministic from ``key``."""
-    palette = hashlib.shake_256(canonical(["png", *key])).digest(GRID * GRID * 3)
-    colors = [palette[i * 3 : i * 3 + 3] for i in range(GRID * GRID)]
-    bounds = [width * i // GRID for i in range(GRID + 1)]
+    """A valid 8-bit RGB PNG of the given size, deterministic from `key`."""
+    palette = hashlib.shake_256(canonical(["png", *key])).digest(_GRID * _GRID * 3)
+    colors = [palette[i * 3 : i * 3 + 3] for i in range(_GRID * _GRID)]
+    bounds = [width * i // _GRID for i in range(_GRID + 1)]
     band_rows = []
-    for band in range(GRID):
+    for band in range(_GRID):
         pixels = b"".join(
-            colors[band * GRID + col] * (bounds[col + 1] - bounds[col]) for col in range(GRID)
+            colors[band * _GRID + col] * (bounds[col + 1] - bounds[col]) for col in range(_GRID)
         )
         band_rows.append(b"\x00" + pixels)  # filter type 0 (None) per scanline
-    raw = b"".join(band_rows[min(y * GRID // height, GRID - 1)] for y in range(height))
+    raw = b"".join(band_rows[min(y * _GRID // height, _GRID - 1)] for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
-        PNG_SIGNATURE
+        _PNG_SIGNATURE
         + _chunk(b"IHDR", header)
         + _chunk(b"IDAT", zlib.compress(raw, 6))
         + _chunk(b"IEND", b"")
@@ -57,7 +59,7 @@ def make_png(width: int, height: int, *key: Any) -> bytes:
 
 def png_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of a PNG, or None if the bytes are not one."""
-    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", data[16:24])
     return width, height
@@ -65,6 +67,8 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class ImageRequest:
+    """A validated image generation or edit request (sizes in pixels)."""
+
     model: str
     prompt: str
     n: int
@@ -82,6 +86,18 @@ def validate_image(
     mask: bytes | None,
     form: bool,
 ) -> ImageRequest:
+    """Check an image generation (or, with `edit`, edit) request as OpenAI does.
+
+    Args:
+        body: The JSON body, or the form fields of an edit.
+        edit: Whether this is /images/edits.
+        image: The uploaded image of an edit.
+        mask: The uploaded mask of an edit, if any.
+        form: Whether `body` holds form fields (numbers written as text).
+
+    Raises:
+        OpenAIError: 400 in OpenAI's words for a missing or invalid field or image.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     fields = Fields(body, form=form)
@@ -94,7 +110,7 @@ def validate_image(
         raise OpenAIError(
             "Invalid 'n': dall-e-3 only supports n=1.", param="n", code="invalid_value"
         )
-    sizes = SIZES.get(model, ANY_SIZE)
+    sizes = _SIZES.get(model, _ANY_SIZE)
     size = fields.choice("size", sizes, default="1024x1024")
     if size == "auto":
         size = "1024x1024"
@@ -119,7 +135,7 @@ def validate_image(
         for name, data in (("image", image), ("mask", mask)):
             if data is None:
                 continue
-            if png_size(data) is None or len(data) > MAX_IMAGE_BYTES:
+            if png_size(data) is None or len(data) > _MAX_IMAGE_BYTES:
                 raise OpenAIError(
                     f"Invalid '{name}': uploaded image must be a PNG and less than 4 MB.",
                     param=name,
@@ -136,30 +152,42 @@ def validate_image(
 
 
 class ImageStore:
-    """Generated PNGs by id, so that ``response_format: url`` has something to serve."""
+    """Generated PNGs by id, so that `response_format: url` has something to serve."""
 
     def __init__(self) -> None:
         self._images: dict[str, bytes] = {}
 
     def put(self, data: bytes) -> str:
+        """Store a PNG; returns its id (derived from the bytes)."""
         image_id = "img-" + hashlib.sha256(data).hexdigest()[:24]
         self._images[image_id] = data
         return image_id
 
     def get(self, image_id: str) -> bytes | None:
+        """A stored PNG by id (with or without ".png"), or None."""
         return self._images.get(image_id.removesuffix(".png"))
 
     def clear(self) -> None:
+        """Forget every image."""
         self._images.clear()
 
 
-def image_path(image_id: str) -> str:
+def _image_path(image_id: str) -> str:
     return f"/images/{image_id}.png"
 
 
 def render_images(
     req: ImageRequest, store: ImageStore, *, created: int, engine_seed: int, base_url: str
 ) -> dict[str, Any]:
+    """The images response: deterministic PNGs, as URLs into `store` or base64.
+
+    Args:
+        req: The validated request.
+        store: Where URL answers' images are kept for serving.
+        created: The `created` timestamp (Unix seconds).
+        engine_seed: Makes the pictures differ between seeds.
+        base_url: Prefix of the image URLs.
+    """
     data = []
     for index in range(req.n):
         png = make_png(
@@ -169,7 +197,7 @@ def render_images(
         if req.response_format == "b64_json":
             item = {"b64_json": base64.b64encode(png).decode("ascii")}
         else:
-            item = {"url": base_url.rstrip("/") + image_path(store.put(png))}
+            item = {"url": base_url.rstrip("/") + _image_path(store.put(png))}
         if req.model == "dall-e-3":
             # DALL-E 3 rewrites prompts; a stable marker keeps the field realistic and testable.
             item["revised_prompt"] = req.prompt

@@ -1,7 +1,7 @@
-"""The `/queue` mirror's worker queue: a bounded FIFO served by a fixed number of workers, at an
-optional start rate, on the emulator's clock.
+"""The `/queue` mirror's worker queue, on the emulator's clock.
 
-A job's request is answered by the scripted engine when a worker picks it up (so rules are
+A bounded FIFO served by a fixed number of workers, at an optional start rate. A job's
+request is answered by the scripted engine when a worker picks it up (so rules are
 consumed in queue order); the job finishes `latency` clock seconds later, which frees its
 worker for the next job. Callers either wait for the answer (the standard OpenAI-compatible
 behaviour) or submit and poll (see http/openai_queue.py). Transport-free: dispatch and finish
@@ -26,17 +26,21 @@ if TYPE_CHECKING:
 
     from .service import LLMService
 
-QUEUED = "queued"
-IN_PROGRESS = "in_progress"
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "Job", "LLMQueue", "QueueConfig"]
+
+_QUEUED = "queued"
+_IN_PROGRESS = "in_progress"
 COMPLETED = "completed"  # the engine answered 2xx
 FAILED = "failed"  # the engine answered an error (the result holds it)
 CANCELLED = "cancelled"
-FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
-KEEP_FINISHED = 10_000  # finished jobs kept for polling; the oldest go first
+_FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+_KEEP_FINISHED = 10_000  # finished jobs kept for polling; the oldest go first
 
 
 @dataclass
 class QueueConfig:
+    """The worker queue's settings (see `LLMQueue.configure`)."""
+
     concurrency: int = 4  # jobs answered at the same time
     rate: int | None = None  # jobs started per `period` seconds (None: no limit)
     period: float = 1.0
@@ -45,13 +49,15 @@ class QueueConfig:
 
 @dataclass
 class Job:
+    """One queued request: its status, and its outcome once answered (times in clock seconds)."""
+
     id: str
     user: str
     path: str  # the queue path it was submitted to, e.g. /queue/chat/completions
     run: Callable[[float], LLMOutcome]
     created_at: float
     serial: int
-    status: str = QUEUED
+    status: str = _QUEUED
     started_at: float | None = None
     completed_at: float | None = None
     outcome: LLMOutcome | None = None
@@ -59,10 +65,17 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        """True once the job completed, failed or was cancelled."""
+        return self.status in _FINISHED
 
 
 class LLMQueue:
+    """The `/queue` worker queue of one emulator (see the module docstring).
+
+    Args:
+        service: The LLM service whose engine answers jobs and whose clock runs them.
+    """
+
     def __init__(self, service: LLMService) -> None:
         self.service = service
         self.config = QueueConfig()
@@ -84,8 +97,19 @@ class LLMQueue:
         period: float | None = None,
         max_size: int | None = None,
     ) -> QueueConfig:
-        """Set the worker count, start rate (`rate` jobs per `period` seconds; 0 lifts it) and
-        how many jobs may wait. Unset arguments keep their value."""
+        """Set the worker count, start rate and how many jobs may wait.
+
+        Unset arguments keep their value.
+
+        Args:
+            concurrency: Jobs answered at the same time (at least 1).
+            rate: Jobs started per `period` seconds; 0 lifts the limit.
+            period: The rate's window, in seconds.
+            max_size: Jobs that may wait for a worker; past it a submit gets 429.
+
+        Raises:
+            ValueError: For a value out of range.
+        """
         if concurrency is not None:
             if concurrency < 1:
                 raise ValueError("concurrency must be >= 1")
@@ -146,6 +170,11 @@ class LLMQueue:
         return job
 
     def get(self, user: str, job_id: str) -> Job:
+        """The user's job `job_id`.
+
+        Raises:
+            OpenAIError: 404 for an unknown job (or another user's).
+        """
         job = self.jobs.get(job_id)
         if job is None or job.user != user:
             raise OpenAIError(
@@ -154,12 +183,13 @@ class LLMQueue:
         return job
 
     def list(self, user: str) -> list[Job]:
+        """The user's jobs, oldest first."""
         return [job for job in self.jobs.values() if job.user == user]
 
     def cancel(self, user: str, job_id: str) -> Job:
         """Cancel a job still waiting for a worker (one already answered cannot be)."""
         job = self.get(user, job_id)
-        if job.status != QUEUED:
+        if job.status != _QUEUED:
             raise OpenAIError(
                 f"Job '{job_id}' is {job.status} and can no longer be cancelled.",
                 status=409,
@@ -174,7 +204,7 @@ class LLMQueue:
 
     def position(self, job: Job) -> int | None:
         """How many jobs are ahead of a waiting job (0: next), None once it has started."""
-        if job.status != QUEUED:
+        if job.status != _QUEUED:
             return None
         return self._waiting.index(job)
 
@@ -241,7 +271,7 @@ class LLMQueue:
         self._wakeup = self.service.scheduler.call_at(due, wake, (0,))
 
     def _start(self, job: Job, now: float) -> None:
-        job.status = IN_PROGRESS
+        job.status = _IN_PROGRESS
         job.started_at = now
         self._running += 1
         try:
@@ -262,7 +292,7 @@ class LLMQueue:
         self.service.scheduler.call_at(now + max(0.0, outcome.latency), finish, (1, job.serial))
 
     def _release(self, job: Job) -> None:
-        if job.status not in FINISHED:
+        if job.status not in _FINISHED:
             job.status = CANCELLED
         for waiter in job.waiters:
             if not waiter.done():
@@ -270,7 +300,7 @@ class LLMQueue:
         job.waiters.clear()
 
     def _forget_old(self) -> None:
-        while len(self.jobs) > KEEP_FINISHED:
+        while len(self.jobs) > _KEEP_FINISHED:
             oldest = next((j for j in self.jobs.values() if j.finished), None)
             if oldest is None:
                 return

@@ -1,4 +1,4 @@
-"""Deterministic log probabilities in OpenAI's shapes (chat ``logprobs.content``, legacy lists).
+"""Deterministic log probabilities in OpenAI's shapes (chat `logprobs.content`, legacy lists).
 
 Each generated token gets a logprob in [-1, 0) from a hash of (key, position, token), so it is
 always the most likely token at its position; the alternatives share the remaining
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .hashing import unit_float
+
+__all__ = ["chat_token_logprobs", "completion_logprobs"]
 
 # Candidate alternatives for top_logprobs (20 of them, the most top_logprobs allows).
 _ALTERNATIVES = (
@@ -44,7 +46,7 @@ def _top(key: Any, position: int, token: str, chosen: float, count: int) -> list
 def chat_token_logprobs(
     tokens: Sequence[str], top_logprobs: int, key: Any, start: int = 0
 ) -> list[dict[str, Any]]:
-    """Entries of ``choice.logprobs.content`` for ``tokens`` at positions ``start...``."""
+    """Entries of `choice.logprobs.content` for `tokens` at positions `start...`."""
     entries = []
     for position, token in enumerate(tokens, start):
         chosen = _chosen_logprob(key, position, token)
@@ -65,7 +67,7 @@ def chat_token_logprobs(
 def completion_logprobs(
     tokens: Sequence[str], top: int, key: Any, offset: int = 0, start: int = 0
 ) -> dict[str, Any]:
-    """The legacy completions ``logprobs`` object (tokens, logprobs, top logprobs, offsets)."""
+    """The legacy completions `logprobs` object (tokens, logprobs, top logprobs, offsets)."""
     token_logprobs: list[float] = []
     tops: list[dict[str, float]] = []
     offsets: list[int] = []

@@ -48,11 +48,21 @@ if TYPE_CHECKING:
     from . import LLMOutcome
     from .service import LLMService
 
-API_LLM = "api/llm"
+__all__ = [
+    "NO_KEY",
+    "UPSTASH_LLM_URL",
+    "LLMGateway",
+    "LLMProviders",
+    "invalid_json",
+    "parse_multipart",
+    "rate_limited",
+]
+
+_API_LLM = "api/llm"
 # Where `api/llm` messages go (their `url` in logs and callbacks): Upstash's own chat API.
-UPSTASH_LLM_BASE = "https://qstash.upstash.io/llm"
-UPSTASH_LLM_URL = UPSTASH_LLM_BASE + "/v1/chat/completions"
-OPENAI_BASE = "https://api.openai.com"
+_UPSTASH_LLM_BASE = "https://qstash.upstash.io/llm"
+UPSTASH_LLM_URL = _UPSTASH_LLM_BASE + "/v1/chat/completions"
+_OPENAI_BASE = "https://api.openai.com"
 _SDK_SUFFIX = re.compile(r"/(v1/)?chat/completions$")  # what the SDKs' custom() strips
 
 NO_KEY = (
@@ -70,17 +80,24 @@ class LLMProviders:
         self.reset()
 
     def reset(self) -> None:
-        self.bases = {OPENAI_BASE: "openai"}
+        """Back to answering api.openai.com only, with passthrough off."""
+        self.bases = {_OPENAI_BASE: "openai"}
         self.passthrough = False
 
     def add(self, base_url: str, name: str = "custom") -> None:
         """Answer deliveries under `base_url` from the script (rules see `provider=name`).
-        Give the base as for the SDKs' `custom(base_url, token)`."""
+
+        Give the base as for the SDKs' `custom(base_url, token)`.
+
+        Raises:
+            ValueError: If `base_url` is not an http(s) URL.
+        """
         if not is_url(base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.bases[_SDK_SUFFIX.sub("", base_url.rstrip("/"))] = name.lower()
 
     def remove(self, base_url: str) -> None:
+        """Stop answering deliveries under `base_url`."""
         self.bases.pop(_SDK_SUFFIX.sub("", base_url.rstrip("/")), None)
 
     def match(self, url: str) -> tuple[str, str] | None:
@@ -102,7 +119,7 @@ def _body_json(body: bytes) -> Any:
 _INVALID = object()
 
 
-def check_chat_publish(
+def _check_chat_publish(
     spec: MessageSpec, body: bytes, provider: str, upstash_models: dict[str, Any]
 ) -> None:
     """What QStash requires of an LLM publish; raises QStash's 400."""
@@ -160,14 +177,14 @@ class LLMGateway:
     def resolve(self, user: User, destination: str) -> list[Fanout] | None:
         """A `destinations` resolver: `api/llm` and provider chat URLs, with their checks."""
         models = self.service.llm.upstash_models
-        if destination.rstrip("/") == API_LLM:
+        if destination.rstrip("/") == _API_LLM:
 
             def check_upstash(spec: MessageSpec, body: bytes) -> None:
-                check_chat_publish(spec, body, UPSTASH_PROVIDER, models)
+                _check_chat_publish(spec, body, UPSTASH_PROVIDER, models)
 
             return [
                 Fanout(
-                    UPSTASH_LLM_URL, {"api": "llm"}, dedup_destination=API_LLM, check=check_upstash
+                    UPSTASH_LLM_URL, {"api": "llm"}, dedup_destination=_API_LLM, check=check_upstash
                 )
             ]
         target = self.service.providers.match(destination) if is_url(destination) else None
@@ -176,7 +193,7 @@ class LLMGateway:
         provider = target[0]
 
         def check_provider(spec: MessageSpec, body: bytes) -> None:
-            check_chat_publish(spec, body, provider, models)
+            _check_chat_publish(spec, body, provider, models)
 
         return [Fanout(destination, check=check_provider)]
 
@@ -184,8 +201,8 @@ class LLMGateway:
     def target(self, url: str) -> tuple[str, str] | None:
         """(provider, path tail) when the engine answers `url`'s deliveries."""
         path = url.split("?", 1)[0]
-        if path.startswith(UPSTASH_LLM_BASE + "/"):
-            return UPSTASH_PROVIDER, path[len(UPSTASH_LLM_BASE) :]
+        if path.startswith(_UPSTASH_LLM_BASE + "/"):
+            return UPSTASH_PROVIDER, path[len(_UPSTASH_LLM_BASE) :]
         if self.service.providers.passthrough:
             return None
         return self.service.providers.match(url)
@@ -199,17 +216,17 @@ class LLMGateway:
         headers = {name.lower(): value for name, value in out.headers}
         service = self.service
         if provider != UPSTASH_PROVIDER and not _bearer(headers.get("authorization")):
-            return to_response(error_outcome(OpenAIError(NO_KEY, status=401)))
+            return _to_response(error_outcome(OpenAIError(NO_KEY, status=401)))
         decoded = self._decode(out, tail, headers.get("content-type", ""), provider)
         if not isinstance(decoded, LLMRequest):
-            return to_response(decoded)
+            return _to_response(decoded)
         if provider == UPSTASH_PROVIDER and decoded.endpoint == r.CHAT:
             # Upstash's chat limits hold for published requests too; the 429's reset headers
             # schedule the retry.
             who = self._user_of(headers.get("upstash-message-id"))
             limited = service.check_chat_limit(who, decoded.body) if who else None
             if limited is not None:
-                return to_response(error_outcome(rate_limited(), limited))
+                return _to_response(error_outcome(rate_limited(), limited))
         outcome = run_request(service.llm, decoded, service.now())
         if outcome.latency >= out.timeout:
             return Response(None, {}, b"", error=f"request timed out after {out.timeout:g}s")
@@ -217,7 +234,7 @@ class LLMGateway:
             await service.sleep(outcome.latency)
         # On a virtual clock the answer is immediate: a delivery runs inside the scheduler's
         # step, which cannot wait for a later step (only a timeout is simulated).
-        return to_response(outcome)
+        return _to_response(outcome)
 
     def _decode(
         self, out: Outgoing, tail: str, content_type: str, provider: str
@@ -263,6 +280,7 @@ def _bearer(value: str | None) -> bool:
 
 
 def invalid_json() -> OpenAIError:
+    """OpenAI's error for a body that is not valid JSON."""
     return OpenAIError(
         "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
         "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
@@ -271,6 +289,7 @@ def invalid_json() -> OpenAIError:
 
 
 def rate_limited() -> OpenAIError:
+    """OpenAI's 429 for the chat request limit."""
     return OpenAIError(
         "Rate limit reached for chat completions. Please try again later.",
         status=429,
@@ -279,7 +298,7 @@ def rate_limited() -> OpenAIError:
     )
 
 
-def to_response(outcome: LLMOutcome) -> Response:
+def _to_response(outcome: LLMOutcome) -> Response:
     """An engine answer as a delivery's response (what logs, the DLQ and callbacks show)."""
     body, content_type = encode_outcome(outcome)
     pairs = [("Content-Type", content_type), *outcome.headers.items()]

@@ -1,6 +1,8 @@
-"""Requests to the scripted LLM engine, whichever face they come through: the endpoint a path
-names, the decoded request, running it, and encoding the outcome (a leaf module: the service,
-the HTTP handlers, the /queue jobs and LLM publishing all use it)."""
+"""Requests to the scripted LLM engine, whichever face they come through.
+
+The endpoint a path names, the decoded request, running it, and encoding the outcome. A
+leaf module: the service, the HTTP handlers, the /queue jobs and LLM publishing all use it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +15,23 @@ from . import LLMEngine, LLMOutcome
 from . import rules as r
 from .errors import OpenAIError
 from .tokens import count_message_tokens
+
+__all__ = [
+    "FORM_ENDPOINTS",
+    "IMAGE_ROUTE_PREFIX",
+    "MODELS",
+    "POST_ENDPOINTS",
+    "YEAR",
+    "Files",
+    "LLMRequest",
+    "chat_tokens",
+    "encode_outcome",
+    "endpoint_for_tail",
+    "error_outcome",
+    "form_fields",
+    "run_request",
+    "sse_events",
+]
 
 # Path tails (after /v1, /v2, /llm/v1, /queue or a provider's base) -> the engine's endpoint.
 POST_ENDPOINTS: dict[str, str] = {
@@ -62,8 +81,11 @@ def form_fields(fields: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
 
 
 def chat_tokens(body: Any) -> int:
-    """Tokens a chat request counts toward the chat token limit: the prompt plus the largest
-    completion it asked for (what OpenAI-style limiters reserve before answering)."""
+    """Tokens a chat request counts toward the chat token limit.
+
+    The prompt plus the largest completion it asked for (what OpenAI-style limiters reserve
+    before answering).
+    """
     if not isinstance(body, Mapping):
         return 0
     messages = body.get("messages")
@@ -113,6 +135,7 @@ def run_request(llm: LLMEngine, req: LLMRequest, now: float) -> LLMOutcome:
 
 
 def error_outcome(exc: OpenAIError, headers: Mapping[str, str] | None = None) -> LLMOutcome:
+    """An `OpenAIError` as an engine outcome."""
     return LLMOutcome(exc.status, exc.body(), dict(headers or {}))
 
 

@@ -1,6 +1,6 @@
 """Default answers when no rule matches: deterministic Faker text, JSON objects and schema values.
 
-Faker is seeded per answer from a SHA-256 of the inputs (see :mod:`.hashing`), so the same
+Faker is seeded per answer from a SHA-256 of the inputs (see `.hashing`), so the same
 request gives the same text in every process. One Faker instance is shared (building one costs
 tens of milliseconds); a lock keeps "seed, then draw" atomic across threads.
 """
@@ -15,6 +15,8 @@ from typing import Any
 from faker import Faker
 
 from .hashing import int_seed
+
+__all__ = ["default_json_object", "default_text", "default_transcript", "schema_value"]
 
 _faker: Faker | None = None
 _lock = threading.Lock()
@@ -57,7 +59,7 @@ def _shared_faker() -> Faker:
 
 
 class _Seeded:
-    """``with _Seeded(*key) as fake:`` gives the shared Faker, seeded from the key."""
+    """`with _Seeded(*key) as fake:` gives the shared Faker, seeded from the key."""
 
     def __init__(self, *key: Any) -> None:
         self._seed = int_seed(*key)
@@ -97,6 +99,7 @@ def schema_value(schema: Mapping[str, Any], *key: Any) -> Any:
 
 
 def default_transcript(*key: Any) -> str:
+    """A deterministic made-up transcript for the key (three sentences)."""
     with _Seeded("transcript", *key) as fake:
         return " ".join(fake.sentence(nb_words=fake.random_int(6, 12)) for _ in range(3))
 

@@ -2,7 +2,7 @@
 
 Rules are tried in the order they were added; the first rule that matches and is not exhausted
 answers. A sequence answers its steps in order, one step per request, and then keeps repeating
-its last step; ``times=N`` retires a rule after N answers (so ``times=len(sequence)`` makes a
+its last step; `times=N` retires a rule after N answers (so `times=len(sequence)` makes a
 sequence run once and then fall through to later rules or to the default answer).
 """
 
@@ -16,6 +16,23 @@ from typing import Any
 
 from .errors import LLMErrorSpec
 
+__all__ = [
+    "CHAT",
+    "COMPLETION",
+    "EMBEDDINGS",
+    "ENDPOINTS",
+    "IMAGE",
+    "IMAGE_EDIT",
+    "TARGETS",
+    "TRANSCRIPTION",
+    "TRANSLATION",
+    "Answer",
+    "Match",
+    "MatchContext",
+    "Rule",
+    "make_rule",
+]
+
 CHAT = "chat"
 COMPLETION = "completion"
 EMBEDDINGS = "embeddings"
@@ -24,16 +41,16 @@ TRANSLATION = "translation"
 IMAGE = "image"
 IMAGE_EDIT = "image_edit"
 ENDPOINTS = (CHAT, COMPLETION, EMBEDDINGS, TRANSCRIPTION, TRANSLATION, IMAGE, IMAGE_EDIT)
-# Rules without ``endpoint`` script the text-generating endpoints.
-DEFAULT_ENDPOINTS = (CHAT, COMPLETION)
+# Rules without `endpoint` script the text-generating endpoints.
+_DEFAULT_ENDPOINTS = (CHAT, COMPLETION)
 # Endpoints whose answer is text that a rule may script; the others only take errors/latency.
-TEXT_ANSWER_ENDPOINTS = (CHAT, COMPLETION, TRANSCRIPTION, TRANSLATION)
+_TEXT_ANSWER_ENDPOINTS = (CHAT, COMPLETION, TRANSCRIPTION, TRANSLATION)
 
-# Which message text ``contains``/``regex`` look at.
+# Which message text `contains`/`regex` look at.
 TARGETS = ("last_user", "last", "system", "all")
-FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+_FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
-ANSWER_KEYS = (
+_ANSWER_KEYS = (
     "content",
     "json",
     "tool_calls",
@@ -60,6 +77,8 @@ class MatchContext:
 
 @dataclass(frozen=True)
 class Match:
+    """Which requests a rule answers: every field that is set must hold."""
+
     endpoints: frozenset[str]
     models: frozenset[str] | None = None
     providers: frozenset[str] | None = None
@@ -71,6 +90,7 @@ class Match:
     turn: int | None = None
 
     def matches(self, ctx: MatchContext) -> bool:
+        """Whether the request described by `ctx` meets every condition."""
         if ctx.endpoint not in self.endpoints:
             return False
         if self.models is not None and ctx.model not in self.models:
@@ -91,7 +111,7 @@ class Match:
 
 @dataclass(frozen=True)
 class Answer:
-    """One scripted answer. ``content`` and ``tool_calls`` both None means "the default text"."""
+    """One scripted answer. `content` and `tool_calls` both None means "the default text"."""
 
     content: str | None = None
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
@@ -103,7 +123,7 @@ class Answer:
 
 
 class Rule:
-    """A scripted rule; ``uses`` counts the requests it answered."""
+    """A scripted rule; `uses` counts the requests it answered."""
 
     def __init__(
         self,
@@ -121,9 +141,11 @@ class Rule:
 
     @property
     def exhausted(self) -> bool:
+        """True once the rule answered its `times` requests."""
         return self.times is not None and self.uses >= self.times
 
     def applies(self, ctx: MatchContext) -> bool:
+        """Whether the rule answers the request described by `ctx` (and is not exhausted)."""
         return not self.exhausted and self.match.matches(ctx)
 
     def take(self) -> Answer:
@@ -147,7 +169,7 @@ def _names(value: str | Sequence[str] | None, what: str) -> frozenset[str] | Non
 
 
 def _tool_call(raw: Any) -> Mapping[str, Any]:
-    """Accept ``{"name", "arguments"}`` or OpenAI's ``{"type", "function": {...}}`` shape."""
+    """Accept `{"name", "arguments"}` or OpenAI's `{"type", "function": {...}}` shape."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"a tool call must be a mapping, got {raw!r}")
     function = raw.get("function", raw)
@@ -179,7 +201,7 @@ def _error(value: Any) -> LLMErrorSpec:
     raise ValueError(f"error must be an LLMErrorSpec, a status or a mapping, got {value!r}")
 
 
-def make_answer(
+def _make_answer(
     *,
     content: str | None = None,
     json: Any = None,
@@ -222,8 +244,8 @@ def make_answer(
             content = "".join(deltas)
         elif content != "".join(deltas):
             raise ValueError("the chunks must join to the content")
-    if finish_reason is not None and finish_reason not in FINISH_REASONS:
-        raise ValueError(f"finish_reason must be one of {FINISH_REASONS}")
+    if finish_reason is not None and finish_reason not in _FINISH_REASONS:
+        raise ValueError(f"finish_reason must be one of {_FINISH_REASONS}")
     return Answer(
         content=content,
         tool_calls=calls,
@@ -238,16 +260,16 @@ def make_answer(
 def _step(item: Any, defaults: Mapping[str, Any]) -> Answer:
     """A sequence step: a string (content), an error spec, None (default text) or a mapping."""
     if item is None:
-        return make_answer(**defaults)
+        return _make_answer(**defaults)
     if isinstance(item, str):
-        return make_answer(**{**defaults, "content": item})
+        return _make_answer(**{**defaults, "content": item})
     if isinstance(item, LLMErrorSpec):
-        return make_answer(**{**defaults, "error": item})
+        return _make_answer(**{**defaults, "error": item})
     if isinstance(item, Mapping):
-        unknown = set(item) - set(ANSWER_KEYS)
+        unknown = set(item) - set(_ANSWER_KEYS)
         if unknown:
             raise ValueError(f"unknown answer keys in sequence step: {sorted(unknown)}")
-        return make_answer(**{**defaults, **item})
+        return _make_answer(**{**defaults, **item})
     raise ValueError(f"a sequence step must be a string, a mapping or None, got {item!r}")
 
 
@@ -275,7 +297,7 @@ def make_rule(
     name: str | None = None,
 ) -> Rule:
     """Build a rule; raises ValueError on an inconsistent or malformed spec."""
-    endpoints = _names(endpoint, "endpoint") or frozenset(DEFAULT_ENDPOINTS)
+    endpoints = _names(endpoint, "endpoint") or frozenset(_DEFAULT_ENDPOINTS)
     unknown = endpoints - set(ENDPOINTS)
     if unknown:
         raise ValueError(f"unknown endpoint(s) {sorted(unknown)}; expected some of {ENDPOINTS}")
@@ -314,13 +336,13 @@ def make_rule(
         answers = [_step(item, defaults) for item in sequence]
     else:
         answers = [
-            make_answer(content=content, json=json, tool_calls=tool_calls, error=error, **defaults)
+            _make_answer(content=content, json=json, tool_calls=tool_calls, error=error, **defaults)
         ]
-    if not endpoints <= set(TEXT_ANSWER_ENDPOINTS) and any(
+    if not endpoints <= set(_TEXT_ANSWER_ENDPOINTS) and any(
         a.content is not None or a.tool_calls is not None for a in answers
     ):
         raise ValueError(
-            f"only {TEXT_ANSWER_ENDPOINTS} take scripted content; other endpoints take "
+            f"only {_TEXT_ANSWER_ENDPOINTS} take scripted content; other endpoints take "
             "error/latency answers"
         )
     return Rule(match, answers, times=times, name=name)

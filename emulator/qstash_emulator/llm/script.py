@@ -1,7 +1,7 @@
 """Loading rules from YAML or JSON script files.
 
-A script is a list of rules, or a mapping with a ``rules`` list (and an optional
-``description``). Each rule uses the keyword names of :meth:`LLMEngine.reply`, e.g.::
+A script is a list of rules, or a mapping with a `rules` list (and an optional
+`description`). Each rule uses the keyword names of `LLMEngine.reply`, e.g.:
 
     rules:
       - contains: weather
@@ -26,7 +26,9 @@ import yaml
 
 from .rules import Rule, make_rule
 
-RULE_KEYS = frozenset(inspect.signature(make_rule).parameters)
+__all__ = ["ScriptError", "read_script", "rules_from_data"]
+
+_RULE_KEYS = frozenset(inspect.signature(make_rule).parameters)
 
 
 class ScriptError(ValueError):
@@ -34,7 +36,7 @@ class ScriptError(ValueError):
 
 
 def read_script(path: str | os.PathLike[str]) -> Any:
-    """The decoded file: JSON for ``.json``, YAML otherwise."""
+    """The decoded file: JSON for `.json`, YAML otherwise."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -59,7 +61,7 @@ def rules_from_data(data: Any, source: str = "<script>") -> list[Rule]:
         where = f"{source}: rule {index}"
         if not isinstance(spec, Mapping):
             raise ScriptError(f"{where}: a rule must be a mapping, got {spec!r}")
-        unknown = set(spec) - RULE_KEYS
+        unknown = set(spec) - _RULE_KEYS
         if unknown:
             raise ScriptError(f"{where}: unknown keys {sorted(unknown)}")
         try:

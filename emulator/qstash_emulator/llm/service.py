@@ -1,8 +1,9 @@
-"""The LLM side of the emulator, shared by its three faces: the chat and OpenAI-compatible HTTP
-endpoints, the `/queue` mirror and LLM publishing (`api/llm` and provider URLs).
+"""The LLM side of the emulator, shared by its three faces.
 
-`LLMService` (one per backend) holds the scripted engine (`llm`), the provider hosts it answers for,
-the worker queue and the chat rate limits; everything waits on the emulator's clock.
+Those are the chat and OpenAI-compatible HTTP endpoints, the `/queue` mirror and LLM
+publishing (`api/llm` and provider URLs). `LLMService` (one per backend) holds the scripted
+engine (`llm`), the provider hosts it answers for, the worker queue and the chat rate
+limits; everything waits on the emulator's clock.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from . import LLMEngine
 from .jobs import LLMQueue
 from .publishing import LLMGateway, LLMProviders
 from .requests import YEAR, chat_tokens
+
+__all__ = ["LLMService"]
 
 
 class LLMService:
@@ -36,6 +39,7 @@ class LLMService:
         self._waiters: set[asyncio.Future[None]] = set()
 
     def now(self) -> float:
+        """The emulator's clock, in seconds since the Unix epoch."""
         return self.clock.now()
 
     def reset(self) -> None:
@@ -64,8 +68,10 @@ class LLMService:
         return fut
 
     async def wait(self, fut: asyncio.Future[None]) -> None:
-        """Await `fut`; on a virtual clock with auto-advance, idle time is skipped meanwhile
-        (otherwise the test moves the clock)."""
+        """Await `fut`; on a virtual clock with auto-advance, idle time is skipped meanwhile.
+
+        Otherwise the test moves the clock.
+        """
         if not fut.done() and self.clock.virtual and self.auto_advance():
             await self.scheduler.run_until(fut.done, YEAR)
         await fut

@@ -1,4 +1,4 @@
-"""Apply ``stop`` and ``max_tokens`` to a text, as a model generating token by token would."""
+"""Apply `stop` and `max_tokens` to a text, as a model generating token by token would."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from dataclasses import dataclass
 
 from .tokens import split_tokens
 
+__all__ = ["Shaped", "shape"]
+
 
 @dataclass(frozen=True)
 class Shaped:
+    """Text cut by `stop` and `max_tokens`, its tokens, and why it ended."""
+
     text: str
     tokens: list[str]
     finish_reason: str  # "stop" or "length"
@@ -17,10 +21,10 @@ class Shaped:
 
 
 def shape(text: str, *, stop: Sequence[str] = (), max_tokens: int | None = None) -> Shaped:
-    """Cut ``text`` before the earliest stop sequence, then to ``max_tokens`` tokens.
+    """Cut `text` before the earliest stop sequence, then to `max_tokens` tokens.
 
-    Whichever comes first wins: a stop sequence found after ``max_tokens`` tokens is never
-    reached, so the result ends with ``finish_reason="length"``. Of two stop sequences found
+    Whichever comes first wins: a stop sequence found after `max_tokens` tokens is never
+    reached, so the result ends with `finish_reason="length"`. Of two stop sequences found
     at the same place, the one listed first wins.
     """
     stop_reason: str | None = None

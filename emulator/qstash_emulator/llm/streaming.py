@@ -1,7 +1,7 @@
-"""Split rendered completions into OpenAI stream chunks.
+r"""Split rendered completions into OpenAI stream chunks.
 
-The engine returns the chunk dicts; the HTTP layer writes each as ``data: <json>\\n\\n`` and ends
-the stream with ``data: [DONE]``. With ``n > 1`` the choices' chunks are interleaved round-robin,
+The engine returns the chunk dicts; the HTTP layer writes each as `data: <json>\n\n` and ends
+the stream with `data: [DONE]`. With `n > 1` the choices' chunks are interleaved round-robin,
 one choice per chunk, as OpenAI does.
 """
 
@@ -14,9 +14,11 @@ from typing import Any
 from .logprobs import chat_token_logprobs, completion_logprobs
 from .tokens import split_tokens
 
+__all__ = ["StreamChoice", "TextStreamChoice", "chat_chunks", "completion_chunks"]
+
 
 @dataclass(frozen=True)
-class Delta:
+class _Delta:
     """One piece of a streamed text, with the positions of the tokens that start in it."""
 
     text: str
@@ -24,18 +26,18 @@ class Delta:
     tokens: list[str]
 
 
-def text_deltas(
+def _text_deltas(
     text: str, tokens: Sequence[str], chunking: int | Sequence[str] | None
-) -> list[Delta]:
-    """Cut ``text`` (whose tokens are ``tokens``) into deltas.
+) -> list[_Delta]:
+    """Cut `text` (whose tokens are `tokens`) into deltas.
 
-    ``chunking`` is a number of tokens per delta (default 1) or explicit deltas; explicit
-    deltas are cut short where ``text`` was (by ``stop`` or ``max_tokens``).
+    `chunking` is a number of tokens per delta (default 1) or explicit deltas; explicit
+    deltas are cut short where `text` was (by `stop` or `max_tokens`).
     """
     if chunking is None or isinstance(chunking, int):
         size = chunking or 1
         return [
-            Delta("".join(tokens[i : i + size]), i, list(tokens[i : i + size]))
+            _Delta("".join(tokens[i : i + size]), i, list(tokens[i : i + size]))
             for i in range(0, len(tokens), size)
         ]
     starts, at = [], 0
@@ -49,14 +51,14 @@ def text_deltas(
         end = min(begin + len(piece), len(text))
         inside = [i for i, s in enumerate(starts) if begin <= s < end]
         first = inside[0] if inside else len(tokens)
-        deltas.append(Delta(text[begin:end], first, [tokens[i] for i in inside]))
+        deltas.append(_Delta(text[begin:end], first, [tokens[i] for i in inside]))
         begin = end
     return deltas
 
 
 @dataclass(frozen=True)
 class StreamChoice:
-    """What :func:`chat_chunks` needs of one rendered chat choice."""
+    """What `chat_chunks` needs of one rendered chat choice."""
 
     index: int
     content: str | None
@@ -88,7 +90,7 @@ def _chat_choice_deltas(choice: StreamChoice) -> list[dict[str, Any]]:
 
     first_content = "" if choice.content is not None or not choice.tool_calls else None
     items = [item({"role": "assistant", "content": first_content})]
-    for delta in text_deltas(choice.content or "", choice.tokens, choice.chunking):
+    for delta in _text_deltas(choice.content or "", choice.tokens, choice.chunking):
         logprobs = None
         if choice.logprobs_top is not None:
             content = chat_token_logprobs(
@@ -122,7 +124,7 @@ def _chat_choice_deltas(choice: StreamChoice) -> list[dict[str, Any]]:
 def _with_usage(
     chunks: list[dict[str, Any]], base: dict[str, Any], usage: dict[str, int], include: bool
 ) -> list[dict[str, Any]]:
-    """``stream_options.include_usage``: ``usage: null`` everywhere, then a usage-only chunk."""
+    """`stream_options.include_usage`: `usage: null` everywhere, then a usage-only chunk."""
     if include:
         for chunk in chunks:
             chunk["usage"] = None
@@ -136,7 +138,7 @@ def chat_chunks(
     usage: dict[str, int],
     include_usage: bool,
 ) -> list[dict[str, Any]]:
-    """``base`` holds id, object ("chat.completion.chunk"), created, model, system_fingerprint."""
+    """`base` holds id, object ("chat.completion.chunk"), created, model, system_fingerprint."""
     per_choice = [_chat_choice_deltas(c) for c in choices]
     chunks = [{**base, "choices": [choice]} for choice in _interleave(per_choice)]
     return _with_usage(chunks, base, usage, include_usage)
@@ -144,7 +146,7 @@ def chat_chunks(
 
 @dataclass(frozen=True)
 class TextStreamChoice:
-    """What :func:`completion_chunks` needs of one legacy completion choice."""
+    """What `completion_chunks` needs of one legacy completion choice."""
 
     index: int
     text: str
@@ -161,12 +163,12 @@ def completion_chunks(
     usage: dict[str, int],
     include_usage: bool,
 ) -> list[dict[str, Any]]:
-    """Legacy completions stream: ``text_completion`` objects with text deltas."""
+    """Legacy completions stream: `text_completion` objects with text deltas."""
     per_choice = []
     for choice in choices:
         items = []
         offset = 0
-        for delta in text_deltas(choice.text, choice.tokens, choice.chunking):
+        for delta in _text_deltas(choice.text, choice.tokens, choice.chunking):
             logprobs = None
             if choice.logprobs_top is not None:
                 logprobs = completion_logprobs(

@@ -1,8 +1,8 @@
-"""A small deterministic token counter.
+r"""A small deterministic token counter.
 
 It is not a real BPE tokenizer; it only has to give plausible, stable counts and a way to cut
-text into "tokens" for ``max_tokens``, streaming deltas and logprobs. A token is a word
-(``\\w+``) or one punctuation character, each carrying the whitespace that precedes it; a
+text into "tokens" for `max_tokens`, streaming deltas and logprobs. A token is a word
+(`\w+`) or one punctuation character, each carrying the whitespace that precedes it; a
 trailing run of whitespace is one more token. Joining the tokens gives back the text exactly.
 
 Chat prompts add OpenAI's documented framing overhead: 4 tokens per message (role and
@@ -16,24 +16,27 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+__all__ = ["content_text", "count_message_tokens", "count_tokens", "split_tokens"]
+
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 
-MESSAGE_OVERHEAD = 4
-REPLY_PRIMING = 3
-IMAGE_PART_TOKENS = 85  # what OpenAI charges for a low-detail image
+_MESSAGE_OVERHEAD = 4
+_REPLY_PRIMING = 3
+_IMAGE_PART_TOKENS = 85  # what OpenAI charges for a low-detail image
 
 
 def split_tokens(text: str) -> list[str]:
-    """The text's tokens; ``"".join(split_tokens(t)) == t``."""
+    """The text's tokens; `"".join(split_tokens(t)) == t`."""
     return _TOKEN.findall(text)
 
 
 def count_tokens(text: str) -> int:
+    """The number of tokens in `text` (see the module docstring for what a token is)."""
     return len(_TOKEN.findall(text))
 
 
 def content_text(content: Any) -> str:
-    """The plain text of a message ``content``: a string, or the text parts of a parts array."""
+    """The plain text of a message `content`: a string, or the text parts of a parts array."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -49,7 +52,7 @@ def content_text(content: Any) -> str:
 def _content_tokens(content: Any) -> int:
     tokens = count_tokens(content_text(content))
     if isinstance(content, list):
-        tokens += IMAGE_PART_TOKENS * sum(
+        tokens += _IMAGE_PART_TOKENS * sum(
             1 for part in content if isinstance(part, Mapping) and part.get("type") == "image_url"
         )
     return tokens
@@ -59,9 +62,9 @@ def count_message_tokens(
     messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] = ()
 ) -> int:
     """Prompt tokens of a chat request: contents, names, tool calls, tool definitions, framing."""
-    total = REPLY_PRIMING
+    total = _REPLY_PRIMING
     for message in messages:
-        total += MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
+        total += _MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
         name = message.get("name")
         if isinstance(name, str):
             total += count_tokens(name)

@@ -1,7 +1,7 @@
 """Request validation with OpenAI's ranges and error messages.
 
-Each ``validate_*`` function takes the decoded request and returns a typed request object or
-raises :class:`OpenAIError` (status 400, or 404 for an unknown Upstash model). ``null`` counts
+Each `validate_*` function takes the decoded request and returns a typed request object or
+raises `OpenAIError` (status 400, or 404 for an unknown Upstash model). `null` counts
 as "not given" for every optional parameter, as with OpenAI. Unknown parameters are ignored:
 clients keep adding new ones and a strict check would break them for no gain.
 """
@@ -17,8 +17,21 @@ from .catalog import CONTEXT_LENGTH, UPSTASH_PROVIDER
 from .errors import OpenAIError
 from .tokens import count_message_tokens, count_tokens
 
-CHAT_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-MAX_STOP_SEQUENCES = 4
+__all__ = [
+    "ChatRequest",
+    "CompletionRequest",
+    "Fields",
+    "Sampling",
+    "invalid_value",
+    "missing",
+    "require_model",
+    "type_error",
+    "validate_chat",
+    "validate_completion",
+]
+
+_CHAT_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+_MAX_STOP_SEQUENCES = 4
 
 
 def _describe(value: Any) -> str:
@@ -47,6 +60,7 @@ def _quote_list(values: Sequence[str]) -> str:
 
 
 def type_error(name: str, expected: str, value: Any) -> OpenAIError:
+    """OpenAI's 400 for a field of the wrong type."""
     return OpenAIError(
         f"Invalid type for '{name}': expected {expected}, but got {_describe(value)} instead.",
         param=name,
@@ -55,12 +69,14 @@ def type_error(name: str, expected: str, value: Any) -> OpenAIError:
 
 
 def missing(name: str) -> OpenAIError:
+    """OpenAI's 400 for a missing required field."""
     return OpenAIError(
         f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
     )
 
 
 def invalid_value(name: str, value: Any, allowed: Sequence[str]) -> OpenAIError:
+    """OpenAI's 400 for a value outside the allowed ones."""
     return OpenAIError(
         f"Invalid value: '{value}'. Supported values are: {_quote_list(allowed)}.",
         param=name,
@@ -71,7 +87,7 @@ def invalid_value(name: str, value: Any, allowed: Sequence[str]) -> OpenAIError:
 class Fields:
     """Typed access to the optional fields of a request body.
 
-    ``form=True`` accepts numbers and booleans written as strings, as multipart form fields
+    `form=True` accepts numbers and booleans written as strings, as multipart form fields
     (audio, image edits) carry them.
     """
 
@@ -81,11 +97,17 @@ class Fields:
         self.prefix = prefix  # for nested objects: errors name e.g. "response_format.type"
 
     def get(self, name: str) -> Any:
+        """The raw value of `name`, or None."""
         return self.body.get(name)
 
     def number(
         self, key: str, *, lo: float, hi: float, default: float | None = None
     ) -> float | None:
+        """The number `key`, within `lo`..`hi`; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-number or one out of range.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -118,6 +140,11 @@ class Fields:
     def integer(
         self, key: str, *, lo: int | None = None, hi: int | None = None, default: int | None = None
     ) -> int | None:
+        """The integer `key`, within `lo`..`hi` when given; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-integer or one out of range.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -148,6 +175,11 @@ class Fields:
         return value
 
     def boolean(self, key: str, *, default: bool = False) -> bool:
+        """The boolean `key`; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-boolean.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -159,6 +191,11 @@ class Fields:
         return value
 
     def string(self, key: str, *, required: bool = False) -> str | None:
+        """The string `key`, or None when absent.
+
+        Raises:
+            OpenAIError: 400 when missing but `required`, or not a string.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -176,6 +213,11 @@ class Fields:
         return value
 
     def choice(self, key: str, allowed: Sequence[str], *, default: str) -> str:
+        """The string `key`, one of `allowed`; `default` when absent.
+
+        Raises:
+            OpenAIError: 400 for another value.
+        """
         value = self.string(key)
         if value is None:
             return default
@@ -184,6 +226,11 @@ class Fields:
         return value
 
     def mapping(self, key: str) -> Mapping[str, Any] | None:
+        """The object `key`, or None when absent.
+
+        Raises:
+            OpenAIError: 400 for a non-object.
+        """
         name = self.prefix + key
         value = self.body.get(key)
         if value is None:
@@ -193,22 +240,32 @@ class Fields:
         return value
 
     def stop(self) -> tuple[str, ...]:
+        """The `stop` sequences (a string or a list of at most four), or ().
+
+        Raises:
+            OpenAIError: 400 for another type or too many.
+        """
         value = self.body.get("stop")
         if value is None:
             return ()
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
             raise type_error("stop", "a string or an array of strings", value)
-        if len(items) > MAX_STOP_SEQUENCES:
+        if len(items) > _MAX_STOP_SEQUENCES:
             raise OpenAIError(
                 f"Invalid 'stop': array too long. Expected an array with maximum length "
-                f"{MAX_STOP_SEQUENCES}, but got an array with length {len(items)} instead.",
+                f"{_MAX_STOP_SEQUENCES}, but got an array with length {len(items)} instead.",
                 param="stop",
                 code="array_above_max_length",
             )
         return tuple(s for s in items if s)  # an empty stop string can never be "generated"
 
     def logit_bias(self) -> dict[str, float]:
+        """The `logit_bias` map (token id -> bias in -100..100), or {}.
+
+        Raises:
+            OpenAIError: 400 for a non-numeric token id or a bias out of range.
+        """
         value = self.mapping("logit_bias")
         if value is None:
             return {}
@@ -241,15 +298,20 @@ class Fields:
 
 
 def require_model(body: Mapping[str, Any]) -> str:
+    """The required `model` field.
+
+    Raises:
+        OpenAIError: 400 when missing or not a string.
+    """
     model = Fields(body).string("model", required=True)
     assert model is not None
     return model
 
 
-def check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, Any]) -> None:
+def _check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, Any]) -> None:
     """Upstash serves a fixed list of models; OpenAI and custom providers accept any name.
 
-    An unknown model is a 404 with code ``model_not_found``, as OpenAI and vLLM (which the
+    An unknown model is a 404 with code `model_not_found`, as OpenAI and vLLM (which the
     Upstash-hosted API is built on) answer it.
     """
     if provider == UPSTASH_PROVIDER and model not in upstash_models:
@@ -260,7 +322,7 @@ def check_upstash_model(model: str, provider: str, upstash_models: Mapping[str, 
         )
 
 
-def check_context(model: str, provider: str, prompt_tokens: int, max_tokens: int | None) -> None:
+def _check_context(model: str, provider: str, prompt_tokens: int, max_tokens: int | None) -> None:
     """The Upstash models have a context window; vLLM refuses requests that cannot fit."""
     limit = CONTEXT_LENGTH.get(model) if provider == UPSTASH_PROVIDER else None
     if limit is None:
@@ -293,6 +355,7 @@ class Sampling:
         return self.temperature == 0
 
     def key(self) -> dict[str, Any]:
+        """The parameters as they enter the default text's hash (the seed only when not greedy)."""
         return {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -316,6 +379,8 @@ def _sampling(fields: Fields) -> Sampling:
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """A validated chat completion request."""
+
     model: str
     provider: str
     messages: list[dict[str, Any]]
@@ -334,7 +399,7 @@ class ChatRequest:
     prompt_tokens: int
 
     def forced_tool(self) -> dict[str, Any] | None:
-        """The tool a default answer must call (``tool_choice`` required or named), if any."""
+        """The tool a default answer must call (`tool_choice` required or named), if any."""
         if not self.tools or self.tool_choice in ("none", "auto"):
             return None
         if isinstance(self.tool_choice, dict):
@@ -352,8 +417,8 @@ def _validate_message(index: int, message: Any) -> dict[str, Any]:
         raise missing(f"{where}.role")
     if not isinstance(role, str):
         raise type_error(f"{where}.role", "a string", role)
-    if role not in CHAT_ROLES:
-        raise invalid_value(f"{where}.role", role, CHAT_ROLES)
+    if role not in _CHAT_ROLES:
+        raise invalid_value(f"{where}.role", role, _CHAT_ROLES)
     content = message.get("content")
     may_omit_content = role == "assistant" and (
         message.get("tool_calls") or message.get("function_call")
@@ -451,6 +516,16 @@ def _validate_response_format(fields: Fields) -> tuple[str, Mapping[str, Any] | 
 
 
 def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]) -> ChatRequest:
+    """Check a chat completion request body as OpenAI (or Upstash, for its models) does.
+
+    Args:
+        body: The decoded JSON body.
+        provider: "upstash" (only its hosted models) or another provider name (any model).
+        upstash_models: The models Upstash serves, with their context lengths.
+
+    Raises:
+        OpenAIError: 400 (or 404 for an unknown Upstash model) in OpenAI's words.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     fields = Fields(body)
@@ -468,7 +543,7 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
             code="empty_array",
         )
     checked = [_validate_message(i, m) for i, m in enumerate(messages)]
-    check_upstash_model(model, provider, upstash_models)
+    _check_upstash_model(model, provider, upstash_models)
     logprobs = fields.boolean("logprobs")
     top_logprobs = fields.integer("top_logprobs", lo=0, hi=20)
     if top_logprobs is not None and not logprobs:
@@ -486,7 +561,7 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
     tools = _validate_tools(fields)
     response_format, json_schema = _validate_response_format(fields)
     prompt_tokens = count_message_tokens(checked, tools)
-    check_context(model, provider, prompt_tokens, max_tokens)
+    _check_context(model, provider, prompt_tokens, max_tokens)
     n = fields.integer("n", lo=1, hi=128, default=1)
     assert n is not None
     return ChatRequest(
@@ -511,6 +586,8 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
 
 @dataclass(frozen=True)
 class CompletionRequest:
+    """A validated legacy completion request."""
+
     model: str
     provider: str
     prompts: list[str]
@@ -525,7 +602,7 @@ class CompletionRequest:
     prompt_tokens: int
 
 
-DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's (and vLLM's) default for the legacy endpoint
+_DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's (and vLLM's) default for the legacy endpoint
 
 
 def _prompts(value: Any) -> list[str]:
@@ -547,12 +624,17 @@ def _prompts(value: Any) -> list[str]:
 def validate_completion(
     body: Any, *, provider: str, upstash_models: Mapping[str, Any]
 ) -> CompletionRequest:
+    """Check a legacy completion request body as OpenAI does (see `validate_chat`).
+
+    Raises:
+        OpenAIError: 400 (or 404 for an unknown Upstash model) in OpenAI's words.
+    """
     if not isinstance(body, Mapping):
         raise OpenAIError("The request body must be a JSON object.", code="invalid_type")
     fields = Fields(body)
     model = require_model(body)
     prompts = _prompts(body.get("prompt"))
-    check_upstash_model(model, provider, upstash_models)
+    _check_upstash_model(model, provider, upstash_models)
     n = fields.integer("n", lo=1, hi=128, default=1)
     assert n is not None
     best_of = fields.integer("best_of", lo=1, hi=20)
@@ -560,10 +642,10 @@ def validate_completion(
         raise OpenAIError(
             "best_of must be greater than or equal to n.", param="best_of", code="invalid_value"
         )
-    max_tokens = fields.integer("max_tokens", lo=1, default=DEFAULT_COMPLETION_MAX_TOKENS)
+    max_tokens = fields.integer("max_tokens", lo=1, default=_DEFAULT_COMPLETION_MAX_TOKENS)
     assert max_tokens is not None
     prompt_tokens = sum(count_tokens(p) for p in prompts)
-    check_context(model, provider, max(count_tokens(p) for p in prompts), max_tokens)
+    _check_context(model, provider, max(count_tokens(p) for p in prompts), max_tokens)
     fields.string("suffix")
     stream = fields.boolean("stream")
     return CompletionRequest(

@@ -1,12 +1,12 @@
 """QStash schedule cron expressions.
 
 Five standard fields (minute hour day-of-month month day-of-week), optionally
-prefixed with ``CRON_TZ=<IANA zone>``; the default zone is UTC. Field
-expansion and iteration come from ``croniter``; this module adds the
+prefixed with `CRON_TZ=<IANA zone>`; the default zone is UTC. Field
+expansion and iteration come from `croniter`; this module adds the
 QStash-specific validation (exactly five fields, no croniter extensions such as
-``L``, ``#``, ``H`` or ``@hourly``), a direct search for fixed-offset zones (UTC)
+`L`, `#`, `H` or `@hourly`), a direct search for fixed-offset zones (UTC)
 built on croniter's expanded fields, and an iterator cache for chained
-``next_after`` calls in other zones.
+`next_after` calls in other zones.
 
 DST behaviour comes from croniter: a wall-clock time skipped by a spring-forward
 transition fires once, at the first instant after the gap (as in ISC cron); a
@@ -99,7 +99,7 @@ def _value(spec: _Field, token: str) -> int | None:
 
 
 def _field_problem(spec: _Field, part: str) -> str | None:
-    """Why ``part`` is not a valid value for ``spec``, or None if it is fine."""
+    """Why `part` is not a valid value for `spec`, or None if it is fine."""
     for item in part.split(","):
         match = _ITEM_RE.fullmatch(item)
         if match is None:
@@ -180,7 +180,7 @@ class _FixedOffsetSchedule:
 
 
 class CronSpec:
-    """A parsed cron expression; use :meth:`parse` to construct."""
+    """A parsed cron expression; use `parse` to construct."""
 
     __slots__ = (
         "_fixed",
@@ -217,7 +217,7 @@ class CronSpec:
 
     @classmethod
     def parse(cls, expr: str) -> CronSpec:
-        """Parse ``"[CRON_TZ=<zone> ]m h dom mon dow"``; raises :class:`CronError`."""
+        """Parse `"[CRON_TZ=<zone> ]m h dom mon dow"`; raises `CronError`."""
         text = expr.strip()
         tz_name = "UTC"
         if text.startswith(_TZ_PREFIX):
@@ -250,12 +250,12 @@ class CronSpec:
         return cls(expr, fields, tz_name, zone)
 
     def next_after(self, ts: float) -> float:
-        """Next fire time strictly after Unix time ``ts``, as Unix seconds.
+        """Next fire time strictly after Unix time `ts`, as Unix seconds.
 
         Evaluated in the spec's time zone. Fixed-offset zones (UTC, the default) use a
         direct search; other zones use croniter, and calls chained on the previous result
         (the scheduler's common pattern) reuse a cached iterator and cost one step each.
-        Raises :class:`CronError` only for a non-finite or out-of-range ``ts``.
+        Raises `CronError` only for a non-finite or out-of-range `ts`.
         """
         if not math.isfinite(ts):
             raise CronError(f"cannot compute next fire time after {ts!r}")

@@ -2,12 +2,12 @@
 
 Pure functions, no I/O. Three dialects are involved:
 
-* ``Upstash-Delay`` durations: integer ``<number><unit>`` groups with units
-  ``d``, ``h``, ``m``, ``s`` (``"10s"``, ``"1d10h30m"``), or a bare integer
+* `Upstash-Delay` durations: integer `<number><unit>` groups with units
+  `d`, `h`, `m`, `s` (`"10s"`, `"1d10h30m"`), or a bare integer
   meaning seconds.
-* Rate-limit reset response headers (``Retry-After``, ``X-RateLimit-Reset*``):
-  seconds, epoch timestamps, HTTP dates or Go-style durations (``"6m5s"``).
-* ``Upstash-Not-Before``: an integer Unix timestamp in seconds.
+* Rate-limit reset response headers (`Retry-After`, `X-RateLimit-Reset*`):
+  seconds, epoch timestamps, HTTP dates or Go-style durations (`"6m5s"`).
+* `Upstash-Not-Before`: an integer Unix timestamp in seconds.
 """
 
 from __future__ import annotations
@@ -78,10 +78,10 @@ def _quote(text: str) -> str:
 
 
 def parse_duration(text: str) -> float:
-    """Parse a QStash duration such as ``"10s"``, ``"6m5s"`` or ``"1d10h30m"`` into seconds.
+    """Parse a QStash duration such as `"10s"`, `"6m5s"` or `"1d10h30m"` into seconds.
 
-    A bare non-negative integer (``"30"``) means seconds. Surrounding whitespace is
-    ignored. Raises :class:`DurationError` for anything else (empty, negative,
+    A bare non-negative integer (`"30"`) means seconds. Surrounding whitespace is
+    ignored. Raises `DurationError` for anything else (empty, negative,
     fractional, unknown or repeated units, units out of order, inner whitespace).
     """
     stripped = text.strip()
@@ -139,18 +139,18 @@ def _clamp_reset(seconds: float) -> float | None:
 
 
 def parse_reset_value(value: str, now: float) -> float | None:
-    """Interpret a rate-limit reset response header as seconds from ``now`` until reset.
+    """Interpret a rate-limit reset response header as seconds from `now` until reset.
 
     Accepted forms, tried in order:
 
-    * plain non-negative number: relative seconds (``"20"``, ``"0.5"``), except that a
+    * plain non-negative number: relative seconds (`"20"`, `"0.5"`), except that a
       value above 1e12 is an epoch timestamp in milliseconds and above 1e9 an epoch
       timestamp in seconds;
-    * Go-style duration as sent by OpenAI and others (``"6m5s"``, ``"60ms"``,
-      ``"1.5s"``, ``"2h0m0s"``), units ns, us/µs, ms, s, m, h;
-    * HTTP date (``"Wed, 21 Oct 2015 07:28:00 GMT"``).
+    * Go-style duration as sent by OpenAI and others (`"6m5s"`, `"60ms"`,
+      `"1.5s"`, `"2h0m0s"`), units ns, us/µs, ms, s, m, h;
+    * HTTP date (`"Wed, 21 Oct 2015 07:28:00 GMT"`).
 
-    A reset in the past gives 0. Returns ``None`` for anything unparseable (including
+    A reset in the past gives 0. Returns `None` for anything unparseable (including
     negative numbers) and for a reset more than a day away; never raises.
     """
     text = value.strip()
@@ -173,7 +173,7 @@ def parse_reset_value(value: str, now: float) -> float | None:
 
 
 def parse_not_before(value: str) -> int:
-    """Parse an ``Upstash-Not-Before`` header: a non-negative integer Unix timestamp (s)."""
+    """Parse an `Upstash-Not-Before` header: a non-negative integer Unix timestamp (s)."""
     text = value.strip()
     if not _BARE_INT_RE.fullmatch(text) or len(text) > 19:
         raise DurationError(
@@ -187,11 +187,11 @@ def parse_not_before(value: str) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """Format seconds for display, e.g. ``3661 -> "1h1m1s"``, ``0 -> "0s"``, ``90000 -> "1d1h"``.
+    """Format seconds for display, e.g. `3661 -> "1h1m1s"`, `0 -> "0s"`, `90000 -> "1d1h"`.
 
-    Output for whole seconds is accepted by :func:`parse_duration`. Fractions are kept to
-    millisecond precision (``1.5 -> "1.5s"``). Negative values get a leading ``-`` and
-    non-finite values are rendered as ``"inf"``, ``"-inf"`` or ``"nan"`` rather than raising.
+    Output for whole seconds is accepted by `parse_duration`. Fractions are kept to
+    millisecond precision (`1.5 -> "1.5s"`). Negative values get a leading `-` and
+    non-finite values are rendered as `"inf"`, `"-inf"` or `"nan"` rather than raising.
     """
     if not math.isfinite(seconds):
         return str(float(seconds))

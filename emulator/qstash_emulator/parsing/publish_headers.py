@@ -17,8 +17,10 @@ from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
 from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-DEFAULT_RETRIES = 3
+__all__ = ["MessageSpec", "is_url", "parse_message_headers"]
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_DEFAULT_RETRIES = 3
 # Headers that describe the publish request itself and are never forwarded.
 _NOT_FORWARDED = {
     "authorization",
@@ -41,9 +43,16 @@ _REDACT_HEADER = re.compile(r"^headers?\[([^\]]+)\]$", re.IGNORECASE)
 
 @dataclass
 class MessageSpec:
+    """What a publish asks for, parsed from its headers and checked; the engine's input.
+
+    Times (`delay`, `timeout`) are seconds and `not_before` is seconds since the Unix epoch.
+    `headers` are those that reach the destination; `given` names the headers the request
+    set, so a DLQ retry overrides only those.
+    """
+
     method: str = "POST"
     headers: h.Headers = field(default_factory=dict)
-    retries: int = DEFAULT_RETRIES
+    retries: int = _DEFAULT_RETRIES
     retry_delay: RetryDelay | None = None
     timeout: float | None = None
     delay: float = 0.0
@@ -63,11 +72,12 @@ class MessageSpec:
 
 
 def is_url(text: str) -> bool:
+    """Whether `text` is an absolute http(s) URL."""
     parts = urlsplit(text)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def check_url(text: str, what: str) -> str:
+def _check_url(text: str, what: str) -> str:
     if not is_url(text):
         raise bad_request(f"invalid {what} url: {text!r}: it must start with http:// or https://")
     return text
@@ -129,7 +139,7 @@ def _delay(value: str, name: str, quota: Quota) -> float:
     return seconds
 
 
-def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
+def _parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | None:
     if key is None and value is None:
         return None
     if not key:
@@ -161,7 +171,7 @@ def parse_flow_control(key: str | None, value: str | None) -> FlowControlSpec | 
     return fc
 
 
-def parse_redact(value: str) -> Redaction:
+def _parse_redact(value: str) -> Redaction:
     body = all_headers = False
     names: set[str] = set()
     for part in value.split(","):
@@ -189,7 +199,7 @@ def _callback(
     url = lower.get(prefix.lower())
     if url is None:
         return None
-    cfg = CallbackConfig(url=check_url(url.strip(), name))
+    cfg = CallbackConfig(url=_check_url(url.strip(), name))
     p = prefix.lower()
     if (m := lower.get(p + "-method")) is not None:
         cfg.method = _method(m, prefix + "-Method")
@@ -210,10 +220,10 @@ def _callback(
 
 def _method(value: str, name: str) -> str:
     method = value.strip().upper()
-    for known in METHODS:
+    for known in _METHODS:
         if method == known:
             return known  # the shared constant: a held message keeps no string of its own
-    raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(METHODS)}")
+    raise bad_request(f"invalid {name} header: {value!r}, want one of {', '.join(_METHODS)}")
 
 
 def parse_message_headers(
@@ -238,7 +248,7 @@ def parse_message_headers(
             h.add(spec.headers, key, value)
     if (r := lower.get("upstash-retries")) is not None:
         spec.retries = _retries(r, "Upstash-Retries", quota)
-    elif quota.max_retries < DEFAULT_RETRIES:
+    elif quota.max_retries < _DEFAULT_RETRIES:
         spec.retries = quota.max_retries
     if (d := lower.get("upstash-retry-delay")) is not None:
         spec.retry_delay = _retry_delay(d, "Upstash-Retry-Delay")
@@ -268,8 +278,8 @@ def parse_message_headers(
         pairs, lower, "Upstash-Failure-Callback", "failure callback", quota
     )
     if (redact := lower.get("upstash-redact-fields")) is not None:
-        spec.redact = parse_redact(redact)
-    spec.flow_control = parse_flow_control(
+        spec.redact = _parse_redact(redact)
+    spec.flow_control = _parse_flow_control(
         lower.get("upstash-flow-control-key"), lower.get("upstash-flow-control-value")
     )
     if (cron := lower.get("upstash-cron")) is not None:

@@ -1,21 +1,21 @@
-"""The ``Upstash-Retry-Delay`` expression language.
+"""The `Upstash-Retry-Delay` expression language.
 
-An expression such as ``pow(2, retried) * 1000`` yields the delay before the next
-delivery attempt in **milliseconds**; ``retried`` is how many times the message has
+An expression such as `pow(2, retried) * 1000` yields the delay before the next
+delivery attempt in **milliseconds**; `retried` is how many times the message has
 already been retried (0 for the first retry).
 
-Grammar (hand-written recursive descent; nothing is ever passed to ``eval``)::
+Grammar (hand-written recursive descent; nothing is ever passed to `eval`)::
 
     expr    := term (("+" | "-") term)*
     term    := unary (("*" | "/" | "%") unary)*
     unary   := ("-" | "+") unary | primary
     primary := NUMBER | "retried" | NAME "(" expr ("," expr)* ")" | "(" expr ")"
 
-Arithmetic follows IEEE-754 / Go ``float64`` semantics instead of raising: ``x / 0``
-is ±inf (NaN for ``0 / 0``), ``sqrt(-1)`` is NaN, overflow is inf, ``%`` is
-``math.fmod`` (sign of the dividend, like Go and JavaScript) and ``round`` rounds
-half away from zero (like Go's ``math.Round``). Only the final result is sanitised,
-see :data:`MAX_DELAY_MS`.
+Arithmetic follows IEEE-754 / Go `float64` semantics instead of raising: `x / 0`
+is ±inf (NaN for `0 / 0`), `sqrt(-1)` is NaN, overflow is inf, `%` is
+`math.fmod` (sign of the dividend, like Go and JavaScript) and `round` rounds
+half away from zero (like Go's `math.Round`). Only the final result is sanitised,
+see `MAX_DELAY_MS`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _TOKEN_RE = re.compile(
 
 
 class RetryDelayError(ValueError):
-    """Raised when an ``Upstash-Retry-Delay`` expression cannot be compiled."""
+    """Raised when an `Upstash-Retry-Delay` expression cannot be compiled."""
 
 
 @dataclass(frozen=True)
@@ -320,13 +320,13 @@ def _sanitize(value: float) -> float:
 
 @dataclass(frozen=True)
 class RetryDelay:
-    """A compiled ``Upstash-Retry-Delay`` expression."""
+    """A compiled `Upstash-Retry-Delay` expression."""
 
     source: str
     _evaluator: _Evaluator = field(repr=False, compare=False)
 
     def evaluate(self, retried: int) -> float:
-        """Delay in milliseconds before the next attempt, clamped to ``[0, MAX_DELAY_MS]``.
+        """Delay in milliseconds before the next attempt, clamped to `[0, MAX_DELAY_MS]`.
 
         Never raises: math errors produce NaN/inf internally and are sanitised.
         """
@@ -338,9 +338,9 @@ class RetryDelay:
 
 
 def compile_retry_delay(expr: str) -> RetryDelay:
-    """Parse an ``Upstash-Retry-Delay`` expression once for repeated evaluation.
+    """Parse an `Upstash-Retry-Delay` expression once for repeated evaluation.
 
-    Raises :class:`RetryDelayError` on empty or over-long (>1000 chars) input, syntax
+    Raises `RetryDelayError` on empty or over-long (>1000 chars) input, syntax
     errors, unknown identifiers or functions and wrong argument counts.
     """
     if len(expr) > MAX_EXPRESSION_LENGTH:

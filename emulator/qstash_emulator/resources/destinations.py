@@ -35,6 +35,8 @@ from ..parsing.publish_headers import MessageSpec, is_url
 from .queues import NAME, Queues
 from .url_groups import UrlGroups
 
+__all__ = ["BatchItem", "Destinations", "Fanout", "Plan", "Resolver", "status_of"]
+
 
 @dataclass
 class Fanout:
@@ -54,6 +56,8 @@ Resolver = Callable[[User, str], "list[Fanout] | None"]
 
 @dataclass
 class Plan:
+    """A resolved destination: the URLs a publish fans out to, and the queue it goes through."""
+
     destination: str
     fanout: list[Fanout]
     queue_name: str | None
@@ -99,8 +103,10 @@ class Destinations:
         spec: MessageSpec | None = None,
         body: bytes = b"",
     ) -> Plan:
-        """Resolve a destination and check the queue without changing anything (with `spec`, also
-        what the claiming resolver requires of the message)."""
+        """Resolve a destination and check the queue without changing anything.
+
+        With `spec`, also check what the claiming resolver requires of the message.
+        """
         if queue_name is not None:
             self.queues.check_room(user, [queue_name])
         if spec is not None:
@@ -147,6 +153,12 @@ class Destinations:
         schedule_id: str | None = None,
         **fields: Any,
     ) -> dict[str, Any] | list[dict[str, Any]]:
+        """Publish a plan: one message per fan-out target, through its queue if it has one.
+
+        Returns:
+            QStash's publish answer: one object, or a list for URL groups (and resolvers that
+            make several messages).
+        """
         if planned.queue_name is not None:
             self.queues.ensure(user, planned.queue_name)
             fields["queue_name"] = planned.queue_name

@@ -19,12 +19,16 @@ from ..core.scheduler import Timer
 from ..core.state import FlowControlSpec, Message
 from ..core.users import User
 
+__all__ = ["FlowControl", "KeyState"]
+
 # What /v2/globalParallelism reports as the maximum (reported, not enforced).
-GLOBAL_PARALLELISM_MAX = 500
+_GLOBAL_PARALLELISM_MAX = 500
 
 
 @dataclass
 class KeyState:
+    """One flow-control key of a user: its limits, usage in the current rate window, and waiters."""
+
     key: str
     parallelism: int | None = None
     rate: int | None = None
@@ -46,16 +50,19 @@ class KeyState:
             self.rate, self.period = fc.rate, fc.period
 
     def roll(self, now: float) -> None:
+        """Start a new rate window if the current one ended before `now` (clock seconds)."""
         if self.period_start is not None and now >= self.period_start + self.period:
             self.period_start, self.rate_count = None, 0
 
     def has_room(self, now: float) -> bool:
+        """Whether another message may start now (parallelism and rate both allow it)."""
         self.roll(now)
         if self.parallelism is not None and len(self.active) >= self.parallelism:
             return False
         return self.rate is None or self.rate_count < self.rate
 
     def take(self, message: Message, now: float) -> None:
+        """Count `message` as started at `now`."""
         if self.period_start is None:
             self.period_start = now
         self.rate_count += 1
@@ -63,6 +70,7 @@ class KeyState:
 
     @property
     def rate_full(self) -> bool:
+        """Whether this rate window's starts are used up."""
         return self.rate is not None and self.rate_count >= self.rate
 
 
@@ -74,6 +82,7 @@ class FlowControl:
         self._by_user: dict[str, dict[str, KeyState]] = {}
 
     def reset(self) -> None:
+        """Forget every key and cancel its release timers (a test's reset)."""
         for keys in self._by_user.values():
             for st in keys.values():
                 if st.timer is not None:
@@ -85,6 +94,7 @@ class FlowControl:
 
     # -- the Gate ---------------------------------------------------------------------------
     def admit(self, message: Message) -> bool:
+        """Let a message start if its key runs, none waits and it has room; else hold it."""
         fc = message.flow_control
         if fc is None:
             return True
@@ -102,6 +112,7 @@ class FlowControl:
         return False
 
     def done(self, message: Message) -> None:
+        """Free the message's slot after an attempt, starting a waiting message if one fits."""
         fc = message.flow_control
         if fc is None:
             return
@@ -111,6 +122,7 @@ class FlowControl:
             self._release(st)
 
     def cancelled(self, message: Message) -> None:
+        """Forget a held message that was cancelled, or free its slot."""
         fc = message.flow_control
         st = self._keys(message.user).get(fc.key) if fc is not None else None
         if st is None:
@@ -152,6 +164,11 @@ class FlowControl:
 
     # -- management API ---------------------------------------------------------------------
     def get(self, user: User, key: str) -> KeyState:
+        """A key of the user, its rate window rolled to now.
+
+        Raises:
+            ApiError: 404 for an unknown key.
+        """
         st = self._keys(user).get(key)
         if st is None:
             raise not_found(f"flow control key {key} not found")
@@ -159,6 +176,7 @@ class FlowControl:
         return st
 
     def list(self, user: User) -> list[KeyState]:
+        """The user's keys, sorted by name, their rate windows rolled to now."""
         now = self.engine.clock.now()
         keys = sorted(self._keys(user).values(), key=lambda st: st.key)
         for st in keys:
@@ -170,6 +188,7 @@ class FlowControl:
         self.get(user, key).paused = True
 
     def resume(self, user: User, key: str) -> None:
+        """Let the key's messages start again."""
         st = self.get(user, key)
         st.paused = False
         self._release(st)
@@ -219,4 +238,4 @@ class FlowControl:
 
     def global_parallelism(self, user: User) -> tuple[int, int]:
         """(maximum, current): flow-controlled messages in flight across the user's keys."""
-        return GLOBAL_PARALLELISM_MAX, sum(len(st.active) for st in self._keys(user).values())
+        return _GLOBAL_PARALLELISM_MAX, sum(len(st.active) for st in self._keys(user).values())

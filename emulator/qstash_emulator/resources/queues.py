@@ -26,10 +26,17 @@ from ..core.errors import ApiError, bad_request, not_found
 from ..core.state import Message
 from ..core.users import User
 
+__all__ = ["NAME", "Queue", "Queues", "check_name"]
+
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def check_name(name: str, what: str = "queue") -> str:
+    """Return `name` if QStash accepts it as a queue (or URL group) name.
+
+    Raises:
+        ApiError: 400 for a name with characters other than letters, digits, - . _.
+    """
     if not isinstance(name, str) or not NAME.match(name):
         raise bad_request(
             f"invalid {what} name: {name!r}: it can only contain alphanumeric characters, "
@@ -40,6 +47,8 @@ def check_name(name: str, what: str = "queue") -> str:
 
 @dataclass
 class Queue:
+    """One user's queue: settings, and the messages running and waiting in it (times in seconds)."""
+
     name: str
     created_at: float
     updated_at: float
@@ -62,6 +71,7 @@ class Queues:
         self._parent: dict[str, tuple[Queue, str]] = {}  # callback id -> (queue, parent id)
 
     def reset(self) -> None:
+        """Forget every queue (a test's reset)."""
         self._queues.clear()
         self._blockers.clear()
         self._parent.clear()
@@ -72,9 +82,15 @@ class Queues:
         return self._queues.setdefault(user.name, {})
 
     def find(self, user: User, name: str) -> Queue | None:
+        """The user's queue `name`, or None."""
         return self._of(user).get(name)
 
     def get(self, user: User, name: str) -> Queue:
+        """The user's queue `name`.
+
+        Raises:
+            ApiError: 400 for an invalid name, 404 for an unknown queue.
+        """
         check_name(name)
         queue = self.find(user, name)
         if queue is None:
@@ -82,6 +98,7 @@ class Queues:
         return queue
 
     def all(self, user: User) -> list[Queue]:
+        """The user's queues, oldest first."""
         return sorted(self._of(user).values(), key=lambda q: (q.created_at, q.name))
 
     def check_room(self, user: User, names: Iterable[str]) -> None:
@@ -105,6 +122,11 @@ class Queues:
         return queue
 
     def upsert(self, user: User, name: str, parallelism: int = 1, paused: bool = False) -> Queue:
+        """Create or update a queue.
+
+        Raises:
+            ApiError: 400 for a bad name or parallelism, 412 past the plan's limits.
+        """
         check_name(name)
         if isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1:
             raise bad_request(f"invalid parallelism: {parallelism!r}, must be an integer >= 1")
@@ -122,17 +144,20 @@ class Queues:
         return queue
 
     def pause(self, user: User, name: str) -> None:
+        """Stop starting the queue's messages (those in flight finish)."""
         queue = self.get(user, name)
         queue.paused = True
         queue.updated_at = self.engine.clock.now()
 
     def resume(self, user: User, name: str) -> None:
+        """Start the queue's waiting messages again, up to its parallelism."""
         queue = self.get(user, name)
         queue.paused = False
         queue.updated_at = self.engine.clock.now()
         self._pump(queue)
 
     def delete(self, user: User, name: str) -> None:
+        """Delete the queue and cancel its messages."""
         queue = self.get(user, name)
         del self._of(user)[name]
         queue.waiting.clear()
@@ -150,6 +175,7 @@ class Queues:
         return len(self._members(user, queue.name))
 
     def json(self, user: User, queue: Queue) -> dict[str, object]:
+        """A queue as GET /v2/queues answers it."""
         return {
             "name": queue.name,
             "createdAt": ms(queue.created_at),
@@ -166,6 +192,11 @@ class Queues:
         return self.find(message.user, message.queue_name)
 
     def admit(self, message: Message) -> bool:
+        """Let a queue's message start if the queue runs, none waits ahead and a slot is free.
+
+        Otherwise hold it, in arrival order. Messages outside queues, and callbacks, are always
+        admitted.
+        """
         if message.queue_name is None or message.kind != "message":
             return True
         # A DLQ retry may name a queue deleted since; QStash creates queues on first use.
@@ -196,6 +227,10 @@ class Queues:
         queue.waiting.insert(index, message)
 
     def done(self, message: Message) -> None:
+        """Free the message's slot once it has finished, starting the next waiting one.
+
+        A message that will be retried keeps its slot (QStash delivers a queue in order).
+        """
         link = self._parent.get(message.id)
         if link is not None:
             if message.finished:
@@ -213,6 +248,7 @@ class Queues:
         self._release(queue, message.id)
 
     def cancelled(self, message: Message) -> None:
+        """Forget a waiting message that was cancelled, or free its slot."""
         if message.id in self._parent:
             self._callback_final(message.id)
             return

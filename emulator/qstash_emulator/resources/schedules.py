@@ -22,7 +22,9 @@ from ..parsing.cron import CronError, CronSpec
 from ..parsing.publish_headers import MessageSpec
 from .destinations import Destinations
 
-SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+__all__ = ["Answer", "Schedule", "Schedules"]
+
+_SCHEDULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # lastScheduleStates values, as the SDK's ScheduleState enum names them.
 IN_PROGRESS, SUCCESS, FAIL = "IN_PROGRESS", "SUCCESS", "FAIL"
@@ -32,6 +34,8 @@ Answer = dict[str, Any] | list[dict[str, Any]]  # what Destinations.publish retu
 
 @dataclass
 class Schedule:
+    """One cron schedule: what it publishes, where, and its next firing (times in seconds)."""
+
     id: str
     user: User
     destination: str
@@ -50,6 +54,7 @@ class Schedule:
 
     @property
     def queue_name(self) -> str | None:
+        """The queue its messages go through, if any."""
         return self.spec.queue_name
 
     def last_states(self) -> dict[str, str]:
@@ -72,6 +77,7 @@ class Schedules:
         self._by_user: dict[str, dict[str, Schedule]] = {}
 
     def reset(self) -> None:
+        """Forget every schedule and cancel its timers (a test's reset)."""
         for schedules in self._by_user.values():
             for schedule in schedules.values():
                 self._disarm(schedule)
@@ -89,7 +95,7 @@ class Schedules:
         self._check_destination(user, destination, spec, body)
         schedules = self._of(user)
         old = schedules.get(spec.schedule_id) if spec.schedule_id is not None else None
-        if spec.schedule_id is not None and not SCHEDULE_ID.match(spec.schedule_id):
+        if spec.schedule_id is not None and not _SCHEDULE_ID.match(spec.schedule_id):
             raise bad_request(
                 "Schedule ID is invalid. Schedule IDs can only contain alphanumeric characters, "
                 "hyphens, periods, and underscores."
@@ -136,12 +142,18 @@ class Schedules:
                 raise
 
     def get(self, user: User, schedule_id: str) -> Schedule:
+        """The user's schedule `schedule_id`.
+
+        Raises:
+            ApiError: 404 for an unknown schedule.
+        """
         schedule = self._of(user).get(schedule_id)
         if schedule is None:
             raise not_found(f"schedule {schedule_id} not found")
         return schedule
 
     def list(self, user: User) -> list[Schedule]:
+        """The user's schedules, oldest first."""
         return sorted(self._of(user).values(), key=lambda s: (s.created_at, s.order, s.id))
 
     def delete(self, user: User, schedule_id: str) -> None:
@@ -151,6 +163,7 @@ class Schedules:
         del self._of(user)[schedule_id]
 
     def pause(self, user: User, schedule_id: str) -> None:
+        """Stop firing (until `resume`)."""
         schedule = self.get(user, schedule_id)
         schedule.paused = True
         self._disarm(schedule)

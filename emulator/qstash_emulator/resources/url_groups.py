@@ -17,13 +17,18 @@ from ..core.users import User
 from ..parsing.publish_headers import is_url
 from .queues import check_name
 
+__all__ = ["Endpoint", "UrlGroup", "UrlGroups", "parse_endpoints"]
+
 
 @dataclass
 class Endpoint:
+    """One endpoint of a URL group: a URL and an optional name."""
+
     url: str
     name: str | None = None
 
     def json(self) -> dict[str, str]:
+        """The endpoint as QStash's API shows it."""
         out = {"url": self.url}
         if self.name:
             out["name"] = self.name
@@ -32,12 +37,15 @@ class Endpoint:
 
 @dataclass
 class UrlGroup:
+    """One user's URL group (topic): its endpoints, times in seconds."""
+
     name: str
     created_at: float
     updated_at: float
     endpoints: list[Endpoint] = field(default_factory=list)
 
     def json(self) -> dict[str, Any]:
+        """The group as GET /v2/topics answers it."""
         return {
             "name": self.name,
             "createdAt": ms(self.created_at),
@@ -71,26 +79,40 @@ def parse_endpoints(data: Any, *, removing: bool = False) -> list[Endpoint]:
 
 
 class UrlGroups:
+    """Every user's URL groups (one per backend).
+
+    Args:
+        engine: The engine whose clock stamps the groups.
+    """
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._groups: dict[str, dict[str, UrlGroup]] = {}
 
     def reset(self) -> None:
+        """Forget every group (a test's reset)."""
         self._groups.clear()
 
     def _of(self, user: User) -> dict[str, UrlGroup]:
         return self._groups.setdefault(user.name, {})
 
     def find(self, user: User, name: str) -> UrlGroup | None:
+        """The user's group `name`, or None."""
         return self._of(user).get(name)
 
     def get(self, user: User, name: str) -> UrlGroup:
+        """The user's group `name`.
+
+        Raises:
+            ApiError: 404 for an unknown group.
+        """
         group = self.find(user, name)
         if group is None:
             raise not_found(f"url group {name} not found")
         return group
 
     def all(self, user: User) -> list[UrlGroup]:
+        """The user's groups, oldest first."""
         return sorted(self._of(user).values(), key=lambda g: (g.created_at, g.name))
 
     def upsert(self, user: User, name: str, endpoints: Sequence[Endpoint]) -> UrlGroup:
@@ -142,5 +164,10 @@ class UrlGroups:
             del self._of(user)[name]
 
     def delete(self, user: User, name: str) -> None:
+        """Delete a group (messages already published to it are delivered as usual).
+
+        Raises:
+            ApiError: 404 for an unknown group.
+        """
         self.get(user, name)
         del self._of(user)[name]

@@ -12,6 +12,22 @@ from ..core.users import User
 from ..parsing.header_names import Headers
 from ..parsing.retry_expressions import RetryDelay
 
+__all__ = [
+    "FAILURE_CALL",
+    "FROM_CALLBACK",
+    "RUN_CANCELED",
+    "RUN_FAILED",
+    "RUN_STARTED",
+    "RUN_STATES",
+    "RUN_SUCCESS",
+    "STEP",
+    "TO_CALLBACK",
+    "Entry",
+    "FailureCall",
+    "Run",
+    "Waiter",
+]
+
 # Run states, as the workflow logs name them.
 RUN_STARTED = "RUN_STARTED"
 RUN_SUCCESS = "RUN_SUCCESS"
@@ -86,6 +102,8 @@ class FailureCall:
 
 @dataclass
 class Run:
+    """One workflow run: its entries so far, its state and what it was started with."""
+
     id: str
     user: User
     url: str
@@ -120,4 +138,5 @@ class Run:
 
     @property
     def active(self) -> bool:
+        """Still running (steps are accepted)."""
         return self.state == RUN_STARTED

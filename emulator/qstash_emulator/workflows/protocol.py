@@ -1,5 +1,7 @@
-"""The wire side of Upstash Workflow: which headers make a message part of a run, the step-list
-body the SDKs parse, and the headers QStash adds when it delivers a run's message.
+"""The wire side of Upstash Workflow.
+
+Which headers make a message part of a run, the step-list body the SDKs parse, and the
+headers QStash adds when it delivers a run's message.
 
 A workflow message is a publish carrying `Upstash-Workflow-RunId`. `Upstash-Workflow-Init: true`
 starts the run (its body is the initial payload); every later step is published with
@@ -18,6 +20,18 @@ from typing import Any, TypeGuard
 
 from ..parsing import header_names as h
 from .model import Entry
+
+__all__ = [
+    "add_missing",
+    "b64",
+    "callback_failure_pairs",
+    "clean",
+    "invoke_request",
+    "is_header_map",
+    "lower_map",
+    "prefixed_as_workflow",
+    "step_list",
+]
 
 RUN_ID = "upstash-workflow-runid"
 INIT = "upstash-workflow-init"
@@ -39,6 +53,7 @@ _CALLBACK_FAILURE = "upstash-callback-failure-callback"
 
 
 def lower_map(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header pairs by lower-case name (the first value of each)."""
     out: dict[str, str] = {}
     for key, value in pairs:
         out.setdefault(key.lower(), value)
@@ -46,6 +61,7 @@ def lower_map(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def b64(data: bytes) -> str:
+    """Standard base64 text."""
     return base64.b64encode(data).decode()
 
 
@@ -61,8 +77,11 @@ def step_list(entries: Iterable[Entry]) -> bytes:
 
 
 def prefixed_as_workflow(pairs: Iterable[tuple[str, str]], prefix: str) -> list[tuple[str, str]]:
-    """`Upstash-Callback-Workflow-RunId` (prefix "upstash-callback-") -> `Upstash-Workflow-RunId`:
-    the workflow headers a callback or failure callback is delivered with."""
+    """The workflow headers a callback or failure callback is delivered with.
+
+    `Upstash-Callback-Workflow-RunId` (prefix "upstash-callback-") becomes
+    `Upstash-Workflow-RunId`.
+    """
     out = []
     for key, value in pairs:
         k = key.lower()
@@ -72,8 +91,7 @@ def prefixed_as_workflow(pairs: Iterable[tuple[str, str]], prefix: str) -> list[
 
 
 def callback_failure_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """A call's `Upstash-Callback-Failure-Callback*` headers, as the callback's own
-    `Upstash-Failure-Callback*` publish headers."""
+    """A call's `Upstash-Callback-Failure-Callback*` headers, as the callback's own."""
     strip = len("upstash-callback-")
     return [
         (key[strip:], value) for key, value in pairs if key.lower().startswith(_CALLBACK_FAILURE)
@@ -81,6 +99,7 @@ def callback_failure_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, 
 
 
 def add_missing(headers: h.Headers, name: str, value: str) -> None:
+    """Add a header unless one of that name is there."""
     if h.canonical(name) not in headers:
         h.add(headers, name, value)
 
@@ -112,8 +131,10 @@ _NOT_CARRIED = frozenset(
 
 
 def clean(headers: h.Headers, *, carried: bool = True) -> None:
-    """Drop the carried-over copies above (`carried`) and keep one Content-Type (the SDKs send
-    it both plainly and as a forward)."""
+    """Drop the carried-over copies above (`carried`) and keep one Content-Type.
+
+    The SDKs send Content-Type both plainly and as a forward.
+    """
     for name in list(headers):
         if carried and name in _NOT_CARRIED:
             del headers[name]
@@ -123,14 +144,18 @@ def clean(headers: h.Headers, *, carried: bool = True) -> None:
 
 
 def is_header_map(value: Any) -> TypeGuard[dict[str, list[str]]]:
+    """A JSON map of header names to lists of strings."""
     return isinstance(value, dict) and all(
         isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
     )
 
 
 def invoke_request(body: bytes) -> dict[str, Any] | None:
-    """The JSON a `context.invoke` trigger carries: the invoked run's `body` and `headers`,
-    and the invoker's `workflowRunId`, `workflowUrl`, `headers` and `step`."""
+    """The JSON a `context.invoke` trigger carries (None: not one).
+
+    The invoked run's `body`, and the invoker's `workflowRunId`, `workflowUrl`, `headers` and
+    `step`.
+    """
     try:
         found = json.loads(body)
     except ValueError:

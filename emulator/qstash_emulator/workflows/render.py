@@ -11,8 +11,11 @@ from ..core.engine import Engine
 from ..core.state import CANCELLED, FAILED, RETRY
 from .model import STEP, TO_CALLBACK, Entry, Run
 
+__all__ = ["run_json", "step_groups", "steps_raw"]
+
 
 def run_json(run: Run, engine: Engine) -> dict[str, Any]:
+    """A run as `GET /v2/workflows/events` lists it (the JS client's WorkflowRunLog)."""
     out: dict[str, Any] = {
         "workflowRunId": run.id,
         "workflowUrl": run.url,
@@ -48,9 +51,12 @@ def run_json(run: Run, engine: Engine) -> dict[str, Any]:
 
 
 def step_groups(run: Run, engine: Engine) -> list[dict[str, Any]]:
-    """Finished steps in order (sequential, or parallel results grouped in step order), then
-    one "next" group: the run's messages still on their way, or the one it failed on, with
-    their failed attempts."""
+    """The run's steps as the logs group them.
+
+    Finished steps in order (sequential, or parallel results grouped in step order), then one
+    "next" group: the run's messages still on their way, or the one it failed on, with their
+    failed attempts.
+    """
     groups: list[dict[str, Any]] = []
     last_call: Entry | None = None
     for i, entry in enumerate(run.entries):

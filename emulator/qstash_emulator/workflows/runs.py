@@ -29,7 +29,6 @@ from .model import (
     FROM_CALLBACK,
     RUN_CANCELED,
     RUN_FAILED,
-    RUN_STARTED,
     RUN_SUCCESS,
     STEP,
     TO_CALLBACK,
@@ -38,6 +37,8 @@ from .model import (
     Run,
     Waiter,
 )
+
+__all__ = ["Tracked", "WorkflowRuns", "waiter_json"]
 
 
 @dataclass(slots=True)
@@ -61,6 +62,7 @@ class WorkflowRuns:
         self._tracked: dict[str, Tracked] = {}  # message id -> its run
 
     def reset(self) -> None:
+        """Forget every run and waiter (their timers are cancelled)."""
         for by_event in self._waiters.values():
             for waiters in by_event.values():
                 for waiter in waiters:
@@ -78,15 +80,18 @@ class WorkflowRuns:
         return sorted(found, key=lambda r: (r.created_at, r.order), reverse=True)
 
     def find(self, user: User, run_id: str) -> Run | None:
+        """The user's run with this id, if any."""
         return self._runs.get(user.name, {}).get(run_id)
 
     def get(self, user: User, run_id: str) -> Run:
+        """The user's run with this id; 404 if there is none."""
         run = self.find(user, run_id)
         if run is None:
             raise not_found(f"workflow run {run_id} not found")
         return run
 
     def run_of(self, message: Message) -> Run | None:
+        """The run a message belongs to, if any."""
         tracked = self._tracked.get(message.id)
         return None if tracked is None else self.find(message.user, tracked.run_id)
 
@@ -96,6 +101,7 @@ class WorkflowRuns:
 
     # -- engine hooks -------------------------------------------------------------------------
     def check_publish(self, user: User, spec: MessageSpec) -> None:
+        """A publish check: refuse a step for a run that is over or unknown (400)."""
         lower = p.lower_map(spec.raw)
         run_id = lower.get(p.RUN_ID)
         if run_id is None:
@@ -112,6 +118,7 @@ class WorkflowRuns:
             raise bad_request(f"workflow run {run_id} is {run.state}: it takes no more steps")
 
     def message_created(self, message: Message, spec: MessageSpec, source: Message | None) -> None:
+        """A created hook: the message joins its run; a step's body becomes the step list."""
         if source is not None:
             self._created_callback(message, source)
             return
@@ -202,8 +209,11 @@ class WorkflowRuns:
         self._wire_failure(run, message, raw, "upstash-failure-callback-")
 
     def _inherit(self, run: Run, message: Message, spec: MessageSpec) -> bool:
-        """A step that sets no retries, retry delay, flow control or failure callback of its
-        own runs with the trigger's (True: the failure callback is the trigger's)."""
+        """Give a step that sets none of its own the trigger's settings.
+
+        Retries, retry delay, flow control and the failure callback. True: the failure
+        callback is the trigger's.
+        """
         if message.id == run.entries[0].message_id:
             return False  # the trigger itself
         given = spec.given
@@ -294,6 +304,7 @@ class WorkflowRuns:
                 self._wire_failure(run, message, raw, "upstash-callback-failure-callback-")
 
     def message_failed(self, message: Message, response: Response, dlq_id: str | None) -> None:
+        """A failed hook: a run's step out of retries fails the run."""
         run = self.run_of(message)
         if run is None:
             return
@@ -310,6 +321,7 @@ class WorkflowRuns:
             self._end(run, RUN_FAILED, None)
 
     def delivered(self, record: Delivered) -> None:
+        """A delivery listener: failed attempts, and the failure function's answer."""
         message, response = record.message, record.response
         run = self.run_of(message)
         if run is None or response is None:
@@ -343,8 +355,11 @@ class WorkflowRuns:
 
     # -- run actions --------------------------------------------------------------------------
     def finish(self, user: User, run_id: str, *, cancel: bool, result: str | None = None) -> None:
-        """DELETE /v2/workflows/runs/{id}: the SDK ends its run (cancel=false, with the route's
-        result) or a user cancels it (cancel=true: its pending messages are cancelled)."""
+        """End a run (DELETE /v2/workflows/runs/{id}).
+
+        The SDK ends its run with cancel=false and the route's result; a user cancels it with
+        cancel=true (its pending messages are cancelled).
+        """
         run = self.get(user, run_id)
         if not run.active:
             if cancel:
@@ -353,6 +368,7 @@ class WorkflowRuns:
         self._end(run, RUN_CANCELED if cancel else RUN_SUCCESS, result)
 
     def cancel_many(self, user: User, runs: list[Run]) -> int:
+        """Cancel the runs still going; how many were."""
         count = 0
         for run in runs:
             if run.active:
@@ -374,8 +390,11 @@ class WorkflowRuns:
             self._answer_invoker(run)
 
     def _answer_invoker(self, run: Run) -> None:
-        """A run started by `context.invoke` is over: its invoker's Invoke step gets the result
-        (the route's response, or isFailed / isCanceled), published like any step."""
+        """Give the invoker of a run started by `context.invoke` its result.
+
+        The invoker's Invoke step gets the route's response (or isFailed / isCanceled),
+        published like any step.
+        """
         invoker = run.invoker or {}
         parent = self.find(run.user, str(invoker.get("workflowRunId")))
         step = invoker.get("step")
@@ -422,8 +441,10 @@ class WorkflowRuns:
     def resume(
         self, user: User, entry: DlqEntry, run: Run, overrides: list[tuple[str, str]]
     ) -> dict[str, Any]:
-        """A new run that keeps the failed run's steps and runs the failed one again (a run
-        that failed on its first step, or on a call's answer, starts over instead)."""
+        """Start a new run that keeps the failed run's steps and runs the failed one again.
+
+        A run that failed on its first step, or on a call's answer, starts over instead.
+        """
         failed = self._tracked.get(entry.message.id)
         index = next(
             (i for i, e in enumerate(run.entries) if e.message_id == entry.message.id), None
@@ -573,8 +594,11 @@ class WorkflowRuns:
     def notify(
         self, user: User, event_id: str, data: bytes, run_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Deliver the event to every run waiting for it (only `run_id`'s, if given). Without a
-        waiter a plain notify is lost; a run-scoped one is kept for the run's next wait."""
+        """Deliver the event to every run waiting for it (only `run_id`'s, if given).
+
+        Without a waiter a plain notify is lost; a run-scoped one is kept for the run's next
+        wait.
+        """
         by_event = self._waiters.get(user.name, {})
         waiting = by_event.get(event_id, [])
         chosen = [w for w in waiting if run_id is None or w.run_id == run_id]
@@ -608,6 +632,7 @@ class WorkflowRuns:
         )
 
     def waiters(self, user: User, event_id: str) -> list[Waiter]:
+        """Who waits for the event now."""
         return list(self._waiters.get(user.name, {}).get(event_id, []))
 
     def _resume(self, waiter: Waiter, data: bytes) -> str:
@@ -721,6 +746,3 @@ def _b64_text(data: str) -> str:
         return base64.b64decode(data).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return data
-
-
-__all__ = ["RUN_FAILED", "RUN_STARTED", "WorkflowRuns", "waiter_json"]
