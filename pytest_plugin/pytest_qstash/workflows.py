@@ -246,12 +246,14 @@ class WorkflowHelpers:
         run_id: str | None = None,
         retries: int | None = None,
         failure_url: str | None = None,
+        delay: str | None = None,
     ) -> str:
         """Start a run as the JS client's `trigger` does; returns the run id.
 
         A signed Init message goes to the workflow URL; the run id comes from the emulator's
         seed unless given. `retries` and `failure_url` (the workflow's own URL when it has a
-        failure function) hold for every step of the run that sets none of its own.
+        failure function) hold for every step of the run that sets none of its own; `delay`
+        ("1m") holds the start back.
         """
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         raw = data.encode() if isinstance(data, str) else data
@@ -270,6 +272,8 @@ class WorkflowHelpers:
             ]
             if retries is not None:
                 pairs.append(("Upstash-Retries", str(retries)))
+            if delay is not None:
+                pairs.append(("Upstash-Delay", delay))
             if failure_url is not None:
                 failure = "Upstash-Failure-Callback"
                 pairs += [

@@ -63,12 +63,12 @@ def test_a_run_scoped_notify_before_the_wait_is_kept_a_plain_one_is_lost(
     qstash: QStashHarness, js_workflow_app: JsWorkflowApp
 ) -> None:
     url = js_workflow_app.url("/wait")
-    kept = qstash.trigger_workflow(url, {"eventId": "early", "timeout": "1d"})
-    lost = qstash.trigger_workflow(url, {"eventId": "early-plain", "timeout": "1d"})
-    # Neither run waits yet (their first step has not been delivered).
+    # Held back a minute: neither run has started, so neither waits yet.
+    kept = qstash.trigger_workflow(url, {"eventId": "early", "timeout": "1d"}, delay="1m")
+    lost = qstash.trigger_workflow(url, {"eventId": "early-plain", "timeout": "1d"}, delay="1m")
     assert qstash.notify("early", {"n": 1}, run_id=kept) == []
     assert qstash.notify("early-plain", {"n": 2}) == []
-    qstash.advance("1d")
+    qstash.advance("1d1m")  # both start, then the plain one's wait times out
 
     assert qstash.workflow_run(kept).step("approval").result == {
         "timeout": False,
