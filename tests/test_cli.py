@@ -96,3 +96,38 @@ def test_the_server_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for(
         assert seen[-1].startswith("asyncio")
     else:
         assert seen[-1].startswith("uvloop")
+
+
+def test_finished_retention_option(httpserver: HTTPServer) -> None:
+    arrived = threading.Event()
+
+    def handler(request: Request) -> Response:
+        arrived.set()
+        return Response("ok")
+
+    httpserver.expect_request("/kept").respond_with_handler(handler)
+    port = free_port()
+    proc, banner = start(f"-port={port}", "--finished-retention", "0")
+    try:
+        token = next(line for line in banner if line.startswith("QSTASH_TOKEN"))
+        client = QStash(token.split("=", 1)[1].strip('"'), base_url=f"http://127.0.0.1:{port}")
+        res = client.message.publish(url=httpserver.url_for("/kept"), body="x")
+        assert arrived.wait(10)
+        for _ in range(500):  # the DELIVERED log follows the answer at once; bounded anyway
+            logs = client.log.list(filter={"message_id": res.message_id}).logs
+            if any(log.state.value == "DELIVERED" for log in logs):
+                break
+        else:
+            pytest.fail("the message was not logged DELIVERED")
+        with pytest.raises(Exception, match="404"):
+            client.message.get(res.message_id)  # kept for no time at all
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    bad = subprocess.run(
+        [sys.executable, "-m", "qstash_emulator", "dev", "--finished-retention", "soon"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0 and "--finished-retention" in bad.stderr

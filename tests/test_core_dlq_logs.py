@@ -136,10 +136,48 @@ def test_bulk_cancel(emu: Emulator, client: QStash, target: Callable[..., str]) 
     assert [d for d in emu.engine.delivered if d.url == url] == []
 
 
-def test_delivered_messages_are_gone_from_the_messages_api(
+def test_finished_messages_stay_readable_for_the_retention_window(
     emu: Emulator, client: QStash, target: Callable[..., str]
 ) -> None:
-    res = client.message.publish(url=target("/gone"), body="x")
+    delivered = client.message.publish(url=target("/gone"), body="x", label="kept")
+    failed = client.message.publish(url=target("/dead", 500), body="y", retries=0)
     emu.settle()
+    assert states(client, delivered.message_id)[-1] == "DELIVERED"
+    got = client.message.get(delivered.message_id)  # as it was when it finished
+    assert got.message_id == delivered.message_id and got.body == "x" and got.label == "kept"
+    assert client.message.get(failed.message_id).body == "y"
+    # Finished: past cancelling, as before (no cancel logged).
     with pytest.raises(QStashError, match="404"):
-        client.message.get(res.message_id)
+        client.message.cancel(delivered.message_id)
+    assert "CANCEL_REQUESTED" not in states(client, delivered.message_id)
+    assert client.message.cancel_all() == 0
+    emu.advance(59)
+    assert client.message.get(delivered.message_id).message_id == delivered.message_id
+    emu.advance(1)  # the default window is 60 s on the emulator's clock
+    for gone in (delivered, failed):
+        with pytest.raises(QStashError, match="404"):
+            client.message.get(gone.message_id)
+
+
+def test_cancelled_messages_are_not_kept_and_the_window_is_configurable(
+    target: Callable[..., str],
+) -> None:
+    with Emulator(finished_retention="10m") as emu:
+        client = QStash(emu.token, base_url=emu.url, retry=False)
+        cancelled = client.message.publish(url=target("/c"), body="x", delay="1h")
+        client.message.cancel(cancelled.message_id)
+        with pytest.raises(QStashError, match="404"):
+            client.message.get(cancelled.message_id)  # cancelling removes a message at once
+        done = client.message.publish(url=target("/d"), body="x")
+        emu.settle()
+        emu.advance("9m")
+        assert client.message.get(done.message_id).body == "x"
+        emu.advance("1m")
+        with pytest.raises(QStashError, match="404"):
+            client.message.get(done.message_id)
+    with Emulator(finished_retention=0) as emu:
+        client = QStash(emu.token, base_url=emu.url, retry=False)
+        done = client.message.publish(url=target("/e"), body="x")
+        emu.settle()
+        with pytest.raises(QStashError, match="404"):
+            client.message.get(done.message_id)

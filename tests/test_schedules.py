@@ -92,7 +92,7 @@ def test_raw_shapes_follow_the_schedule_schema(emu: Emulator, target: Callable[.
     for name in ("scheduleId", "cron", "destination", "createdAt", "method", "isPaused"):
         assert name in raw  # the schema's required fields
     assert raw["callerIp"] == "127.0.0.1"
-    assert raw["labels"] == ["a", "b"] and raw["label"] == "a,b"
+    assert raw["labels"] == ["a", "b"] and raw["label"] == "a"  # the first label
     assert raw["retries"] == 3 and raw["body"] == "x"
     assert raw["nextScheduleTime"] == int((DEFAULT_EPOCH + HOUR) * 1000)
 

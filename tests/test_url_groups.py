@@ -53,7 +53,11 @@ def test_delete_removes_the_group(emu: Emulator, client: QStash) -> None:
     client.url_group.delete("team")
     assert [g.name for g in client.url_group.list()] == ["other"]
     with pytest.raises(QStashError, match="404"):
-        client.url_group.delete("team")
+        client.url_group.get("team")
+    # Deleting a group that does not exist is not an error (suites delete before they create).
+    client.url_group.delete("team")
+    client.url_group.delete("never-was")
+    assert [g.name for g in client.url_group.list()] == ["other"]
 
 
 def test_group_json_has_the_reference_fields(emu: Emulator, client: QStash) -> None:

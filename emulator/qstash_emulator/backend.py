@@ -25,6 +25,7 @@ from .core.clock import Clock, VirtualClock, wall_time
 from .core.delivery import Delivery
 from .core.engine import Engine
 from .core.ids import IdSource
+from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.users import Users
 from .llm.service import LLMService
@@ -55,6 +56,7 @@ class Backend:
         seed: int = 0,
         quota: str = "payg",
         keep_deliveries: int | None = None,
+        finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
         self.users = Users(quota)
@@ -69,6 +71,7 @@ class Backend:
             delivery=self.delivery,
             wall=wall_time,  # follows freezegun, as the app's Receiver does
             keep_deliveries=keep_deliveries,
+            finished_retention=finished_retention,
         )
         self.queues = Queues(self.engine)
         self.flow_control = FlowControl(self.engine)

@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .emulator import Emulator
+from .parsing.durations import DurationError, parse_duration
 
 __all__ = ["main", "parser", "run"]
 
@@ -41,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PUBLISHED=LOCAL",
         help="deliver URLs under PUBLISHED to LOCAL, e.g. https://myapp.example.com=http://127.0.0.1:3000",
     )
+    dev.add_argument(
+        "--finished-retention",
+        default="60s",
+        metavar="DURATION",
+        help="how long a delivered or failed message stays readable by id (default 60s; 0 = not)",
+    )
     dev.add_argument("--daily-limit", type=int, help="messages a day per user (429 past it)")
     dev.add_argument("--burst-limit", type=int, help="requests a second on non-publish endpoints")
     dev.add_argument("--chat-requests-limit", type=int, help="chat requests a minute")
@@ -49,8 +56,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    try:
+        retention = parse_duration(args.finished_retention)
+    except DurationError as exc:
+        raise SystemExit(f"--finished-retention: {exc}") from None
     emulator = Emulator(
-        clock="real", host=args.host, port=args.port, quota=args.quota, seed=args.seed
+        clock="real",
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        seed=args.seed,
+        finished_retention=retention,
     )
     for rule in args.rewrite:
         published, sep, local = rule.partition("=")

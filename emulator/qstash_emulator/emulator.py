@@ -18,6 +18,7 @@ from .core.clock import DEFAULT_EPOCH, Clock, RealClock, VirtualClock, real_mono
 from .core.delivery import Delivery
 from .core.engine import Engine
 from .core.quotas import QUOTAS
+from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.state import Delivered, Message
 from .core.users import User, Users
@@ -75,6 +76,7 @@ class Emulator:
         port: int = 0,
         keep_deliveries: int | None = None,
         auto_advance: bool = False,
+        finished_retention: float | str = DEFAULT_WINDOW,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -85,7 +87,14 @@ class Emulator:
         self.port = port
         # While something waits for a result (await_until), skip idle virtual time.
         self.auto_advance = auto_advance
-        self.backend = Backend(clock, seed=seed, quota=quota, keep_deliveries=keep_deliveries)
+        self.backend = Backend(
+            clock,
+            seed=seed,
+            quota=quota,
+            keep_deliveries=keep_deliveries,
+            # How long a delivered or failed message stays readable by id (emulator clock).
+            finished_retention=_seconds(finished_retention),
+        )
         self.llm_service = self.backend.llm
         self.llm_service.auto_advance = lambda: self.auto_advance
         self.llm_service.public_url = lambda: self.url

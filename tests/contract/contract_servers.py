@@ -90,6 +90,8 @@ class Target:
                     "query": parts.query,
                     "url": target.url + self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
+                    # Every header line as it arrived (a repeated header shows twice here).
+                    "header_list": [[k.lower(), v] for k, v in self.headers.items()],
                     "body": body.decode("utf-8", "replace"),
                     "body_base64": base64.b64encode(body).decode(),
                     "time": time.time(),

@@ -26,6 +26,14 @@ PY_SHARED = [
     "url_groups",
     "schedules",
     "signing_keys_rotate",
+    # What the SDKs expect beyond the happy path (issue 10).
+    "finished_message_readable",
+    "bulk_cancel_until_zero",
+    "empty_bodies_left_out",
+    "url_group_delete_missing",
+    "batch_json_value_bodies",
+    "reserved_headers_not_forwarded",
+    "callback_json_compact",
 ]
 
 MATRIX: dict[str, list[Any]] = {
@@ -37,6 +45,9 @@ MATRIX: dict[str, list[Any]] = {
         "flow_control",
         "async_client",
         "llm_publish_via_custom_provider",
+        "labels_first_label",
+        "log_fields",
+        "flow_control_period_default",
         *PY_SHARED,
     ],
     "qstash-2.0.5": [
@@ -47,6 +58,8 @@ MATRIX: dict[str, list[Any]] = {
         "chat_create",
         "chat_stream",
         "chat_prompt",
+        "chat_prompt_stream",
+        "chat_token_counts",
         "chat_custom_provider",
         "chat_async",
         "llm_publish_upstash",
@@ -66,6 +79,17 @@ MATRIX: dict[str, list[Any]] = {
         "messages_get_cancel",
         "flow_control",
         "signing_keys_receiver",
+        "finished_message_readable",
+        "cancel_answers_json",
+        "bulk_count_cursor",
+        "labels_first_label",
+        "log_fields",
+        "empty_bodies_left_out",
+        "flow_control_period_default",
+        "url_group_delete_missing",
+        "batch_json_value_bodies",
+        "reserved_headers_not_forwarded",
+        "callback_json_compact",
     ],
     # Upstash Workflow: both SDKs serve workflows (FastAPI + uvicorn, express) with signatures
     # verified; the Python SDK has no parallel steps or waits.

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 from llm_helpers import NOW, body, content
-from qstash_emulator.llm import LLAMA_3_8B, MISTRAL_7B, LLMEngine, count_tokens, split_tokens
+from qstash_emulator.llm import (
+    LLAMA_3_8B,
+    MISTRAL_7B,
+    LLMEngine,
+    split_tokens,
+    tokenizers,
+)
+from qstash_emulator.llm.tokenizers import ModelTokenizer, model_tokenizer
 
 
 def test_response_has_openai_shape(engine: LLMEngine) -> None:
@@ -37,9 +44,11 @@ def test_response_has_openai_shape(engine: LLMEngine) -> None:
         None,
     )
     usage = response["usage"]
-    # "What is the capital of Turkey?" = 7 tokens, +4 message framing, +3 reply priming.
-    assert usage["prompt_tokens"] == 14
-    assert usage["completion_tokens"] == count_tokens(choice["message"]["content"])
+    # Llama 3's own tokenizer over its chat template: <|begin_of_text|>, the user header
+    # (<|start_header_id|>user<|end_header_id|>\n\n = 4), "What is the capital of Turkey?"
+    # (7), <|eot_id|>, and the assistant header the reply follows (4).
+    assert usage["prompt_tokens"] == 1 + 4 + 7 + 1 + 4
+    assert usage["completion_tokens"] == llama3().count(choice["message"]["content"])
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
@@ -95,7 +104,7 @@ def test_n_gives_distinct_choices(engine: LLMEngine) -> None:
     assert [c["index"] for c in choices] == [0, 1, 2]
     assert len({c["message"]["content"] for c in choices}) == 3
     assert outcome.body["usage"]["completion_tokens"] == sum(
-        count_tokens(c["message"]["content"]) for c in choices
+        llama3().count(c["message"]["content"]) for c in choices
     )
 
 
@@ -228,12 +237,16 @@ def test_stream_chunks(engine: LLMEngine) -> None:
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert deltas[0] == {"role": "assistant", "content": ""}
     assert [d["content"] for d in deltas[1:-1]] == split_tokens("The capital of Turkey is Ankara.")
-    assert deltas[-1] == {}
+    # The hosted models' server ends with an empty content beside the finish reason ...
+    assert deltas[-1] == {"content": ""}
     assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * (len(chunks) - 1) + [
         "stop"
     ]
     # The body holds the equivalent non-streamed response for the record.
     assert content(outcome) == "The capital of Turkey is Ankara."
+    # ... OpenAI (any other provider) with an empty delta.
+    other = engine.chat(body(stream=True), now=NOW, provider="openai")
+    assert other.chunks is not None and other.chunks[-1]["choices"][0]["delta"] == {}
 
 
 def test_stream_include_usage_adds_a_usage_chunk(engine: LLMEngine) -> None:
@@ -292,7 +305,16 @@ def test_sampling_parameters_in_range_are_accepted(engine: LLMEngine) -> None:
     assert penalised != content(engine.chat(body(), now=NOW))
 
 
-def test_prompt_tokens_count_every_message(engine: LLMEngine) -> None:
+def llama3() -> ModelTokenizer:
+    found = model_tokenizer(LLAMA_3_8B)
+    assert found is not None, "quicktok-v1 (the [tokenizers] extra) is part of the test install"
+    return found
+
+
+def test_prompt_tokens_count_every_message(
+    engine: LLMEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokenizers, "enabled", False)  # the approximation without the extra
     messages = [
         {"role": "system", "content": "Be brief."},  # 3 tokens
         {"role": "user", "content": [{"type": "text", "text": "Hi"}]},  # 1

@@ -18,8 +18,8 @@ from qstash_emulator.llm import (
     LLMErrorSpec,
     make_png,
     png_size,
-    split_tokens,
 )
+from qstash_emulator.llm.tokenizers import model_tokenizer
 
 # -- legacy completions ------------------------------------------------------------------
 
@@ -33,9 +33,12 @@ def test_completion_shape_and_default_max_tokens(engine: LLMEngine) -> None:
     assert response["created"] == 1717483987
     [choice] = response["choices"]
     assert list(choice) == ["text", "index", "logprobs", "finish_reason"]
-    # OpenAI's default max_tokens for this endpoint is 16; the default text is longer.
-    assert len(split_tokens(choice["text"])) == 16 and choice["finish_reason"] == "length"
-    assert response["usage"] == {"prompt_tokens": 4, "completion_tokens": 16, "total_tokens": 20}
+    # OpenAI's default max_tokens for this endpoint is 16; the default text is longer. Llama 3's
+    # tokenizer counts (the prompt: <|begin_of_text|> and 4 tokens).
+    llama3 = model_tokenizer(LLAMA_3_8B)
+    assert llama3 is not None
+    assert llama3.count(choice["text"]) == 16 and choice["finish_reason"] == "length"
+    assert response["usage"] == {"prompt_tokens": 5, "completion_tokens": 16, "total_tokens": 21}
     again = engine.completion({"model": LLAMA_3_8B, "prompt": "Once upon a time"}, now=NOW)
     assert again.body["choices"] == response["choices"]
 

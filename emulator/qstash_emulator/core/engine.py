@@ -16,11 +16,13 @@ from typing import Any, Protocol
 
 from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
+from ..parsing.forwarding import drop_reserved
 from ..parsing.publish_headers import MessageSpec
 from .clock import Clock, ms
 from .delivery import Delivery
 from .errors import ApiError, not_found
 from .ids import IdSource, digest
+from .retention import DEFAULT_WINDOW, FinishedMessages
 from .scheduler import Scheduler
 from .signing import sign
 from .state import (
@@ -109,6 +111,7 @@ class Engine:
         delivery: Delivery,
         wall: Callable[[], float],
         keep_deliveries: int | None = None,
+        finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
@@ -121,6 +124,8 @@ class Engine:
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         # Called with each attempt's record once its answer is in (the pytest plugin's verdicts).
         self.delivery_listeners: list[Callable[[Delivered], None]] = []
+        # Delivered and failed messages stay readable by id for a while (see retention.py).
+        self.finished = FinishedMessages(clock, finished_retention)
         # Named hooks for resources that follow messages (workflow runs): a created message
         # (with its spec and, for callbacks, the message that spawned it), a failed one, and a
         # callback body about to be sent (tag "callback" or "failure").
@@ -145,6 +150,7 @@ class Engine:
                     message.timer.cancel()
         self.states.clear()
         self.delivered.clear()
+        self.finished.clear()
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
@@ -315,7 +321,9 @@ class Engine:
         times come from `wall`, so the app's `Receiver` accepts it even under freezegun.
         """
         user = message.user
-        out = h.flat(message.headers)
+        # Whatever path built the headers, the ones set below are never sent twice and no
+        # hop-by-hop header goes out as part of the message.
+        out = drop_reserved(h.flat(message.headers))
         out.append(("User-Agent", "Upstash-QStash"))
         out.append(("Upstash-Message-Id", message.id))
         out.append(("Upstash-Retried", str(message.retried)))
@@ -433,6 +441,8 @@ class Engine:
         if message.timer is not None:
             message.timer.cancel()
             message.timer = None
+        if message.state in (DELIVERED, FAILED):
+            self.finished.keep(message)
 
     # -- callbacks ----------------------------------------------------------------------------
     def _callback(self, message: Message, response: Response) -> None:
@@ -483,9 +493,7 @@ class Engine:
         fields = self.callback_body(message, response, dlq_id)
         for hook in self.callback_body_hooks:
             hook(message, fields, tag)
-        # Compact, as QStash (Go) writes it: a framework that re-serializes parsed JSON (express)
-        # must get the very bytes that were signed.
-        body = json.dumps(fields, separators=(",", ":")).encode()
+        body = compact_json(fields)
         spec = MessageSpec(
             method=cfg.method,
             headers={
@@ -543,6 +551,19 @@ class Engine:
 
     # -- messages -----------------------------------------------------------------------------
     def get_message(self, user: User, message_id: str) -> Message:
+        """A pending message, or one that finished within the retention window.
+
+        Raises:
+            ApiError: 404 when the user has no such message (or it finished too long ago).
+        """
+        message = self.state(user).messages.get(message_id) or self.finished.get(
+            user.name, message_id
+        )
+        if message is None:
+            raise not_found(f"message {message_id} not found")
+        return message
+
+    def pending_message(self, user: User, message_id: str) -> Message:
         """A message that is not finished yet.
 
         Raises:
@@ -556,12 +577,13 @@ class Engine:
     def cancel(self, user: User, message_id: str) -> None:
         """Cancel one message (QStash's DELETE /v2/messages/{id}).
 
-        An attempt already in flight completes, but a failure is then not retried.
+        An attempt already in flight completes, but a failure is then not retried. A finished
+        message, even one still readable, is past cancelling: 404 as for any unknown message.
 
         Raises:
             ApiError: 404 when the user has no such unfinished message.
         """
-        self._cancel(self.get_message(user, message_id))
+        self._cancel(self.pending_message(user, message_id))
 
     def _cancel(self, message: Message) -> None:
         self.log(message, CANCEL_REQUESTED)
@@ -678,6 +700,16 @@ def _override(base: MessageSpec, given: MessageSpec) -> None:
                 setattr(base, name, getattr(given, name))
     for key, values in given.headers.items():
         base.headers[key] = list(values)
+
+
+def compact_json(data: Any) -> bytes:
+    """JSON as QStash writes it for a destination: compact, non-ASCII as is.
+
+    Byte for byte what JavaScript's JSON.stringify gives back for the parsed value, so a
+    receiver that re-serialises the body before checking the signature's body hash gets the
+    same bytes.
+    """
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _header(response: Response, name: str) -> str | None:

@@ -19,6 +19,18 @@ __all__ = ["setup"]
 _OTHER_DESTINATIONS = ("url", "urlGroup", "url_group", "topic", "api")
 
 
+def _body_text(body: Any) -> str | None:
+    """A batch entry's body as text.
+
+    A string as it is; any other JSON value (object, array, number, boolean) as its compact
+    serialisation, which is what @upstash/qstash's `batch` sends for such a body. null is no
+    body: qstash-py sends it for a message without one.
+    """
+    if body is None or isinstance(body, str):
+        return body
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def _item(i: int, raw: Any, who: User) -> BatchItem:
     def fail(problem: str) -> ApiError:
         return bad_request(f"message {i}: {problem}")
@@ -38,11 +50,7 @@ def _item(i: int, raw: Any, who: User) -> BatchItem:
     for name, value in headers.items():
         if not isinstance(value, str) or "\r" in value or "\n" in value:
             raise fail(f"invalid value for header {name!r}: {value!r} (a one-line string)")
-    body = raw.get("body")
-    if body is not None and not isinstance(body, str):
-        # A JSON value that is not a string is sent as its JSON text (the JS client passes a
-        # context.call's object body through as it is).
-        body = json.dumps(body, separators=(",", ":"))
+    body = _body_text(raw.get("body"))
     queue = raw.get("queue")
     if queue is not None and not isinstance(queue, str):
         raise fail("queue must be a queue name")

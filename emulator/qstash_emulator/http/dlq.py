@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..core.errors import bad_request
 from ..core.state import DlqEntry
 from .common import engine, json_response, read_json, user
-from .filters import count_param, message_filter, page, values
+from .filters import DLQ_BULK_PARAMS, count_param, message_filter, page, reject_unknown, values
 from .publish import parse_spec
 from .render import dlq_json
 from .workflows import workflow_dlq_list
@@ -20,7 +21,13 @@ def _key(entry: DlqEntry) -> tuple[float, tuple[int, ...], str]:
 
 def _matching(request: web.Request) -> list[DlqEntry]:
     keep = message_filter(request.query)
-    statuses = {int(s) for s in values(request.query, "responseStatus") if s.lstrip("-").isdigit()}
+    statuses = set()
+    for raw in values(request.query, "responseStatus"):
+        try:
+            statuses.add(int(raw))
+        except ValueError:
+            # Ignoring it would widen a bulk delete or retry to every status.
+            raise bad_request(f"invalid responseStatus: {raw!r} is not an integer") from None
     return [
         e
         for e in engine(request).dlq_entries(user(request))
@@ -60,17 +67,30 @@ async def _delete_dlq(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+def _bulk(request: web.Request) -> tuple[list[DlqEntry], str | None]:
+    """The entries a bulk delete or retry by filter acts on, and the cursor to go on from.
+
+    At most `count` (default and at most 100), newest first, after `cursor`; the cursor is
+    None when nothing more matches.
+    """
+    return page(
+        _matching(request),
+        _key,
+        request.query.get("cursor"),
+        count_param(request.query, 100, 100),
+    )
+
+
 async def _delete_many(request: web.Request) -> web.Response:
+    reject_unknown(request.query, DLQ_BULK_PARAMS)
     ids = await _ids(request)
+    cursor = None
     if not ids:
-        chunk, _cursor = page(
-            _matching(request),
-            _key,
-            request.query.get("cursor"),
-            count_param(request.query, 100, 100),
-        )
+        chunk, cursor = _bulk(request)
         ids = [e.dlq_id for e in chunk]
     body: dict[str, object] = {"deleted": engine(request).dlq_delete(user(request), ids)}
+    if cursor:
+        body["cursor"] = cursor
     return json_response(body)
 
 
@@ -82,12 +102,20 @@ async def _retry(request: web.Request) -> web.Response:
 
 
 async def _retry_many(request: web.Request) -> web.Response:
+    reject_unknown(request.query, DLQ_BULK_PARAMS)
     eng, who = engine(request), user(request)
     ids = await _ids(request)
-    entries = [eng.dlq_entry(who, i) for i in ids] if ids else _matching(request)
+    cursor = None
+    if ids:
+        entries = [eng.dlq_entry(who, i) for i in ids]
+    else:
+        entries, cursor = _bulk(request)
     spec = parse_spec(request)
     responses = [eng.dlq_retry(who, e, spec) for e in entries]
-    return json_response({"responses": responses}, 201)
+    body: dict[str, object] = {"responses": responses}
+    if cursor:
+        body["cursor"] = cursor
+    return json_response(body, 201)
 
 
 def setup(app: web.Application) -> None:

@@ -16,11 +16,16 @@ from ..core.errors import bad_request
 from ..core.state import ACTIVE, CANCELLED, ERROR, IN_PROGRESS, RETRY, Message
 
 __all__ = [
+    "CANCEL_PARAMS",
+    "DLQ_BULK_PARAMS",
     "MessageFilter",
     "count_param",
+    "decode_cursor",
+    "encode_cursor",
     "int_param",
     "message_filter",
     "page",
+    "reject_unknown",
     "state_matches",
     "values",
 ]
@@ -64,6 +69,63 @@ def count_param(query: MultiMapping[str], default: int, maximum: int) -> int:
     if count < 1:
         raise bad_request(f"invalid count: {count}, must be at least 1")
     return min(count, maximum)
+
+
+# The filters (and paging parameters) each bulk endpoint takes; anything else is refused, so a
+# misspelt filter cannot widen a bulk delete to everything. The token may ride in the query.
+_TOKEN = ("qstashToken", "qstash_token")
+_DLQ_FILTERS = (
+    "messageId",
+    "url",
+    "topicName",
+    "scheduleId",
+    "queueName",
+    "fromDate",
+    "toDate",
+    "responseStatus",
+    "callerIp",
+    "callerIP",
+    "label",
+    "flowControlKey",
+    "api",
+)
+CANCEL_PARAMS = frozenset(
+    (
+        "messageIds",
+        "messageId",
+        "topicName",
+        "queueName",
+        "url",
+        "host",
+        "path",
+        "label",
+        "flowControlKey",
+        "fromDate",
+        "toDate",
+        "scheduleId",
+        "callerIp",
+        "callerIP",
+        "api",
+        "count",
+        "cursor",
+        *_TOKEN,
+    )
+)
+DLQ_BULK_PARAMS = frozenset(("dlqIds", "count", "cursor", *_DLQ_FILTERS, *_TOKEN))
+
+
+def reject_unknown(query: MultiMapping[str], known: frozenset[str]) -> None:
+    """Refuse a query naming a parameter not in `known` (before anything is changed).
+
+    Raises:
+        ApiError: 400 naming the unknown parameters.
+    """
+    unknown = sorted({name for name in query if name not in known})
+    if unknown:
+        raise bad_request(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known - set(_TOKEN)))})"
+        )
 
 
 @dataclass
@@ -127,11 +189,17 @@ def state_matches(wanted: str | None, state: str) -> bool:
     return state == wanted
 
 
-def _encode_cursor(key: Any) -> str:
+def encode_cursor(key: Any) -> str:
+    """An opaque cursor for `key` (JSON, base64url without padding)."""
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> Any:
+def decode_cursor(cursor: str) -> Any:
+    """The key a cursor from `encode_cursor` holds.
+
+    Raises:
+        ApiError: 400 for a cursor that is not one of ours.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -145,12 +213,15 @@ def page(
     """Items are sorted newest first by `key`; a cursor is the key of the last item served."""
     start = 0
     if cursor:
-        after = _decode_cursor(cursor)
-        while start < len(items) and _jsonable(key(items[start])) >= after:
-            start += 1
+        after = decode_cursor(cursor)
+        try:
+            while start < len(items) and _jsonable(key(items[start])) >= after:
+                start += 1
+        except TypeError:  # a cursor of another shape than this listing's keys
+            raise bad_request(f"invalid cursor: {cursor!r}") from None
     chunk = list(items[start : start + count])
     more = start + count < len(items)
-    return chunk, _encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
+    return chunk, encode_cursor(_jsonable(key(chunk[-1]))) if more and chunk else None
 
 
 def _jsonable(key: Any) -> Any:

@@ -28,7 +28,7 @@ def _key_json(st: KeyState) -> dict[str, Any]:
         out["parallelismMax"] = st.parallelism
     if st.rate is not None:
         out["rateMax"] = st.rate
-        out["ratePeriod"] = int(st.period)
+    out["ratePeriod"] = max(1, int(st.period))  # seconds; one by default, as the docs say
     if st.period_start is not None:
         out["ratePeriodStart"] = int(st.period_start)  # unix seconds, as the reference says
     return out

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..core.errors import bad_request
 from .common import engine, json_response, read_json, user
-from .filters import int_param, message_filter, values
+from .filters import (
+    CANCEL_PARAMS,
+    decode_cursor,
+    encode_cursor,
+    int_param,
+    message_filter,
+    reject_unknown,
+    values,
+)
 from .render import message_json
 
 __all__ = ["setup"]
+
+MAX_CANCEL_COUNT = 500  # the reference's bound on `count`
 
 
 async def _get_message(request: web.Request) -> web.Response:
@@ -18,26 +29,51 @@ async def _get_message(request: web.Request) -> web.Response:
 
 async def _cancel(request: web.Request) -> web.Response:
     engine(request).cancel(user(request), request.match_info["messageId"])
-    return web.Response(status=200)
+    # @upstash/qstash parses this answer as JSON.
+    return json_response({"cancelled": 1})
 
 
 async def _cancel_many(request: web.Request) -> web.Response:
+    """Cancel by ids or filters.
+
+    `count` bounds how many are cancelled (a selected message that cannot be cancelled any
+    more does not use it up); with more left, a `cursor` goes on.
+    """
+    query = request.query
+    reject_unknown(query, CANCEL_PARAMS)
     eng, who = engine(request), user(request)
     body = await read_json(request)
-    ids = values(request.query, "messageIds")
+    ids = values(query, "messageIds")
     if isinstance(body, dict) and isinstance(body.get("messageIds"), list):
         ids += [str(i) for i in body["messageIds"]]
-    pending = list(eng.state(who).messages.values())
+    count = int_param(query, "count")
+    if count is not None and count < 1:
+        raise bad_request(f"invalid count: {count}, must be at least 1")
+    if count is not None:
+        count = min(count, MAX_CANCEL_COUNT)
+    cursor = query.get("cursor")
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None and not (
+        isinstance(after, list) and all(isinstance(n, int) for n in after)
+    ):
+        raise bad_request(f"invalid cursor: {cursor!r}")
+    pending = sorted(eng.state(who).messages.values(), key=lambda m: m.order)
     if ids:
         wanted = set(ids)
         chosen = [m for m in pending if m.id in wanted]
     else:
-        keep = message_filter(request.query)
+        keep = message_filter(query)
         chosen = [m for m in pending if keep(m, m.created_at)]
-    count = int_param(request.query, "count")
-    if count is not None:
-        chosen = chosen[: max(0, count)]
-    return json_response({"cancelled": eng.cancel_many(who, chosen)})
+    if after is not None:
+        chosen = [m for m in chosen if list(m.order) > after]
+    cancelled = 0
+    for position, message in enumerate(chosen):
+        if count is not None and cancelled >= count:
+            answer: dict[str, object] = {"cancelled": cancelled}
+            answer["cursor"] = encode_cursor(list(chosen[position - 1].order))
+            return json_response(answer)
+        cancelled += eng.cancel_many(who, [message])
+    return json_response({"cancelled": cancelled})
 
 
 def setup(app: web.Application) -> None:

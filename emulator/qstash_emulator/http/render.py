@@ -41,7 +41,12 @@ def redact_body(body: bytes, redact: Redaction) -> bytes:
 
 
 def text_or_base64(body: bytes, text_key: str, b64_key: str) -> dict[str, str]:
-    """QStash shows a UTF-8 body as text, anything else base64 encoded."""
+    """A body as QStash shows it: UTF-8 as text, anything else base64 encoded.
+
+    An empty body is left out (not `"body": ""`).
+    """
+    if not body:
+        return {}
     try:
         return {text_key: body.decode("utf-8")}
     except UnicodeDecodeError:
@@ -58,7 +63,8 @@ def add_labels_and_flow_control(
 ) -> None:
     """Add a message's labels and flow-control settings to its API JSON, when it has them."""
     if labels:
-        out["label"] = ",".join(labels)  # the deprecated single field, still read by the SDKs
+        # The deprecated single field holds the first label (what the SDKs document).
+        out["label"] = labels[0]
         out["labels"] = list(labels)
     if fc is not None:
         out["flowControlKey"] = fc.key
@@ -66,7 +72,8 @@ def add_labels_and_flow_control(
             out["parallelism"] = fc.parallelism
         if fc.rate is not None:
             out["rate"] = fc.rate
-            out["period"] = int(fc.period)
+        # Seconds; the docs' default of one second shows as 1 whether a rate is set or not.
+        out["period"] = max(1, int(fc.period))
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -111,10 +118,11 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         "url": message.url,
         "method": message.method,
         "header": redact_headers(message.headers, redact),
-        "body": base64.b64encode(redact_body(message.body, redact)).decode(),
         "maxRetries": message.max_retries,
         "timeout": int(message.timeout * 1000),
     }
+    if message.body:
+        out["body"] = base64.b64encode(redact_body(message.body, redact)).decode()
     optional = {
         "error": entry.error,
         "nextDeliveryTime": ms(entry.next_delivery_time) if entry.next_delivery_time else None,
@@ -127,13 +135,17 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         "failureCallback": message.failure_callback.url if message.failure_callback else None,
         "failureCallbackHeaders": callback_headers(message.failure_callback, redact),
         "retryDelayExpression": message.retry_delay.source if message.retry_delay else None,
+        # qstash 3.x reads the log's expression under this shorter name.
+        "retryDelayExpr": message.retry_delay.source if message.retry_delay else None,
         "api": message.api,
+        "callerIp": message.caller_ip,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
-    add_labels_and_flow_control(out, message.labels, None)
+    add_labels_and_flow_control(out, message.labels, message.flow_control)
     if entry.response is not None and entry.response.status is not None and entry.state == "ERROR":
         out["responseStatus"] = entry.response.status
         out["responseHeaders"] = entry.response.headers
+        out["responseHeader"] = entry.response.headers  # the spelling qstash 3.x reads
         out["responseBody"] = base64.b64encode(entry.response.body).decode()
     return out
 

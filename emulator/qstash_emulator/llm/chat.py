@@ -6,12 +6,14 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .catalog import UPSTASH_PROVIDER
 from .hashing import hex_id
 from .logprobs import chat_token_logprobs
 from .responder import default_json_object, default_text, schema_value
 from .rules import Answer
 from .shaping import shape
 from .streaming import StreamChoice, chat_chunks
+from .tokenizers import for_request
 from .tokens import count_tokens
 from .validation import ChatRequest
 
@@ -81,10 +83,15 @@ def _choice(
         # A rule that only sets latency/chunks/headers answers with the default text.
         default = _default_answer(req, envelope.engine_seed, index)
         answer = replace(answer, content=default.content, tool_calls=default.tool_calls)
-    content, tokens, finish, stop_reason = None, [], "stop", None
+    content, tokens, finish, stop_reason, count = None, [], "stop", None, 0
     if answer.content is not None:
-        shaped = shape(answer.content, stop=req.stop, max_tokens=req.max_tokens)
-        content, tokens = shaped.text, shaped.tokens
+        shaped = shape(
+            answer.content,
+            stop=req.stop,
+            max_tokens=req.max_tokens,
+            tokenizer=for_request(req.model, req.provider),
+        )
+        content, tokens, count = shaped.text, shaped.tokens, shaped.count
         finish, stop_reason = shaped.finish_reason, shaped.stop_reason
     calls = _tool_calls(answer, envelope, index)
     if calls and finish != "length":
@@ -101,15 +108,16 @@ def _choice(
         chunking=answer.chunks,
         logprobs_top=req.top_logprobs if req.logprobs else None,
         logprobs_key=[req.model, content],
+        content_tokens=count,
     )
 
 
-def _completion_tokens(choice: StreamChoice) -> int:
-    tokens = len(choice.tokens)
+def _completion_tokens(choice: StreamChoice, req: ChatRequest) -> int:
+    tokenizer = for_request(req.model, req.provider)
+    count = tokenizer.count if tokenizer is not None else count_tokens
+    tokens = choice.content_tokens if choice.content_tokens is not None else len(choice.tokens)
     for call in choice.tool_calls or ():
-        tokens += count_tokens(call["function"]["name"]) + count_tokens(
-            call["function"]["arguments"]
-        )
+        tokens += count(call["function"]["name"]) + count(call["function"]["arguments"])
     return tokens
 
 
@@ -136,7 +144,7 @@ def render_chat(
     differ per choice (unless temperature is 0).
     """
     choices = [_choice(req, answer, envelope, i) for i in range(req.n)]
-    completion_tokens = sum(_completion_tokens(c) for c in choices)
+    completion_tokens = sum(_completion_tokens(c, req) for c in choices)
     usage = {
         "prompt_tokens": req.prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -166,6 +174,10 @@ def render_chat(
     chunks = None
     if req.stream:
         chunks = chat_chunks(
-            {**base, "object": "chat.completion.chunk"}, choices, usage, req.include_usage
+            {**base, "object": "chat.completion.chunk"},
+            choices,
+            usage,
+            req.include_usage,
+            hosted=req.provider == UPSTASH_PROVIDER,
         )
     return body, chunks

@@ -10,6 +10,7 @@ from .responder import default_text
 from .rules import Answer
 from .shaping import shape
 from .streaming import TextStreamChoice, completion_chunks
+from .tokenizers import for_request
 from .tokens import split_tokens
 from .validation import CompletionRequest
 
@@ -37,11 +38,16 @@ def render_completion(
                 text = default_text(
                     engine_seed, req.model, prompt, req.sampling.key(), None if greedy else i
                 )
-            shaped = shape(text, stop=req.stop, max_tokens=req.max_tokens)
+            shaped = shape(
+                text,
+                stop=req.stop,
+                max_tokens=req.max_tokens,
+                tokenizer=for_request(req.model, req.provider),
+            )
             finish = shaped.finish_reason
             if answer is not None and answer.finish_reason is not None:
                 finish = answer.finish_reason
-            completion_tokens += len(shaped.tokens)
+            completion_tokens += shaped.count
             key = [req.model, shaped.text]
             top = req.logprobs
             logprobs = None

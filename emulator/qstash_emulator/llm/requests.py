@@ -141,7 +141,7 @@ def error_outcome(exc: OpenAIError, headers: Mapping[str, str] | None = None) ->
 
 def sse_events(chunks: list[dict[str, Any]]) -> list[bytes]:
     """A stream as server-sent events: one `data:` event per chunk, then `data: [DONE]`."""
-    events = [b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in chunks]
+    events = [b"data: " + _compact(c) + b"\n\n" for c in chunks]
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -152,4 +152,9 @@ def encode_outcome(outcome: LLMOutcome) -> tuple[bytes, str]:
         return b"".join(sse_events(outcome.chunks)), "text/event-stream"
     if outcome.raw is not None:
         return outcome.raw.encode(), outcome.content_type
-    return json.dumps(outcome.body, separators=(",", ":")).encode(), "application/json"
+    return _compact(outcome.body), "application/json"
+
+
+def _compact(data: Any) -> bytes:
+    # As the hosted models' server (and OpenAI) writes JSON: no spaces, UTF-8 as is.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

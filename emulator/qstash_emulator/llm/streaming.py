@@ -69,6 +69,7 @@ class StreamChoice:
     chunking: int | tuple[str, ...] | None
     logprobs_top: int | None  # None: logprobs not requested
     logprobs_key: Any
+    content_tokens: int | None = None  # the model tokenizer's count, if not len(tokens)
 
 
 def _interleave(per_choice: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -78,7 +79,7 @@ def _interleave(per_choice: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
-def _chat_choice_deltas(choice: StreamChoice) -> list[dict[str, Any]]:
+def _chat_choice_deltas(choice: StreamChoice, hosted: bool) -> list[dict[str, Any]]:
     def item(delta: dict[str, Any], logprobs: Any = None) -> dict[str, Any]:
         return {
             "index": choice.index,
@@ -114,7 +115,9 @@ def _chat_choice_deltas(choice: StreamChoice) -> list[dict[str, Any]]:
             items.append(
                 item({"tool_calls": [{"index": position, "function": {"arguments": piece}}]})
             )
-    last = item({})
+    # The Upstash-hosted models' server ends with `content: ""` beside the finish reason, and
+    # qstash 2.0.x's stream consumers read `delta.content` on every chunk after the first.
+    last = item({"content": ""} if hosted and choice.content is not None else {})
     last["finish_reason"] = choice.finish_reason
     last["stop_reason"] = choice.stop_reason
     items.append(last)
@@ -137,9 +140,15 @@ def chat_chunks(
     choices: Sequence[StreamChoice],
     usage: dict[str, int],
     include_usage: bool,
+    *,
+    hosted: bool = False,
 ) -> list[dict[str, Any]]:
-    """`base` holds id, object ("chat.completion.chunk"), created, model, system_fingerprint."""
-    per_choice = [_chat_choice_deltas(c) for c in choices]
+    """The stream chunks of a chat completion.
+
+    `base` holds id, object ("chat.completion.chunk"), created, model, system_fingerprint;
+    `hosted`: the Upstash-hosted models' stream shape rather than OpenAI's.
+    """
+    per_choice = [_chat_choice_deltas(c, hosted) for c in choices]
     chunks = [{**base, "choices": [choice]} for choice in _interleave(per_choice)]
     return _with_usage(chunks, base, usage, include_usage)
 

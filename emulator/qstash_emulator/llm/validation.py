@@ -15,6 +15,7 @@ from typing import Any
 
 from .catalog import CONTEXT_LENGTH, UPSTASH_PROVIDER
 from .errors import OpenAIError
+from .tokenizers import for_request, tools_tokens
 from .tokens import count_message_tokens, count_tokens
 
 __all__ = [
@@ -560,7 +561,11 @@ def validate_chat(body: Any, *, provider: str, upstash_models: Mapping[str, Any]
     stream = fields.boolean("stream")
     tools = _validate_tools(fields)
     response_format, json_schema = _validate_response_format(fields)
-    prompt_tokens = count_message_tokens(checked, tools)
+    tokenizer = for_request(model, provider)
+    if tokenizer is not None:
+        prompt_tokens = tokenizer.chat_prompt_tokens(checked) + tools_tokens(tokenizer, tools)
+    else:
+        prompt_tokens = count_message_tokens(checked, tools)
     _check_context(model, provider, prompt_tokens, max_tokens)
     n = fields.integer("n", lo=1, hi=128, default=1)
     assert n is not None
@@ -644,8 +649,11 @@ def validate_completion(
         )
     max_tokens = fields.integer("max_tokens", lo=1, default=_DEFAULT_COMPLETION_MAX_TOKENS)
     assert max_tokens is not None
-    prompt_tokens = sum(count_tokens(p) for p in prompts)
-    _check_context(model, provider, max(count_tokens(p) for p in prompts), max_tokens)
+    tokenizer = for_request(model, provider)
+    # The hosted models' server adds the beginning-of-text token to a raw prompt.
+    per_prompt = [tokenizer.count(p) + 1 if tokenizer else count_tokens(p) for p in prompts]
+    prompt_tokens = sum(per_prompt)
+    _check_context(model, provider, max(per_prompt), max_tokens)
     fields.string("suffix")
     stream = fields.boolean("stream")
     return CompletionRequest(

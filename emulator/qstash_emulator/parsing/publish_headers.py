@@ -15,6 +15,7 @@ from ..core.quotas import Quota
 from ..core.state import NO_REDACTION, CallbackConfig, FlowControlSpec, Redaction
 from . import header_names as h
 from .durations import DurationError, parse_duration, parse_not_before
+from .forwarding import connection_tokens, drop_reserved
 from .retry_expressions import RetryDelay, RetryDelayError, compile_retry_delay
 
 __all__ = ["MessageSpec", "is_url", "parse_message_headers"]
@@ -212,9 +213,13 @@ def _callback(
     if (d := lower.get(p + "-delay")) is not None:
         cfg.delay = _delay(d, prefix + "-Delay", quota)
     forward = p + "-forward-"
-    for key, value in pairs:
-        if key.lower().startswith(forward) and len(key) > len(forward):
-            h.add(cfg.headers, key[len(forward) :], value)
+    forwarded = [
+        (key[len(forward) :], value)
+        for key, value in pairs
+        if key.lower().startswith(forward) and len(key) > len(forward)
+    ]
+    for key, value in drop_reserved(forwarded):
+        h.add(cfg.headers, key, value)
     return cfg
 
 
@@ -238,14 +243,23 @@ def parse_message_headers(
     if (m := lower.get("upstash-method")) is not None:
         spec.method = _method(m, "Upstash-Method")
     forward_all = forward_query or lower.get("upstash-header-forward", "").lower() == "true"
+    forwarded: list[tuple[str, str]] = []
     for key, value in pairs:
         k = key.lower()
         if k.startswith(_FORWARD) and len(k) > len(_FORWARD):
-            h.add(spec.headers, key[len(_FORWARD) :], value)
+            forwarded.append((key[len(_FORWARD) :], value))
         elif k == "content-type" or (
             forward_all and not k.startswith("upstash-") and k not in _NOT_FORWARDED
         ):
-            h.add(spec.headers, key, value)
+            forwarded.append((key, value))
+    # Forwarding everything: what the publish request's own Connection names is hop-by-hop too.
+    own = (
+        connection_tokens(v for k, v in pairs if k.lower() == "connection")
+        if forward_all
+        else frozenset()
+    )
+    for key, value in drop_reserved(forwarded, own):
+        h.add(spec.headers, key, value)
     if (r := lower.get("upstash-retries")) is not None:
         spec.retries = _retries(r, "Upstash-Retries", quota)
     elif quota.max_retries < _DEFAULT_RETRIES:

@@ -350,6 +350,228 @@ scenario("signing_keys_receiver", async () => {
   );
 });
 
+// ---- What the SDK expects beyond the happy path (issue 10) ----
+
+scenario("finished_message_readable", async () => {
+  // Item 1: publish, let it be delivered, read it back at once.
+  const res = await client.publishJSON({ url: url("finished"), body: { done: true } });
+  await waitFor("finished");
+  const message = await client.messages.get(res.messageId);
+  check(message.messageId === res.messageId && message.url === url("finished"), "get", message);
+  check(JSON.parse(message.body).done === true, "body", message);
+  await rejects(() => client.messages.cancel(res.messageId), "cancelling a delivered message");
+  return message.messageId;
+});
+
+scenario("cancel_answers_json", async () => {
+  // Item 2: messages.cancel(id) parses the answer as JSON.
+  const res = await client.publishJSON({ url: url("to-cancel"), body: {}, delay: 3600 });
+  const answer = await client.messages.cancel(res.messageId);
+  check(answer && answer.cancelled === 1, "cancelled: 1", answer);
+  await rejects(() => client.messages.get(res.messageId), "a cancelled message");
+  return answer;
+});
+
+async function failing(tail, label, n) {
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const res = await client.publishJSON({ url: url(`status/500/${tail}${i}`), body: { i }, retries: 0, label });
+    ids.push(res.messageId);
+  }
+  const listed = async () => (await client.dlq.listMessages({ filter: { label } })).messages;
+  await eventually(async () => (await listed()).length === n, `${n} DLQ entries labelled ${label}`);
+  return listed;
+}
+
+scenario("bulk_count_cursor", async () => {
+  // Item 3: count and cursor on bulk DLQ delete and retry and on bulk cancel; a misspelt
+  // filter is a 400 that changes nothing.
+  const dead = await failing("bulk-del", "bulk-del", 3);
+  const typo = await rejects(() => client.dlq.delete({ filter: { labeel: "bulk-del" } }), "a typo");
+  check(String(typo.message).includes("labeel"), "the 400 names the typo", String(typo));
+  check((await dead()).length === 3, "nothing deleted by the typo");
+  const first = await client.dlq.delete({ filter: { label: "bulk-del" }, count: 2 });
+  check(first.deleted === 2 && first.cursor, "at most count, and a cursor", first);
+  const rest = await client.dlq.delete({ filter: { label: "bulk-del" }, count: 2, cursor: first.cursor });
+  check(rest.deleted === 1 && !rest.cursor, "the rest, and no cursor", rest);
+  check((await dead()).length === 0, "all deleted");
+
+  const toRetry = await failing("bulk-retry", "bulk-retry", 3);
+  await rejects(() => client.dlq.retry({ filter: { lable: "bulk-retry" } }), "a typo on retry");
+  check((await toRetry()).length === 3, "nothing retried by the typo");
+  let cursor;
+  let retried = 0;
+  let calls = 0;
+  do {
+    const page = await client.dlq.retry({ filter: { label: "bulk-retry" }, count: 2, cursor });
+    check(page.responses.length <= 2, "at most count retried", page);
+    retried += page.responses.length;
+    cursor = page.cursor;
+    calls += 1;
+  } while (cursor && calls < 5);
+  check(retried === 3 && calls === 2, "the cursor loop retried each once", { retried, calls });
+
+  const pending = [];
+  for (let i = 0; i < 3; i++) {
+    pending.push((await client.publishJSON({ url: url("bulk-cancel"), body: {}, delay: 3600, label: "bulk-cancel" })).messageId);
+  }
+  await rejects(() => client.messages.cancel({ filter: { labell: "bulk-cancel" } }), "a typo on cancel");
+  for (const id of pending) await client.messages.get(id); // still there
+  const counts = [];
+  for (;;) {
+    const { cancelled } = await client.messages.cancel({ filter: { label: "bulk-cancel" }, count: 2 });
+    counts.push(cancelled);
+    if (cancelled === 0 || counts.length > 5) break;
+  }
+  check(counts.join() === "2,1,0", "loop until cancelled is 0", counts);
+  return { counts };
+});
+
+scenario("labels_first_label", async () => {
+  // Item 4: `label` is the first label, `labels` all of them (messages, logs, DLQ).
+  const labels = ["first", "second"];
+  const res = await client.publishJSON({ url: url("labels"), body: {}, delay: 3600, label: labels });
+  const message = await client.messages.get(res.messageId);
+  check(message.label === "first" && message.labels.join() === "first,second", "message", message);
+  const [log] = (await client.logs({ filter: { messageId: res.messageId } })).logs;
+  check(log.label === "first" && log.labels.join() === "first,second", "log", log);
+  await client.messages.cancel(res.messageId);
+  const dead = await client.publishJSON({ url: url("status/500/labels"), body: {}, retries: 0, label: labels });
+  const entry = await eventually(
+    async () => (await client.dlq.listMessages({ filter: { messageId: dead.messageId } })).messages[0],
+    "the DLQ entry",
+  );
+  check(entry.label === "first" && entry.labels.join() === "first,second", "DLQ entry", entry);
+  return { label: entry.label, labels: entry.labels };
+});
+
+scenario("log_fields", async () => {
+  // Item 5: logs carry the message's retry-delay expression, flow control and labels.
+  const res = await client.publishJSON({
+    url: url("log-fields"),
+    body: { x: 1 },
+    retryDelay: "1000 * retried",
+    flowControl: { key: "contract-js-log-fc", parallelism: 2, rate: 10, period: "1m" },
+    label: "log-label",
+  });
+  await waitFor("log-fields");
+  const logs = await eventually(async () => {
+    const found = (await client.logs({ filter: { messageId: res.messageId } })).logs;
+    return found.some((l) => l.state === "DELIVERED") && found;
+  }, "the DELIVERED log");
+  for (const log of logs) {
+    check(log.retryDelayExpression === "1000 * retried", "expression", log);
+    check(log.flowControlKey === "contract-js-log-fc", "flow control key", log);
+    check(log.parallelism === 2 && log.rate === 10 && log.period === 60, "limits", log);
+    check(log.label === "log-label" && log.labels.join() === "log-label", "labels", log);
+  }
+  return logs.map((l) => l.state);
+});
+
+scenario("empty_bodies_left_out", async () => {
+  // Item 6: no body, no `"body": ""`.
+  const res = await client.publish({ url: url("no-body"), delay: 3600 });
+  const message = await client.messages.get(res.messageId);
+  check(!("body" in message) && !("bodyBase64" in message), "message", message);
+  await client.messages.cancel(res.messageId);
+  const { scheduleId } = await client.schedules.create({ destination: url("no-body-s"), cron: "0 0 * * *" });
+  const schedule = await client.schedules.get(scheduleId);
+  check(!("body" in schedule) && !("bodyBase64" in schedule), "schedule", schedule);
+  await client.schedules.delete(scheduleId);
+});
+
+scenario("flow_control_period_default", async () => {
+  // Item 7: period is 1 (second) by default, rate absent when not set.
+  const flowControl = { key: "contract-js-fc-period", parallelism: 3 };
+  const shows = (what, x) => check(x.period === 1 && x.rate === undefined && x.parallelism === 3, what, x);
+  const res = await client.publishJSON({ url: url("fc-m"), body: {}, delay: 3600, flowControl });
+  shows("message", await client.messages.get(res.messageId));
+  const { scheduleId } = await client.schedules.create({ destination: url("fc-s"), cron: "0 0 * * *", flowControl });
+  shows("schedule", await client.schedules.get(scheduleId));
+  await client.schedules.delete(scheduleId);
+  const [entry] = await client.batchJSON([{ url: url("fc-b"), body: {}, delay: 3600, flowControl }]);
+  shows("batch entry", await client.messages.get(entry.messageId));
+  await client.messages.cancel([res.messageId, entry.messageId]);
+});
+
+scenario("url_group_delete_missing", async () => {
+  // Item 8: delete before create, as the official suites do.
+  const name = "contract-js-fresh-group";
+  await client.urlGroups.delete(name);
+  await client.urlGroups.addEndpoints({ name, endpoints: [{ url: url("g") }] });
+  await client.urlGroups.delete(name);
+  await client.urlGroups.delete(name);
+  await rejects(() => client.urlGroups.get(name), "a deleted group");
+});
+
+scenario("batch_json_value_bodies", async () => {
+  // Item 9: `batch` sends a non-string body as a JSON value; it arrives serialised.
+  const values = { object: { a: 1, b: [true, null] }, array: [1, "two"], number: 3, boolean: false, text: "plain" };
+  await client.batch(Object.entries(values).map(([k, body]) => ({ url: url(`bj/${k}`), body })));
+  const got = Object.fromEntries(
+    (await waitFor("bj/", Object.keys(values).length)).map((r) => [r.path.split("/").pop(), r.body]),
+  );
+  for (const [k, v] of Object.entries(values)) {
+    check(got[k] === (typeof v === "string" ? v : JSON.stringify(v)), `body ${k}`, got);
+  }
+  return got;
+});
+
+scenario("reserved_headers_not_forwarded", async () => {
+  // Item 10: hop-by-hop headers dropped, the emulator's own set exactly once.
+  const dest = url("reserved");
+  const body = JSON.stringify({ payload: "x".repeat(40) });
+  const res = await client.publish({
+    url: dest,
+    body,
+    headers: {
+      "Content-Type": "application/json",
+      "Content-Length": "3",
+      "Transfer-Encoding": "chunked",
+      Connection: "X-Hop",
+      "X-Hop": "named by Connection",
+      "Keep-Alive": "timeout=5",
+      TE: "trailers",
+      Upgrade: "websocket",
+      "Proxy-Authorization": "Basic c2VjcmV0",
+      Host: "elsewhere.example",
+      "User-Agent": "forwarded-agent",
+      "Upstash-Forward-Upstash-Signature": "stale.signature.value",
+      "Upstash-Forward-Upstash-Message-Id": "msg_forwarded",
+      "X-Kept": "yes",
+    },
+  });
+  const [req] = await waitFor("reserved");
+  check(req.body === body, "the body whole", req.body);
+  const names = req.header_list.map(([k]) => k);
+  for (const name of ["upstash-signature", "upstash-message-id", "user-agent", "content-length"]) {
+    check(names.filter((n) => n === name).length === 1, `one ${name}`, req.header_list);
+  }
+  const h = req.headers;
+  check(h["upstash-message-id"] === res.messageId && h["user-agent"] === "Upstash-QStash", "ours", h);
+  check(h["content-length"] === String(body.length) && h.host !== "elsewhere.example", "framing", h);
+  for (const name of ["transfer-encoding", "x-hop", "keep-alive", "te", "upgrade", "proxy-authorization"]) {
+    check(!(name in h), `${name} dropped`, h);
+  }
+  check(h["x-kept"] === "yes", "a plain header forwarded", h);
+  await verify(req, dest);
+  return names;
+});
+
+scenario("callback_json_compact", async () => {
+  // Item 11: a receiver that re-serialises the callback body gets the same bytes.
+  const res = await client.publishJSON({ url: url("cb-src"), body: { "ünïcode": "✓" }, callback: url("cb-compact") });
+  const [cb] = await waitFor("cb-compact");
+  const again = JSON.stringify(JSON.parse(cb.body));
+  check(again === cb.body, "compact JSON", cb.body.slice(0, 200));
+  check(JSON.parse(cb.body).sourceMessageId === res.messageId, "its source");
+  check(
+    await receiver.verify({ signature: cb.headers["upstash-signature"], body: again, url: url("cb-compact") }),
+    "the signature holds for the re-serialised body",
+  );
+  return cb.body.slice(0, 80);
+});
+
 const names = process.argv.slice(2).length ? process.argv.slice(2) : [...scenarios.keys()];
 const results = {};
 for (const name of names) {

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from typing import Any
 
 import qstash
-from _contract import QSTASH_URL, TOKEN, check, eventually, main, scenario, url, wait_for
+from _contract import QSTASH_URL, TOKEN, check, eventually, main, raises, scenario, url, wait_for
+from _qstash_fidelity import register as register_fidelity
 from _qstash_shared import register
 from qstash import AsyncQStash, QStash
 from qstash.chat import custom, upstash
+from qstash.errors import QStashError
 
 # Any: the scripts read the answers of one destination kind at a time.
 client: Any = QStash(TOKEN, base_url=QSTASH_URL, retry=False)
 MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
+MISTRAL = "mistralai/Mistral-7B-Instruct-v0.2"
 QUESTION = [{"role": "user", "content": "What is the capital of Turkey?"}]
 
 
@@ -74,18 +78,34 @@ def chat_create() -> str:
     return _check_completion(client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION))
 
 
+def _consume(stream: Any) -> str:
+    """What a 2.0.x app does with a stream: join every chunk's `delta.content` after the
+    first (item 12: each one carries it, the last one "" beside the finish reason)."""
+    chunks = list(stream)
+    check(len(chunks) > 2, "streamed in several chunks", chunks=len(chunks))
+    check(all(c.object == "chat.completion.chunk" for c in chunks), "chunk objects")
+    check(chunks[0].choices[0].delta.role == "assistant", "the role first")
+    last = chunks[-1].choices[0]
+    check(last.finish_reason == "stop" and last.delta.content == "", "the last chunk")
+    text = "".join(c.choices[0].delta.content for c in chunks[1:])
+    check(text, "some text")
+    return text
+
+
 @scenario
 def chat_stream() -> str:
-    stream = client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION, stream=True)
-    parts = []
-    chunks = 0
-    for chunk in stream:
-        chunks += 1
-        check(chunk.object == "chat.completion.chunk", "chunk object", object=chunk.object)
-        if chunk.choices and chunk.choices[0].delta.content:
-            parts.append(chunk.choices[0].delta.content)
-    check(chunks > 1 and "".join(parts), "streamed in several chunks", chunks=chunks)
-    return "".join(parts)
+    return _consume(
+        client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION, stream=True)
+    )
+
+
+@scenario
+def chat_prompt_stream() -> str:
+    return _consume(
+        client.chat.prompt(
+            model=MODEL, provider=upstash(), system="Be brief.", user="Hi!", stream=True
+        )
+    )
 
 
 @scenario
@@ -94,6 +114,24 @@ def chat_prompt() -> str:
         model=MODEL, provider=upstash(), system="Be brief.", user="What is the capital of Turkey?"
     )
     return _check_completion(res)
+
+
+@scenario
+def chat_token_counts() -> dict[str, int]:
+    """Item 13: the hosted models count with their own tokenizers; a 20 MB one-word prompt
+    is far past the context window, not a handful of tokens."""
+    llama = client.chat.create(model=MODEL, provider=upstash(), messages=QUESTION)
+    # Llama 3's template: <|begin_of_text|>, a 4-token header, 7 tokens, <|eot_id|>, 4 more.
+    check(llama.usage.prompt_tokens == 17, "Llama 3 prompt tokens", usage=str(llama.usage))
+    huge = [{"role": "user", "content": "a" * 20_000_000}]
+    for model in (MODEL, MISTRAL):
+        refused = raises(
+            functools.partial(client.chat.create, model=model, provider=upstash(), messages=huge),
+            QStashError,
+        )
+        check("maximum context length" in str(refused), model, error=str(refused)[:300])
+    # (Mistral's exact counts need mistral-common, Python 3.11+: tests/llm checks them.)
+    return {"llama": llama.usage.prompt_tokens}
 
 
 @scenario
@@ -139,6 +177,7 @@ def llm_publish_upstash() -> dict[str, Any]:
 
 
 register(client, logs)
+register_fidelity(client, logs)
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from _contract import (
     url,
     wait_for,
 )
+from _qstash_fidelity import register as register_fidelity
 from _qstash_shared import register, verify
 from qstash import AsyncQStash, QStash, Receiver
 from qstash.chat import custom
@@ -210,7 +211,82 @@ def llm_publish_via_custom_provider() -> dict[str, Any]:
     return completion
 
 
+@scenario
+def labels_first_label() -> dict[str, Any]:
+    """Item 4: with several labels the deprecated `label` is the first one, everywhere."""
+    pending = client.message.publish_json(
+        url=url("labels"), body={}, delay="1h", label="first,second"
+    )
+    check(client.message.get(pending.message_id).label == "first", "message label")
+    [log] = client.log.list(filter={"message_id": pending.message_id}).logs
+    check(log.label == "first", "log label", label=log.label)
+    client.message.cancel(pending.message_id)
+    dead = client.message.publish_json(
+        url=url("status/500/labels"), body={}, retries=0, label="first,second"
+    )
+    entry = eventually(
+        lambda: client.dlq.list(filter={"message_id": dead.message_id}).messages, "DLQ entry"
+    )[0]
+    check(entry.label == "first", "DLQ label", label=entry.label)
+    return {"label": entry.label}
+
+
+@scenario
+def log_fields() -> dict[str, Any]:
+    """Item 5: log entries carry the retry-delay expression, flow control and label."""
+    key = "contract-log-fc"
+    res = client.message.publish_json(
+        url=url("log-fields"),
+        body={"x": 1},
+        retry_delay="1000 * retried",
+        flow_control={"key": key, "parallelism": 2, "rate": 10, "period": "1m"},
+        label="log-label",
+    )
+    wait_for("log-fields")
+    entries = eventually(
+        lambda: (
+            (e := client.log.list(filter={"message_id": res.message_id}).logs)
+            and any(x.state.value == "DELIVERED" for x in e)
+            and e
+        ),
+        "the DELIVERED log",
+    )
+    for entry in entries:
+        fc = entry.flow_control
+        check(entry.retry_delay_expression == "1000 * retried", "expression", e=str(entry))
+        check(fc is not None and fc.key == key, "flow control key", fc=str(fc))
+        check((fc.parallelism, fc.rate, fc.period) == (2, 10, 60), "limits", fc=str(fc))
+        check(entry.label == "log-label", "label", label=entry.label)
+    return {"states": [e.state.value for e in entries]}
+
+
+@scenario
+def flow_control_period_default() -> dict[str, Any]:
+    """Item 7: period is 1 (second) by default wherever a flow control is shown."""
+    fc = {"key": "contract-fc-period", "parallelism": 3}
+    schedule_id = client.schedule.create_json(
+        destination=url("fc-period-s"), cron="0 0 * * *", body={}, flow_control=fc
+    )
+    shown = client.schedule.get(schedule_id).flow_control
+    check(shown.period == 1 and shown.rate is None, "schedule", fc=str(shown))
+    client.schedule.delete(schedule_id)
+    pending = client.message.publish_json(
+        url=url("fc-period-m"), body={}, delay="1h", flow_control=fc
+    )
+    shown = client.message.get(pending.message_id).flow_control
+    check(shown.period == 1 and shown.rate is None, "message", fc=str(shown))
+    check(shown.parallelism == 3, "parallelism", fc=str(shown))
+    [entry] = client.message.batch_json(
+        [{"url": url("fc-period-b"), "body": {}, "delay": "1h", "flow_control": fc}]
+    )
+    shown = client.message.get(entry.message_id).flow_control
+    check(shown.period == 1 and shown.rate is None, "batch entry", fc=str(shown))
+    client.message.cancel_many([pending.message_id, entry.message_id])
+    return {"flow_control": str(shown)}
+
+
 register(client, logs)
+register_fidelity(client, logs)
 
 if __name__ == "__main__":
     main()
