@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from qstash_emulator.parsing.publish_headers import parse_message_headers
 from qstash_emulator.workflows import Run, WorkflowRuns
+from qstash_emulator.workflows.events import waiter_json
 from qstash_emulator.workflows.model import RUN_STARTED, STEP
-from qstash_emulator.workflows.runs import waiter_json
 
 from .records import iso
 
@@ -171,7 +171,7 @@ def run_info(run: Run, emu: Emulator) -> WorkflowRunInfo:
         )
     # Parallel results arrive in whatever order their deliveries finish: list them by step id.
     steps.sort(key=lambda s: s.step_id)
-    waiting = emu.workflows.waiting_for(run)
+    waiting = emu.workflows.events.waiting_for(run)
     messages = emu.engine.state(run.user).messages
     pending = [m for m in run.message_ids if m in messages and not messages[m].finished]
     failure = None
@@ -305,7 +305,7 @@ class WorkflowHelpers:
         raw = payload.encode() if isinstance(payload, str) else payload
 
         async def go() -> list[dict[str, Any]]:
-            return self._runs().notify(self._emu.user, event_id, raw, run_id)
+            return self._runs().events.notify(self._emu.user, event_id, raw, run_id)
 
         return self._run(go())
 
@@ -314,7 +314,7 @@ class WorkflowHelpers:
 
         async def go() -> list[dict[str, Any]]:
             await self._emu.scheduler.catch_up()
-            return [waiter_json(w) for w in self._runs().waiters(self._emu.user, event_id)]
+            return [waiter_json(w) for w in self._runs().events.waiters(self._emu.user, event_id)]
 
         return self._run(go())
 

@@ -16,9 +16,9 @@ from ..core.state import DlqEntry
 from ..parsing import header_names as h
 from ..parsing.publish_headers import parse_message_headers
 from ..workflows import Run, WorkflowRuns
+from ..workflows.events import waiter_json
 from ..workflows.model import RUN_STATES
 from ..workflows.render import run_json, steps_raw
-from ..workflows.runs import waiter_json
 from .common import backend, json_response, read_json, user
 from .filters import count_param, page, values
 from .render import dlq_json
@@ -34,7 +34,7 @@ def _runs_of(request: web.Request) -> WorkflowRuns:
 async def _wait(request: web.Request) -> web.Response:
     """POST /v2/wait/{eventId}: the run in the headers waits for the event."""
     body = await read_json(request)
-    answer = _runs_of(request).wait(
+    answer = _runs_of(request).events.wait(
         user(request), request.match_info["event_id"], list(request.headers.items()), body
     )
     return json_response(answer)
@@ -46,13 +46,15 @@ async def _notify(request: web.Request) -> web.Response:
     run_id = request.match_info.get("run_id")
     if run_id is not None and not run_id.strip():
         raise bad_request("workflow run id cannot be empty")
-    answers = _runs_of(request).notify(user(request), request.match_info["event_id"], data, run_id)
+    answers = _runs_of(request).events.notify(
+        user(request), request.match_info["event_id"], data, run_id
+    )
     return json_response(answers)
 
 
 async def _waiters(request: web.Request) -> web.Response:
     """GET /v2/waiters/{eventId}: who waits for the event."""
-    found = _runs_of(request).waiters(user(request), request.match_info["event_id"])
+    found = _runs_of(request).events.waiters(user(request), request.match_info["event_id"])
     return json_response([waiter_json(w) for w in found])
 
 
@@ -159,7 +161,7 @@ def _dlq_selection(
     whether they were named by id).
     """
     query = request.query
-    found = _runs_of(request).dlq(user(request))
+    found = _runs_of(request).dlq.entries(user(request))
     ids = values(query, "dlqIds")
     if ids and not listing:
         by_id = {entry.dlq_id: (entry, run) for entry, run in found}
@@ -216,7 +218,7 @@ async def _dlq_action(request: web.Request, action: str) -> web.Response:
     overrides = _overrides(request)
     chosen, cursor, _ = _dlq_selection(request)
     runs, who = _runs_of(request), user(request)
-    act = runs.resume if action == "resume" else runs.restart
+    act = runs.dlq.resume if action == "resume" else runs.dlq.restart
     started = [act(who, entry, run, overrides) for entry, run in chosen]
     body: dict[str, object] = {"workflowRuns": started}
     if cursor:
@@ -247,11 +249,11 @@ async def _dlq_delete(request: web.Request) -> web.Response:
 async def _dlq_retry_failure(request: web.Request) -> web.Response:
     """POST /v2/workflows/dlq/callback/{dlqId}: the failure callback again."""
     dlq_id = request.match_info["dlq_id"]
-    found = {e.dlq_id: (e, r) for e, r in _runs_of(request).dlq(user(request))}
+    found = {e.dlq_id: (e, r) for e, r in _runs_of(request).dlq.entries(user(request))}
     if dlq_id not in found:
         raise ApiError(404, f"workflow DLQ message {dlq_id} not found")
     entry, run = found[dlq_id]
-    return json_response(_runs_of(request).retry_failure(user(request), entry, run))
+    return json_response(_runs_of(request).dlq.retry_failure(user(request), entry, run))
 
 
 def workflow_dlq_list(request: web.Request) -> web.Response:
@@ -303,7 +305,7 @@ async def _webhook(request: web.Request) -> web.Response:
         "body": base64.b64encode(body).decode(),
     }
     data = json.dumps(event, separators=(",", ":")).encode()
-    _runs_of(request).notify(
+    _runs_of(request).events.notify(
         who, request.match_info["event_id"], data, request.match_info["run_id"]
     )
     return json_response({})

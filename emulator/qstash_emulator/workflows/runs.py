@@ -18,12 +18,13 @@ from typing import Any
 from ..core.clock import ms
 from ..core.engine import Engine
 from ..core.errors import ApiError, bad_request, not_found
-from ..core.state import Delivered, DlqEntry, Message, Response
+from ..core.state import Delivered, Message, Response
 from ..core.users import User
 from ..parsing import header_names as h
-from ..parsing.durations import DurationError, parse_duration
-from ..parsing.publish_headers import MessageSpec, is_url, parse_message_headers
+from ..parsing.publish_headers import MessageSpec, parse_message_headers
 from . import protocol as p
+from .dlq import WorkflowDlq
+from .events import WorkflowEvents
 from .model import (
     FAILURE_CALL,
     FROM_CALLBACK,
@@ -35,10 +36,9 @@ from .model import (
     Entry,
     FailureCall,
     Run,
-    Waiter,
 )
 
-__all__ = ["Tracked", "WorkflowRuns", "waiter_json"]
+__all__ = ["Tracked", "WorkflowRuns"]
 
 
 @dataclass(slots=True)
@@ -57,18 +57,14 @@ class WorkflowRuns:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._runs: dict[str, dict[str, Run]] = {}
-        self._waiters: dict[str, dict[str, list[Waiter]]] = {}
+        self.events = WorkflowEvents(engine, self.find)
+        self.dlq = WorkflowDlq(self)
         self._order = 0
         self._tracked: dict[str, Tracked] = {}  # message id -> its run
 
     def reset(self) -> None:
         """Forget every run and waiter (their timers are cancelled)."""
-        for by_event in self._waiters.values():
-            for waiters in by_event.values():
-                for waiter in waiters:
-                    if waiter.timer is not None:
-                        waiter.timer.cancel()
-        self._waiters.clear()
+        self.events.reset()
         self._runs.clear()
         self._tracked.clear()
         self._order = 0
@@ -94,6 +90,23 @@ class WorkflowRuns:
         """The run a message belongs to, if any."""
         tracked = self._tracked.get(message.id)
         return None if tracked is None else self.find(message.user, tracked.run_id)
+
+    def tracked(self, message_id: str) -> Tracked | None:
+        """What the runs know of a message (None: not a run's)."""
+        return self._tracked.get(message_id)
+
+    def add(self, run: Run) -> None:
+        """Keep a run made elsewhere (a resumed run)."""
+        self._runs.setdefault(run.user.name, {})[run.id] = run
+
+    def next_order(self) -> int:
+        """The creation order of the next run (ties in the listing)."""
+        self._order += 1
+        return self._order
+
+    def new_run_id(self) -> str:
+        """A run id from the seed."""
+        return self.engine.ids.next("workflow_run", "wfr_", 21)
 
     def _call_type(self, message: Message) -> str | None:
         tracked = self._tracked.get(message.id)
@@ -141,7 +154,6 @@ class WorkflowRuns:
                     if invoker is not None:
                         body = invoker.get("body")
                         message.body = body.encode() if isinstance(body, str) else b""
-                self._order += 1
                 run = Run(
                     id=run_id,
                     user=user,
@@ -152,7 +164,7 @@ class WorkflowRuns:
                     or lower.get(p.FORWARDED_SDK_VERSION)
                     or "1",
                     labels=list(message.labels),
-                    order=self._order,
+                    order=self.next_order(),
                     retries=message.max_retries if "upstash-retries" in spec.given else None,
                     retry_delay=message.retry_delay,
                     flow_control=message.flow_control,
@@ -381,7 +393,7 @@ class WorkflowRuns:
         run.completed_at = self.engine.clock.now()
         if result:
             run.response = result
-        self._drop_waiters(run)
+        self.events.drop(run)
         if state == RUN_CANCELED:
             messages = self.engine.state(run.user).messages
             pending = [messages[m] for m in run.message_ids if m in messages]
@@ -416,326 +428,6 @@ class WorkflowRuns:
             return  # the invoker sent headers QStash would refuse: nothing to answer with
         body = json.dumps(result, separators=(",", ":")).encode()
         self.engine.publish_url(run.user, url, spec, body, caller_ip="127.0.0.1")
-
-    # -- the workflow DLQ ----------------------------------------------------------------------
-    def dlq(self, user: User) -> list[tuple[DlqEntry, Run]]:
-        """The DLQ entries of failed runs (the message that failed each), newest first."""
-        found = []
-        for entry in self.engine.dlq_entries(user):
-            run = self.run_of(entry.message)
-            if run is not None and run.dlq_id == entry.dlq_id:
-                found.append((entry, run))
-        return found
-
-    def restart(
-        self, user: User, entry: DlqEntry, run: Run, overrides: list[tuple[str, str]]
-    ) -> dict[str, Any]:
-        """A new run from the start: the trigger again, with a new run id."""
-        new_id = self._new_run_id()
-        pairs = _override(_with_run_id(run.trigger_headers, new_id), overrides)
-        spec = parse_message_headers(pairs, user.quota)
-        self.engine.publish_url(user, run.url, spec, run.initial_body, caller_ip="127.0.0.1")
-        self.engine.dlq_delete(user, [entry.dlq_id])
-        return self._started(user, new_id)
-
-    def resume(
-        self, user: User, entry: DlqEntry, run: Run, overrides: list[tuple[str, str]]
-    ) -> dict[str, Any]:
-        """Start a new run that keeps the failed run's steps and runs the failed one again.
-
-        A run that failed on its first step, or on a call's answer, starts over instead.
-        """
-        failed = self._tracked.get(entry.message.id)
-        index = next(
-            (i for i, e in enumerate(run.entries) if e.message_id == entry.message.id), None
-        )
-        if failed is None or failed.call_type != STEP or not index:
-            return self.restart(user, entry, run, overrides)
-        new_id = self._new_run_id()
-        trigger = _override(_with_run_id(run.trigger_headers, new_id), overrides)
-        spec = parse_message_headers(trigger, user.quota)  # checks the overrides first
-        self._order += 1
-        now = self.engine.clock.now()
-        resumed = Run(
-            id=new_id,
-            user=user,
-            url=run.url,
-            created_at=now,
-            initial_body=run.initial_body,
-            sdk_version=run.sdk_version,
-            labels=list(run.labels),
-            entries=[copy.copy(e) for e in run.entries[:index]],
-            order=self._order,
-            retries=spec.retries if "upstash-retries" in spec.given else run.retries,
-            retry_delay=run.retry_delay,
-            flow_control=spec.flow_control or run.flow_control,
-            failure_callback=copy.deepcopy(run.failure_callback),
-            trigger_headers=tuple(trigger),
-        )
-        self._runs.setdefault(user.name, {})[new_id] = resumed
-        again = parse_message_headers(
-            _override(_with_run_id(failed.raw, new_id), overrides), user.quota
-        )
-        message = entry.message
-        self.engine.publish_url(
-            user, message.url, again, run.entries[index].body, caller_ip=message.caller_ip
-        )
-        self.engine.dlq_delete(user, [entry.dlq_id])
-        return self._started(user, new_id)
-
-    def retry_failure(self, user: User, entry: DlqEntry, run: Run) -> dict[str, Any]:
-        """Send a failed run's failure callback again (its failure function failed)."""
-        message = entry.message
-        cfg = message.failure_callback
-        if cfg is None or run.failure is None:
-            raise bad_request(f"workflow run {run.id} has no failure function or failure URL")
-        if run.failure.state != "CALLBACK_FAIL":
-            raise bad_request(
-                f"the failure callback of workflow run {run.id} is {run.failure.state}: "
-                "only a failed one is retried"
-            )
-        run.failure_retries += 1
-        fields = self.engine.callback_body(message, entry.response, entry.dlq_id)
-        self.callback_body(message, fields, "failure")
-        spec = MessageSpec(
-            method=cfg.method,
-            headers={**{k: list(v) for k, v in cfg.headers.items()}},
-            retries=cfg.retries if cfg.retries is not None else message.max_retries,
-            retry_delay=cfg.retry_delay,
-            timeout=cfg.timeout,
-        )
-        h.add(spec.headers, "Content-Type", "application/json")
-        again = self.engine.new_message(
-            user,
-            cfg.url,
-            spec,
-            json.dumps(fields, separators=(",", ":")).encode(),
-            caller_ip=message.caller_ip,
-            message_id=self.engine.ids.derived(
-                message.id, f"failure-retry:{run.failure_retries}", "msg_"
-            ),
-            source=message,
-            kind="failure_callback",
-        )
-        self.engine.schedule(again)
-        return {"workflowRunId": run.id, "workflowCreatedAt": ms(run.created_at)}
-
-    def _new_run_id(self) -> str:
-        return self.engine.ids.next("workflow_run", "wfr_", 21)
-
-    def _started(self, user: User, run_id: str) -> dict[str, Any]:
-        run = self.get(user, run_id)
-        return {"workflowRunId": run.id, "workflowCreatedAt": ms(run.created_at)}
-
-    # -- waits and notifies -------------------------------------------------------------------
-    def wait(
-        self, user: User, event_id: str, headers: list[tuple[str, str]], body: Any
-    ) -> dict[str, Any]:
-        """POST /v2/wait/{eventId}: the run waits for the event or its timeout."""
-        if not event_id.strip():
-            raise bad_request("event id cannot be empty")
-        if not isinstance(body, dict):
-            raise bad_request("wait body must be a JSON object with url, timeout and step")
-        url, step, timeout = body.get("url"), body.get("step"), body.get("timeout")
-        if not isinstance(url, str) or not is_url(url):
-            raise bad_request("wait body needs url: the workflow URL to call upon notify")
-        if not isinstance(step, dict):
-            raise bad_request("wait body needs step: the waiting step")
-        seconds = _timeout_seconds(timeout)
-        timeout_url = body.get("timeoutUrl") or url
-        if not isinstance(timeout_url, str) or not is_url(timeout_url):
-            raise bad_request("invalid timeoutUrl: it must start with http:// or https://")
-        timeout_headers = body.get("timeoutHeaders")
-        if timeout_headers is not None and not p.is_header_map(timeout_headers):
-            raise bad_request("timeoutHeaders must map header names to lists of strings")
-        kept = [
-            (k, v)
-            for k, v in headers
-            if k.lower().startswith("upstash-") or k.lower() == "content-type"
-        ]
-        run_id = p.lower_map(kept).get(p.RUN_ID)
-        if not run_id:
-            raise bad_request("wait needs the Upstash-Workflow-RunId header of the waiting run")
-        run = self.find(user, run_id)
-        if run is None or not run.active:
-            state = "not found" if run is None else run.state
-            raise bad_request(f"workflow run {run_id} is {state}: it cannot wait")
-        # Both continuations are parsed now, so a bad header is refused before any change.
-        parse_message_headers(kept, user.quota)
-        if timeout_headers:
-            parse_message_headers(h.flat(timeout_headers), user.quota)
-        now = self.engine.clock.now()
-        waiter = Waiter(
-            event_id=event_id,
-            run_id=run_id,
-            user=user,
-            url=url,
-            deadline=now + seconds,
-            timeout=str(timeout),
-            headers=kept,
-            step=step,
-            created_at=now,
-            timeout_url=timeout_url,
-            timeout_body=body.get("timeoutBody"),
-            timeout_headers=timeout_headers,
-        )
-        early = run.early_events.pop(event_id, None)
-        if early is not None:
-            return {"messageId": self._resume(waiter, early)}
-        self._waiters.setdefault(user.name, {}).setdefault(event_id, []).append(waiter)
-
-        async def time_out() -> None:
-            self._timed_out(waiter)
-
-        order = (self.engine.ids.counter("order"),)
-        waiter.timer = self.engine.scheduler.call_at(waiter.deadline, time_out, order)
-        return {}
-
-    def notify(
-        self, user: User, event_id: str, data: bytes, run_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Deliver the event to every run waiting for it (only `run_id`'s, if given).
-
-        Without a waiter a plain notify is lost; a run-scoped one is kept for the run's next
-        wait.
-        """
-        by_event = self._waiters.get(user.name, {})
-        waiting = by_event.get(event_id, [])
-        chosen = [w for w in waiting if run_id is None or w.run_id == run_id]
-        rest = [w for w in waiting if w not in chosen]
-        if rest:
-            by_event[event_id] = rest
-        else:
-            by_event.pop(event_id, None)
-        answers = []
-        for waiter in chosen:
-            if waiter.timer is not None:
-                waiter.timer.cancel()
-            answers.append(
-                {
-                    "waiter": waiter_json(waiter),
-                    "messageId": self._resume(waiter, data),
-                    "error": "",
-                }
-            )
-        if run_id is not None and not chosen:
-            run = self.find(user, run_id)
-            if run is not None and run.active:
-                run.early_events[event_id] = data
-        return answers
-
-    def waiting_for(self, run: Run) -> list[str]:
-        """The events the run waits for now, sorted."""
-        by_event = self._waiters.get(run.user.name, {})
-        return sorted(
-            e for e, waiters in by_event.items() if any(w.run_id == run.id for w in waiters)
-        )
-
-    def waiters(self, user: User, event_id: str) -> list[Waiter]:
-        """Who waits for the event now."""
-        return list(self._waiters.get(user.name, {}).get(event_id, []))
-
-    def _resume(self, waiter: Waiter, data: bytes) -> str:
-        step = {
-            **waiter.step,
-            "out": p.b64(data),
-            "waitEventId": waiter.event_id,
-            "waitTimeout": False,
-            "waitTimeoutDuration": waiter.timeout,
-            "waitTimeoutDeadline": ms(waiter.deadline),
-        }
-        return self._continue(waiter, waiter.url, waiter.headers, step)
-
-    def _timed_out(self, waiter: Waiter) -> None:
-        by_event = self._waiters.get(waiter.user.name, {})
-        waiting = by_event.get(waiter.event_id, [])
-        if waiter not in waiting:
-            return
-        waiting.remove(waiter)
-        if not waiting:
-            by_event.pop(waiter.event_id, None)
-        run = self.find(waiter.user, waiter.run_id)
-        if run is None or not run.active:
-            return
-        step = {k: v for k, v in waiter.step.items() if k != "out"}
-        step.update(
-            waitEventId=waiter.event_id,
-            waitTimeout=True,
-            waitTimeoutDuration=waiter.timeout,
-            waitTimeoutDeadline=ms(waiter.deadline),
-        )
-        headers = h.flat(waiter.timeout_headers) if waiter.timeout_headers else waiter.headers
-        self._continue(waiter, waiter.timeout_url or waiter.url, headers, step)
-
-    def _continue(
-        self, waiter: Waiter, url: str, headers: list[tuple[str, str]], step: dict[str, Any]
-    ) -> str:
-        """The run goes on: its wait step, now with a result, is published like any step."""
-        spec = parse_message_headers(headers, waiter.user.quota)
-        body = json.dumps(step, separators=(",", ":")).encode()
-        answer = self.engine.publish_url(waiter.user, url, spec, body, caller_ip="127.0.0.1")
-        return str(answer["messageId"])
-
-    def _drop_waiters(self, run: Run) -> None:
-        by_event = self._waiters.get(run.user.name, {})
-        for event_id in list(by_event):
-            kept = []
-            for waiter in by_event[event_id]:
-                if waiter.run_id == run.id:
-                    if waiter.timer is not None:
-                        waiter.timer.cancel()
-                else:
-                    kept.append(waiter)
-            if kept:
-                by_event[event_id] = kept
-            else:
-                del by_event[event_id]
-
-
-def _with_run_id(pairs: tuple[tuple[str, str], ...], run_id: str) -> list[tuple[str, str]]:
-    """The headers with every run id (the run's and its failure callback's) set to `run_id`."""
-    names = (p.RUN_ID, "upstash-failure-callback-workflow-runid")
-    return [(k, run_id if k.lower() in names else v) for k, v in pairs]
-
-
-def _override(
-    pairs: list[tuple[str, str]], overrides: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """The headers with each override replacing every header of its name."""
-    names = {k.lower() for k, _ in overrides}
-    return [(k, v) for k, v in pairs if k.lower() not in names] + overrides
-
-
-def waiter_json(waiter: Waiter) -> dict[str, Any]:
-    """The Waiter shape of the QStash docs (deadline in unix seconds)."""
-    out: dict[str, Any] = {
-        "url": waiter.url,
-        "deadline": int(waiter.deadline),
-        "headers": h.from_pairs(waiter.headers),
-        "timeoutUrl": waiter.timeout_url,
-    }
-    if waiter.timeout_body is not None:
-        out["timeoutBody"] = waiter.timeout_body
-    if waiter.timeout_headers is not None:
-        out["timeoutHeaders"] = waiter.timeout_headers
-    return out
-
-
-def _timeout_seconds(value: Any) -> float:
-    if isinstance(value, bool) or value is None:
-        raise bad_request("wait body needs timeout: a duration such as '7d' or seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        try:
-            seconds = parse_duration(value)
-        except DurationError as exc:
-            raise bad_request(f"invalid wait timeout: {exc}") from None
-    else:
-        raise bad_request("wait timeout must be a duration string or a number of seconds")
-    if seconds <= 0:
-        raise bad_request("wait timeout must be positive")
-    return seconds
 
 
 def _b64_text(data: str) -> str:
