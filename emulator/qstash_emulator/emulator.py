@@ -22,6 +22,7 @@ from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.state import Delivered, Message
 from .core.users import User, Users
+from .http import emulator_routes
 from .http.app import create_app
 from .llm import LLMEngine
 from .llm.jobs import LLMQueue
@@ -99,6 +100,8 @@ class Emulator:
         self.llm_service.auto_advance = lambda: self.auto_advance
         self.llm_service.public_url = lambda: self.url
         self.app = create_app(self.backend)
+        # /__emulator/: clock, advance, run until idle, reset, trigger (for other processes).
+        self.control = emulator_routes.install(self.app, self)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -216,6 +219,14 @@ class Emulator:
     def add_delivery_listener(self, listener: Callable[[Delivered], None]) -> None:
         """Call `listener(record)` on the emulator's loop once each attempt's answer is in."""
         self.backend.engine.delivery_listeners.append(listener)
+
+    def add_settled_listener(self, listener: Callable[[Delivered], None]) -> None:
+        """Call `listener(record)` on the emulator's loop once each attempt's outcome is settled.
+
+        Then `record.message.state` is DELIVERED, RETRY (its next timer armed), FAILED or
+        CANCELED.
+        """
+        self.backend.engine.settled_listeners.append(listener)
 
     def add_reset_hook(self, hook: Callable[[], None]) -> None:
         """Call `hook()` at the end of every reset (on the emulator's loop)."""
@@ -473,6 +484,28 @@ class Emulator:
     def settle(self) -> None:
         """Wait, without moving time, until work that is due now has finished (see `asettle`)."""
         self.call(self.asettle())
+
+    # -- run now ------------------------------------------------------------------------------
+    def run_now(self, message_id: str, user: str | User | None = None) -> None:
+        """Deliver a delayed or retrying message now (`POST /v2/messages/{id}/retry`)."""
+        self.call_soon(self.engine.run_now, self._user(user), message_id)
+
+    def trigger(self, schedule_id: str, user: str | User | None = None) -> Any:
+        """Fire a schedule now, once, outside its cron times; answers the publish response."""
+        return self.call_soon(self.schedules.trigger, self._user(user), schedule_id)
+
+    async def arun_now(self, message_id: str, user: str | User | None = None) -> None:
+        """`run_now` from async code."""
+        await self.acall(self._in_loop(self.engine.run_now, self._user(user), message_id))
+
+    async def atrigger(self, schedule_id: str, user: str | User | None = None) -> Any:
+        """`trigger` from async code."""
+        who = self._user(user)
+        return await self.acall(self._in_loop(self.schedules.trigger, who, schedule_id))
+
+    @staticmethod
+    async def _in_loop(fn: Callable[..., _T], *args: Any) -> _T:
+        return fn(*args)
 
     # -- state --------------------------------------------------------------------------------
     async def areset(self, seed: int | None = None) -> None:

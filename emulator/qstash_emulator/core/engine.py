@@ -20,7 +20,7 @@ from ..parsing.forwarding import drop_reserved
 from ..parsing.publish_headers import MessageSpec
 from .clock import Clock, ms
 from .delivery import Delivery
-from .errors import ApiError, not_found
+from .errors import ApiError, bad_request, not_found
 from .ids import IdSource, digest
 from .retention import DEFAULT_WINDOW, FinishedMessages
 from .scheduler import Scheduler
@@ -124,6 +124,9 @@ class Engine:
         self.delivered: deque[Delivered] = deque(maxlen=keep_deliveries)
         # Called with each attempt's record once its answer is in (the pytest plugin's verdicts).
         self.delivery_listeners: list[Callable[[Delivered], None]] = []
+        # Called once an attempt's outcome is settled (next retry armed, or final): the dev
+        # server's request log, which prints the next retry time.
+        self.settled_listeners: list[Callable[[Delivered], None]] = []
         # Delivered and failed messages stay readable by id for a while (see retention.py).
         self.finished = FinishedMessages(clock, finished_retention)
         # Named hooks for resources that follow messages (workflow runs): a created message
@@ -374,6 +377,8 @@ class Engine:
         finally:
             for gate in self.gates:
                 gate.done(message)
+            for listener in self.settled_listeners:
+                listener(record)
 
     def _retry_or_fail(self, message: Message, response: Response) -> None:
         """After an attempt: delivered, retried later, or failed into the DLQ."""
@@ -572,6 +577,26 @@ class Engine:
         message = self.state(user).messages.get(message_id)
         if message is None:
             raise not_found(f"message {message_id} not found")
+        return message
+
+    def run_now(self, user: User, message_id: str) -> Message:
+        """Release a message waiting out its delay or its next retry at once ("Run now").
+
+        It makes the attempt it was scheduled for, not an extra one. Anything the scheduler
+        holds for a message (a delayed workflow step too) is released; a queued message, one in
+        flight, held by a gate, already finished or with a cancel requested is refused (400).
+        """
+        message = self.get_message(user, message_id)
+        if message.queue_name is not None:
+            raise bad_request(
+                f"message {message_id} was published to queue {message.queue_name}: "
+                "queued messages can not be retried now"
+            )
+        timer = message.timer
+        if message.in_flight or message.cancel_requested or timer is None or timer.cancelled:
+            raise bad_request(f"message {message_id} is not waiting for a delay or a retry")
+        timer.cancel()
+        self.schedule(message, at=self.clock.now())
         return message
 
     def cancel(self, user: User, message_id: str) -> None:

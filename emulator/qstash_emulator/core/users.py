@@ -139,6 +139,9 @@ class Users:
     def __iter__(self) -> Iterator[User]:
         return iter(self._by_name.values())
 
+    def __len__(self) -> int:
+        return len(self._by_name)
+
     def rotate(self, user: User) -> None:
         """The next key becomes current and a fresh next key is made (deterministically)."""
         user.current_signing_key, user.next_signing_key = (

@@ -18,6 +18,7 @@ from . import (
     openai_queue,
     publish,
     queues,
+    run_now,
     schedules,
     url_groups,
     workflows,
@@ -39,6 +40,7 @@ _RESOURCES = [
     batch,
     url_groups,
 ]
+_RESOURCES.append(run_now)  # POST /v2/messages/{id}/retry: deliver a waiting message now
 _RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs, DLQ
 _RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 _RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue

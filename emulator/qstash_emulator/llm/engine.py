@@ -180,6 +180,12 @@ class LLMEngine:
             self._rules.extend(loaded)
         return loaded
 
+    def remove_rules(self, rules: Sequence[Rule]) -> None:
+        """Drop these rule objects (seeded state re-applied replaces the rules it loaded)."""
+        drop = {id(rule) for rule in rules}
+        with self._lock:
+            self._rules = [rule for rule in self._rules if id(rule) not in drop]
+
     def load_script(self, path: str | os.PathLike[str]) -> list[Rule]:
         """Add the rules of a YAML or JSON script file (see `.script`)."""
         return self.load_rules(read_script(path), os.fspath(path))

@@ -175,6 +175,20 @@ class Schedules:
             schedule.paused = False
             self._arm(schedule, self.engine.clock.now())
 
+    def trigger(self, user: User, schedule_id: str) -> Answer:
+        """Fire the schedule now, once, outside its cron times (paused or not).
+
+        Its next cron firing stays as it was; the firing is recorded like any
+        (`lastScheduleTime`, `lastScheduleStates`).
+        """
+        schedule = self.get(user, schedule_id)
+        result = self._publish(schedule)  # a failing publish answers its error, state untouched
+        schedule.last_time = self.engine.clock.now()
+        schedule.error = None
+        messages = self.engine.state(schedule.user).messages
+        schedule.last_messages = {mid: messages.get(mid) for mid in _message_ids(result)}
+        return result
+
     # -- firing -----------------------------------------------------------------------------
     def _arm(self, schedule: Schedule, after: float) -> None:
         due = schedule.cron.next_after(after)
