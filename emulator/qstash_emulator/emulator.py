@@ -34,6 +34,7 @@ from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
 from .store import Store, open_store
+from .workflows import WorkflowRuns
 
 __all__ = ["Emulator"]
 
@@ -184,6 +185,11 @@ class Emulator:
     def url_groups(self) -> UrlGroups:
         """URL groups (topics)."""
         return self.backend.url_groups
+
+    @property
+    def workflows(self) -> WorkflowRuns:
+        """Upstash Workflow runs and waiters: `emu.workflows.runs(user)`, `.notify(...)`."""
+        return self.backend.workflows
 
     @property
     def limits(self) -> Limits:

@@ -21,6 +21,7 @@ from . import (
     run_now,
     schedules,
     url_groups,
+    workflows,
 )
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
@@ -41,6 +42,7 @@ _RESOURCES = [
     url_groups,
 ]
 _RESOURCES.append(run_now)  # POST /v2/messages/{id}/retry: deliver a waiting message now
+_RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs, DLQ
 _RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 _RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 
