@@ -50,7 +50,7 @@ AIM = 0.6
 # The default QStash dev-server token (also what `npx @upstash/qstash-cli dev` prints).
 DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_EMULATOR_CMD = "{python} -m qstash_emulator dev --port {port}"
+DEFAULT_EMULATOR_CMD = "{python} -m qstash_emulator dev --in-memory --port {port}"
 READY_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.05
 

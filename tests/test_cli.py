@@ -24,7 +24,7 @@ def free_port() -> int:
 
 def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", *args],
+        [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -125,7 +125,15 @@ def test_finished_retention_option(httpserver: HTTPServer) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
     bad = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--finished-retention", "soon"],
+        [
+            sys.executable,
+            "-m",
+            "qstash_emulator",
+            "dev",
+            "--in-memory",
+            "--finished-retention",
+            "soon",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # The verbs only talk HTTP: the server's modules load when `dev` runs (a verb starts in a blink).
 LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_DATA_DIR = ".qstash-emulator"  # the dev server's state, under the working directory
 
 __all__ = ["main", "parser", "run"]
 
@@ -111,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--log-format", choices=["text", "json"], default="text")
     dev.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     dev.add_argument("--quiet", action="store_true", help="no request log")
+    _add_persistence_args(dev)
 
     def verb(name: str, help: str) -> argparse.ArgumentParser:
         v = sub.add_parser(name, help=help)
@@ -171,6 +173,24 @@ def configure(emulator: Emulator, args: argparse.Namespace) -> Callable[[], None
     return setup
 
 
+def _add_persistence_args(dev: argparse.ArgumentParser) -> None:
+    where = dev.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help=f"keep state in DIR/state.db across restarts (default {DEFAULT_DATA_DIR}/ here)",
+    )
+    where.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="keep nothing: every start is empty (the official dev server's behaviour)",
+    )
+
+
+def _data_dir_of(args: argparse.Namespace) -> str | None:
+    return None if args.in_memory else str(args.data_dir)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from .devserver.config import ConfigError
     from .devserver.request_log import RequestLog, attach
@@ -190,6 +210,7 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         quota=args.quota,
         seed=args.seed,
+        data_dir=_data_dir_of(args),
         finished_retention=retention,
     )
     setup = configure(emulator, args)
@@ -221,7 +242,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def _banner(emulator: Emulator, args: argparse.Namespace | None = None) -> str:
-    lines = [f"QStash emulator {version()} running at {emulator.url}"]
+    lines = [f"QStash emulator {version()} running at {emulator.url}", *_storage_lines(emulator)]
     lines.append(f"Dashboard: {emulator.dashboard_url}")
     lines.append("")
     if emulator.clock.virtual:
@@ -241,6 +262,17 @@ def _banner(emulator: Emulator, args: argparse.Namespace | None = None) -> str:
             lines.append(f'{key}="{value}"')
     lines += ["", "Ready: Ctrl-C to stop."]
     return "\n".join(lines)
+
+
+def _storage_lines(emulator: Emulator) -> list[str]:
+    where = emulator.store.location
+    if where is None:
+        return ["State is kept in memory only: a restart starts empty (--in-memory)."]
+    directory = os.path.dirname(where)
+    return [
+        f"State is kept in {where} ({emulator.restored} unfinished messages resumed).",
+        f"To start empty: stop the server and delete {directory}, or pass --in-memory.",
+    ]
 
 
 # -- the verbs ----------------------------------------------------------------------------------
@@ -297,7 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parser().parse_args(_normalize(sys.argv[1:] if argv is None else argv))
     if args.command == "dev":
-        run(_serve(args))
+        from .store import StoreError  # here: the verbs stay light
+
+        try:
+            run(_serve(args))
+        except StoreError as exc:
+            print(f"qstash-emulator: {exc}", file=sys.stderr, flush=True)
+            return 2
         return 0
     return run_verb(args)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -32,6 +33,8 @@ from .resources.flow_control import FlowControl
 from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
+from .store import Store, open_store
+from .workflows import WorkflowRuns
 
 __all__ = ["Emulator"]
 
@@ -60,9 +63,14 @@ class Emulator:
         port: The port; 0 picks a free one (read `url` after `start`).
         keep_deliveries: How many delivery records `deliveries` keeps (None: all).
         auto_advance: Let `await_until` (and the LLM API's waits) skip idle virtual time.
+        data_dir: Keep state in `<data_dir>/state.db` (SQLite) and resume it when an emulator
+            starts on the same directory (see README, Persistence). None (the default): state
+            lives in memory only.
+        store: A `Store` to use instead of the one `data_dir` chooses.
 
     Raises:
         ValueError: If `clock` is a string other than "virtual" or "real".
+        StoreError: If the data file is newer, corrupt, foreign or in use (never changed).
     """
 
     def __init__(
@@ -77,6 +85,8 @@ class Emulator:
         keep_deliveries: int | None = None,
         auto_advance: bool = False,
         finished_retention: float | str = DEFAULT_WINDOW,
+        data_dir: str | os.PathLike[str] | None = None,
+        store: Store | None = None,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
@@ -87,6 +97,9 @@ class Emulator:
         self.port = port
         # While something waits for a result (await_until), skip idle virtual time.
         self.auto_advance = auto_advance
+        if store is None:
+            store = open_store(None if data_dir is None else os.fspath(data_dir))
+        self.store = store
         self.backend = Backend(
             clock,
             seed=seed,
@@ -94,7 +107,9 @@ class Emulator:
             keep_deliveries=keep_deliveries,
             # How long a delivered or failed message stays readable by id (emulator clock).
             finished_retention=_seconds(finished_retention),
+            store=store,
         )
+        self.restored = 0  # unfinished messages a persistent store brought back at start
         self.llm_service = self.backend.llm
         self.llm_service.auto_advance = lambda: self.auto_advance
         self.llm_service.public_url = lambda: self.url
@@ -175,6 +190,11 @@ class Emulator:
     def url_groups(self) -> UrlGroups:
         """URL groups (topics)."""
         return self.backend.url_groups
+
+    @property
+    def workflows(self) -> WorkflowRuns:
+        """Upstash Workflow runs and waiters: `emu.workflows.runs(user)`, `.notify(...)`."""
+        return self.backend.workflows
 
     @property
     def limits(self) -> Limits:
@@ -286,6 +306,7 @@ class Emulator:
         Use this (or `async with`) from async code; then use the `a*` methods.
         """
         self._loop = asyncio.get_running_loop()
+        self.restored = self.backend.restore()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -304,6 +325,7 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.store.close()
 
     async def __aenter__(self) -> Emulator:
         return await self.start_async()

@@ -111,6 +111,7 @@ class StandaloneEmulator:
 
     def __init__(self, python: str = sys.executable, *extra: str) -> None:
         self._cmd = [python, "-m", "qstash_emulator", "dev", "--host", "127.0.0.1", "--port", "0"]
+        self._cmd += ["--in-memory"]  # a fresh server per run, as the official one
         self._cmd += list(extra)
         self._out = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             "w+", prefix="qstash-emulator-", suffix=".log", delete=False

@@ -75,3 +75,29 @@ def test_a_long_history_forgets_its_oldest_messages(emu: Emulator, client: QStas
     page = views.message_page(read, views.MessageQuery(), emu.now)
     assert page.total == 3 and page.counts["delayed"] == 3 and page.counts["delivered"] == 0
     assert set(read.events) == set(ids[2:])
+
+
+def test_messages_restored_from_a_data_file_are_shown(tmp_path: object) -> None:
+    import httpx
+
+    with Emulator(data_dir=str(tmp_path)) as first:
+        client = QStash(first.token, base_url=first.url)
+        done = client.message.publish(url=f"{first.url}/__capture/x", body="a").message_id
+        later = client.message.publish(url=f"{first.url}/__capture/x", body="b", delay="1h")
+        first.settle()
+    with Emulator(data_dir=str(tmp_path)) as second:
+        page = httpx.get(f"{second.url}/__dashboard/messages").text
+        assert (
+            f'data-message-id="{done}"' in page and f'data-message-id="{later.message_id}"' in page
+        )
+        index = dashboard_index(second).read(second.user)
+        assert index.final_counts["delivered"] == 1 and len(index.unfinished) == 1
+        # What is logged after the restart joins what was restored, once.
+        QStash(second.token, base_url=second.url).message.publish(
+            url=f"{second.url}/__capture/x", body="c"
+        )
+        second.settle()
+        assert len(index.messages) == 3 and index.final_counts["delivered"] == 2
+        assert all(
+            len(index.events[m]) == len({e.idx for e in index.events[m]}) for m in index.messages
+        )

@@ -24,7 +24,7 @@ def start_dev(*args: str) -> tuple[subprocess.Popen[str], int, list[str]]:
     port = free_port()
     json_log = "json" in args and "--quiet" not in args
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", str(port), *args],
+        [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if json_log else subprocess.STDOUT,
         text=True,

@@ -174,8 +174,9 @@ def test_dev_server_refuses_a_bad_config(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("queues: [{name: 'a b'}]\n")
     port = str(free_port())
+    dev = [sys.executable, "-m", "qstash_emulator", "dev", "--in-memory", "--port", port]
     done = subprocess.run(
-        [sys.executable, "-m", "qstash_emulator", "dev", "--port", port, "--config", str(path)],
+        [*dev, "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

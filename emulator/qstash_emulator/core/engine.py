@@ -18,6 +18,11 @@ from ..parsing import header_names as h
 from ..parsing.durations import parse_reset_value
 from ..parsing.forwarding import drop_reserved
 from ..parsing.publish_headers import MessageSpec
+from ..store.base import DEDUP as _DEDUP
+from ..store.base import DLQ as _DLQ
+from ..store.base import USER as _USER
+from ..store.base import Store
+from ..store.memory import MemoryStore
 from .clock import Clock, ms
 from .delivery import Delivery
 from .errors import ApiError, bad_request, not_found
@@ -111,8 +116,12 @@ class Engine:
         delivery: Delivery,
         wall: Callable[[], float],
         keep_deliveries: int | None = None,
+        store: Store | None = None,
         finished_retention: float = DEFAULT_WINDOW,
     ) -> None:
+        self.store: Store = (
+            store if store is not None else MemoryStore()
+        )  # told of every change (a no-op unless persistent)
         self.clock = clock
         self.scheduler = scheduler
         self.users = users
@@ -129,6 +138,14 @@ class Engine:
         self.settled_listeners: list[Callable[[Delivered], None]] = []
         # Delivered and failed messages stay readable by id for a while (see retention.py).
         self.finished = FinishedMessages(clock, finished_retention)
+        # Named hooks for resources that follow messages (workflow runs): a created message
+        # (with its spec and, for callbacks, the message that spawned it), a failed one, and a
+        # callback body about to be sent (tag "callback" or "failure").
+        self.created_hooks: list[Callable[[Message, MessageSpec, Message | None], None]] = []
+        self.failed_hooks: list[Callable[[Message, Response, str | None], None]] = []
+        self.callback_body_hooks: list[Callable[[Message, dict[str, Any], str], None]] = []
+        # Checks of a publish's spec before anything is created (may raise ApiError).
+        self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
         # Called with every log entry as it is written (the dashboard: its index, live updates).
         self.log_listeners: list[Callable[[LogEntry], None]] = []
 
@@ -221,7 +238,8 @@ class Engine:
             return {"messageId": duplicate, "deduplicated": True}
         message = self.new_message(user, url, spec, body, caller_ip=caller_ip, **fields)
         if key is not None:
-            self.state(user).dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
+            entry = self.state(user).dedup[key] = (message.id, self.clock.now() + _DEDUP_WINDOW)
+            self.store.put(_DEDUP, user.name, key, entry)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -235,6 +253,7 @@ class Engine:
         caller_ip: str,
         message_id: str | None = None,
         order: tuple[int, ...] | None = None,
+        source: Message | None = None,
         **fields: Any,
     ) -> Message:
         """Create and store a message (logged CREATED) without scheduling it.
@@ -247,6 +266,8 @@ class Engine:
             caller_ip: Reported to the destination.
             message_id: A given id (derived ids for callbacks); default: the next message id.
             order: Tie-break for work due at the same instant; default: a fresh counter.
+            source: For a callback, the message whose attempt it reports (the created hooks
+                see it).
             **fields: Further `Message` fields.
 
         Returns:
@@ -276,6 +297,8 @@ class Engine:
             **fields,
         )
         self.state(user).messages[message.id] = message
+        for hook in self.created_hooks:
+            hook(message, spec, source)
         self.log(message, CREATED)
         return message
 
@@ -423,7 +446,10 @@ class Engine:
         if message.kind == "message":
             now = self.clock.now()
             dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
-            self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            entry = self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
+            self.store.put(_DLQ, message.user.name, dlq_id, entry)
+        for hook in self.failed_hooks:
+            hook(message, response, dlq_id)
         self._callback(message, response)
         if message.failure_callback is not None:
             self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
@@ -482,7 +508,10 @@ class Engine:
         tag: str,
         dlq_id: str | None,
     ) -> Message:
-        body = compact_json(self.callback_body(message, response, dlq_id))
+        fields = self.callback_body(message, response, dlq_id)
+        for hook in self.callback_body_hooks:
+            hook(message, fields, tag)
+        body = compact_json(fields)
         spec = MessageSpec(
             method=cfg.method,
             headers={
@@ -502,6 +531,7 @@ class Engine:
             caller_ip=message.caller_ip,
             message_id=self.ids.derived(message.id, f"{tag}:{message.retried}", "msg_"),
             order=(*message.order, message.retried, 1 if tag == "callback" else 2),
+            source=message,
             kind="callback" if tag == "callback" else "failure_callback",
         )
         self.schedule(callback)
@@ -532,6 +562,7 @@ class Engine:
         )
         message.events += 1
         self.state(message.user).logs.append(entry)
+        self.store.log(entry)
         for listener in self.log_listeners:
             listener(entry)
 
@@ -636,7 +667,12 @@ class Engine:
     def dlq_delete(self, user: User, dlq_ids: Iterable[str]) -> int:
         """Remove DLQ entries by id; returns how many existed."""
         dlq = self.state(user).dlq
-        return sum(1 for dlq_id in list(dlq_ids) if dlq.pop(dlq_id, None) is not None)
+        deleted = 0
+        for dlq_id in list(dlq_ids):
+            if dlq.pop(dlq_id, None) is not None:
+                self.store.delete(_DLQ, user.name, dlq_id)
+                deleted += 1
+        return deleted
 
     def dlq_retry(self, user: User, entry: DlqEntry, spec: MessageSpec | None) -> dict[str, Any]:
         """Republish a DLQ entry as a new message and remove it from the DLQ.
@@ -677,6 +713,7 @@ class Engine:
             deliver_to=old.deliver_to,
         )
         del self.state(user).dlq[entry.dlq_id]
+        self.store.delete(_DLQ, user.name, entry.dlq_id)
         self.schedule(message)
         return {"messageId": message.id}
 
@@ -684,6 +721,7 @@ class Engine:
     def rotate_keys(self, user: User) -> None:
         """Rotate the user's signing keys (the next key becomes current)."""
         self.users.rotate(user)
+        self.store.put(_USER, user.name, user.name, user)
 
 
 # Which spec field each retry-request header overrides.

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections import defaultdict
-from collections.abc import Iterator
 
 __all__ = ["IdSource", "b58", "digest"]
 
@@ -43,7 +40,7 @@ class IdSource:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-        self._counters: dict[str, Iterator[int]] = defaultdict(itertools.count)
+        self._counters: dict[str, int] = {}  # kind -> the next number
 
     def reset(self, seed: int | None = None) -> None:
         """Restart every counter, with a new seed if given."""
@@ -53,12 +50,22 @@ class IdSource:
 
     def next(self, kind: str, prefix: str, length: int = 40) -> str:
         """The next id of `kind`: `prefix` and `length` base58 characters."""
-        n = next(self._counters[kind])
-        return prefix + b58(digest(self.seed, kind, n))[:length]
+        return prefix + b58(digest(self.seed, kind, self.counter(kind)))[:length]
 
     def counter(self, kind: str) -> int:
         """The next integer of the counter `kind` (ordering tie-breaks)."""
-        return next(self._counters[kind])
+        n = self._counters.get(kind, 0)
+        self._counters[kind] = n + 1
+        return n
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters (a persistent store saves them, so ids never repeat after a restart)."""
+        return dict(self._counters)
+
+    def restore(self, counters: dict[str, int]) -> None:
+        """Continue from saved counters (never going back on one already past them)."""
+        for kind, n in counters.items():
+            self._counters[kind] = max(n, self._counters.get(kind, 0))
 
     def derived(self, parent: str, tag: str, prefix: str, length: int = 40) -> str:
         """An id derived from `parent` and `tag` only, not from creation order."""

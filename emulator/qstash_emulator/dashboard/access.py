@@ -83,5 +83,5 @@ def app_backend(app: web.Application) -> Backend:
     return app[BACKEND]
 
 
-# WORKFLOW RUNS: once the workflow engine lands (`backend(request).workflows` on its branch), add
-# an accessor for it here; pages.runs() and templates/runs.html hold the page's place.
+# WORKFLOW RUNS: the workflow engine is `backend(request).workflows`; add its accessor here for
+# the runs page (pages.runs() and templates/runs.html hold the page's place).

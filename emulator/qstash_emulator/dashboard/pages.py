@@ -32,7 +32,7 @@ NAV = [
     ("dlq", "DLQ"),
     ("schedules", "Schedules"),
     ("queues", "Queues & flow control"),
-    # WORKFLOW RUNS: the page is a placeholder until the workflow engine lands (see runs()).
+    # WORKFLOW RUNS: the page is a placeholder for now (see runs()).
     ("runs", "Workflow runs"),
     ("llm", "LLM calls"),
     ("time", "Time"),
@@ -181,7 +181,7 @@ async def queues(request: web.Request) -> web.Response:
 
 
 async def runs(request: web.Request) -> web.Response:
-    # WORKFLOW RUNS: once the workflow engine lands, read its runs through `access` here and
+    # WORKFLOW RUNS: read the runs (backend(request).workflows) through `access` here and
     # render each run's steps as a timeline (name, type, result, duration, sleeps and waits),
     # waiters with their events, with notify and cancel actions in actions.py.
     return render(request, "runs.html", "runs", {})

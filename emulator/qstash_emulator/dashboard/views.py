@@ -255,8 +255,9 @@ class MessageIndex:
     """Every user's messages, fed by the engine's log as each entry is written.
 
     The engine's log listener adds each entry as it is written, so the index does not depend on
-    how the engine keeps (or trims) its logs. A reset shows as a new user state object. Past
-    `limit` messages a user's oldest are forgotten.
+    how the engine keeps (or trims) its logs; a user's index starts from what the log holds when
+    it is first needed (state restored from a data file). A reset shows as a new user state
+    object. Past `limit` messages a user's oldest are forgotten.
     """
 
     def __init__(self, engine: Engine, limit: int = MAX_MESSAGES) -> None:
@@ -265,23 +266,34 @@ class MessageIndex:
         self._users: dict[str, UserIndex] = {}
         engine.log_listeners.append(self.add)
 
-    def _of_state(self, name: str, st: UserState) -> UserIndex:
+    def _of_state(self, name: str, st: UserState) -> tuple[UserIndex, bool]:
+        """The user's index, and whether it was made now from what the log already holds.
+
+        Entries restored from a data file at start were written without the listener.
+        """
         index = self._users.get(name)
-        if index is None or index.state is not st:
-            index = self._users[name] = UserIndex(st)
-        return index
+        if index is not None and index.state is st:
+            return index, False
+        index = self._users[name] = UserIndex(st)
+        for entry in st.logs:
+            index.add(entry)
+        while len(index.messages) > self.limit:
+            index.forget_oldest()
+        return index, True
 
     def add(self, entry: LogEntry) -> None:
         """The engine's log listener."""
         name = entry.message.user.name
-        index = self._of_state(name, self.engine.states[name])
+        index, made = self._of_state(name, self.engine.states[name])
+        if made:
+            return  # the log already held this entry: it was taken in with the rest
         index.add(entry)
         if len(index.messages) > self.limit:
             index.forget_oldest()
 
     def read(self, user: User) -> UserIndex:
         """The user's index (empty after a reset)."""
-        return self._of_state(user.name, self.engine.state(user))
+        return self._of_state(user.name, self.engine.state(user))[0]
 
 
 def source_id(callback: Message) -> str | None:

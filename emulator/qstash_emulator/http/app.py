@@ -22,9 +22,11 @@ from . import (
     run_now,
     schedules,
     url_groups,
+    workflows,
 )
 from .common import BACKEND, ERROR_RENDERERS, api_middleware
 from .limits import limits_middleware
+from .persistence import durable_middleware
 
 __all__ = ["create_app"]
 
@@ -41,6 +43,7 @@ _RESOURCES = [
     url_groups,
 ]
 _RESOURCES.append(run_now)  # POST /v2/messages/{id}/retry: deliver a waiting message now
+_RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs, DLQ
 _RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 _RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
 _RESOURCES.append(dashboard)  # the local UI: /__dashboard
@@ -53,7 +56,8 @@ def create_app(backend: Backend) -> web.Application:
     `http.common.backend(request)`.
     """
     app = web.Application(
-        middlewares=[api_middleware, limits_middleware], client_max_size=64 * 1024 * 1024
+        middlewares=[durable_middleware, api_middleware, limits_middleware],
+        client_max_size=64 * 1024 * 1024,
     )
     app[BACKEND] = backend
     app[ERROR_RENDERERS] = []

@@ -10,6 +10,7 @@ from .common import engine, json_response, read_json, user
 from .filters import DLQ_BULK_PARAMS, count_param, message_filter, page, reject_unknown, values
 from .publish import parse_spec
 from .render import dlq_json
+from .workflows import workflow_dlq_list
 
 __all__ = ["setup"]
 
@@ -43,6 +44,8 @@ async def _ids(request: web.Request) -> list[str]:
 
 
 async def _list_dlq(request: web.Request) -> web.Response:
+    if request.query.get("source") == "workflow":  # the workflow client's DLQ
+        return workflow_dlq_list(request)
     chunk, cursor = page(
         _matching(request), _key, request.query.get("cursor"), count_param(request.query, 100, 100)
     )

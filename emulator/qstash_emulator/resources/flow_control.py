@@ -18,6 +18,7 @@ from ..core.errors import bad_request, not_found
 from ..core.scheduler import Timer
 from ..core.state import FlowControlSpec, Message
 from ..core.users import User
+from ..store.base import FLOW_KEY
 
 __all__ = ["FlowControl", "KeyState"]
 
@@ -103,6 +104,7 @@ class FlowControl:
         if st is None:
             st = keys[fc.key] = KeyState(fc.key)
         st.configure(fc)
+        self.engine.store.put(FLOW_KEY, message.user.name, fc.key, st)
         now = self.engine.clock.now()
         if not st.paused and not st.waiting and st.has_room(now):
             st.take(message, now)
@@ -183,14 +185,24 @@ class FlowControl:
             st.roll(now)
         return keys
 
+    def restore(self, user: User, st: KeyState) -> None:
+        """A key loaded from a store (settings, pins, paused; its rate window starts afresh)."""
+        self._keys(user)[st.key] = st
+
+    def _saved(self, user: User, st: KeyState) -> None:
+        self.engine.store.put(FLOW_KEY, user.name, st.key, st)
+
     def pause(self, user: User, key: str) -> None:
         """New and waiting messages stay in the wait list; the rate window keeps elapsing."""
-        self.get(user, key).paused = True
+        st = self.get(user, key)
+        st.paused = True
+        self._saved(user, st)
 
     def resume(self, user: User, key: str) -> None:
         """Let the key's messages start again."""
         st = self.get(user, key)
         st.paused = False
+        self._saved(user, st)
         self._release(st)
 
     def pin(
@@ -217,6 +229,7 @@ class FlowControl:
             st.rate, st.pinned_rate = rate, True
             st.period = period if period is not None else st.period
         st.rate_count, st.period_start = 0, None
+        self._saved(user, st)
         self._release(st)
 
     def unpin(self, user: User, key: str, *, parallelism: bool, rate: bool) -> None:
@@ -226,6 +239,7 @@ class FlowControl:
             st.pinned_parallelism = False
         if rate:
             st.pinned_rate = False
+        self._saved(user, st)
 
     def reset_rate(self, user: User, key: str) -> None:
         """Clear the count and start a new window now."""

@@ -25,6 +25,7 @@ from ..core.engine import Engine
 from ..core.errors import ApiError, bad_request, not_found
 from ..core.state import Message
 from ..core.users import User
+from ..store.base import QUEUE
 
 __all__ = ["NAME", "Queue", "Queues", "check_name"]
 
@@ -119,7 +120,27 @@ class Queues:
             self.check_room(user, [name])
             now = self.engine.clock.now()
             queue = self._of(user)[name] = Queue(name, now, now)
+            self._saved(user, queue)
         return queue
+
+    def _saved(self, user: User, queue: Queue) -> None:
+        self.engine.store.put(QUEUE, user.name, queue.name, queue)
+
+    def restore(self, user: User, queue: Queue) -> None:
+        """A queue loaded from a store (at startup, before any message is re-armed)."""
+        self._of(user)[queue.name] = queue
+
+    def restore_slot(self, message: Message) -> None:
+        """Give a restored, started queued message its slot back.
+
+        A message that had started (in flight or waiting for a retry) held a slot before the
+        restart; it holds it again, so the queue's order and parallelism carry over.
+        """
+        queue = self._queue_of(message)
+        if queue is not None and len(queue.running) < queue.parallelism:
+            self._seq += 1
+            queue.arrival[message.id] = self._seq
+            queue.running.add(message.id)
 
     def upsert(self, user: User, name: str, parallelism: int = 1, paused: bool = False) -> Queue:
         """Create or update a queue.
@@ -140,6 +161,7 @@ class Queues:
         queue.parallelism = parallelism
         queue.paused = paused
         queue.updated_at = self.engine.clock.now()
+        self._saved(user, queue)
         self._pump(queue)
         return queue
 
@@ -148,18 +170,21 @@ class Queues:
         queue = self.get(user, name)
         queue.paused = True
         queue.updated_at = self.engine.clock.now()
+        self._saved(user, queue)
 
     def resume(self, user: User, name: str) -> None:
         """Start the queue's waiting messages again, up to its parallelism."""
         queue = self.get(user, name)
         queue.paused = False
         queue.updated_at = self.engine.clock.now()
+        self._saved(user, queue)
         self._pump(queue)
 
     def delete(self, user: User, name: str) -> None:
         """Delete the queue and cancel its messages."""
         queue = self.get(user, name)
         del self._of(user)[name]
+        self.engine.store.delete(QUEUE, user.name, name)
         queue.waiting.clear()
         self.engine.cancel_many(user, self._members(user, name))
 
@@ -204,6 +229,7 @@ class Queues:
         if queue is None:
             now = self.engine.clock.now()
             queue = self._of(message.user)[message.queue_name] = Queue(message.queue_name, now, now)
+            self._saved(message.user, queue)
         if message.id not in queue.arrival:
             self._seq += 1
             queue.arrival[message.id] = self._seq

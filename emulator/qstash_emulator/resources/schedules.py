@@ -20,6 +20,7 @@ from ..core.state import DELIVERED, Message
 from ..core.users import User
 from ..parsing.cron import CronError, CronSpec
 from ..parsing.publish_headers import MessageSpec
+from ..store.base import SCHEDULE
 from .destinations import Destinations
 
 __all__ = ["Answer", "Schedule", "Schedules"]
@@ -125,7 +126,25 @@ class Schedules:
         schedules[schedule.id] = schedule
         if not schedule.paused:
             self._arm(schedule, eng.clock.now())
+        self._saved(schedule)
         return schedule
+
+    def _saved(self, schedule: Schedule) -> None:
+        self.engine.store.put(SCHEDULE, schedule.user.name, schedule.id, schedule)
+
+    def restore(self, schedule: Schedule) -> None:
+        """Add a schedule loaded from a store, armed at its saved next fire time.
+
+        A fire time that passed while the emulator was down fires at once, once (then `_fire`
+        goes on from the next cron time after now): missed firings are caught up by one
+        firing, not replayed.
+        """
+        self._of(schedule.user)[schedule.id] = schedule
+        if not schedule.paused:
+            due = schedule.next_time
+            if due is None:
+                due = schedule.cron.next_after(self.engine.clock.now())
+            self._arm_at(schedule, due)
 
     def _check_destination(
         self, user: User, destination: str, spec: MessageSpec, body: bytes
@@ -161,12 +180,14 @@ class Schedules:
         schedule = self.get(user, schedule_id)
         self._disarm(schedule)
         del self._of(user)[schedule_id]
+        self.engine.store.delete(SCHEDULE, user.name, schedule_id)
 
     def pause(self, user: User, schedule_id: str) -> None:
         """Stop firing (until `resume`)."""
         schedule = self.get(user, schedule_id)
         schedule.paused = True
         self._disarm(schedule)
+        self._saved(schedule)
 
     def resume(self, user: User, schedule_id: str) -> None:
         """Fires again from the next cron time after now (missed times are not caught up)."""
@@ -174,6 +195,7 @@ class Schedules:
         if schedule.paused:
             schedule.paused = False
             self._arm(schedule, self.engine.clock.now())
+            self._saved(schedule)
 
     def trigger(self, user: User, schedule_id: str) -> Answer:
         """Fire the schedule now, once, outside its cron times (paused or not).
@@ -187,11 +209,14 @@ class Schedules:
         schedule.error = None
         messages = self.engine.state(schedule.user).messages
         schedule.last_messages = {mid: messages.get(mid) for mid in _message_ids(result)}
+        self._saved(schedule)
         return result
 
     # -- firing -----------------------------------------------------------------------------
     def _arm(self, schedule: Schedule, after: float) -> None:
-        due = schedule.cron.next_after(after)
+        self._arm_at(schedule, schedule.cron.next_after(after))
+
+    def _arm_at(self, schedule: Schedule, due: float) -> None:
         schedule.next_time = due
 
         async def fire() -> None:
@@ -220,10 +245,12 @@ class Schedules:
         except ApiError as exc:
             schedule.error = exc.message
             schedule.last_messages = {}
+            self._saved(schedule)
             return
         schedule.error = None
         messages = self.engine.state(schedule.user).messages
         schedule.last_messages = {mid: messages.get(mid) for mid in _message_ids(result)}
+        self._saved(schedule)
 
     def _publish(self, schedule: Schedule) -> Answer:
         # Each firing is a fresh publish by QStash: no dedup against the previous firing.

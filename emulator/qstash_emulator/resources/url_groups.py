@@ -15,6 +15,7 @@ from ..core.engine import Engine
 from ..core.errors import ApiError, bad_request, not_found
 from ..core.users import User
 from ..parsing.publish_headers import is_url
+from ..store.base import URL_GROUP
 from .queues import check_name
 
 __all__ = ["Endpoint", "UrlGroup", "UrlGroups", "parse_endpoints"]
@@ -146,7 +147,12 @@ class UrlGroups:
             group = groups[name] = UrlGroup(name, now, now)
         group.endpoints = merged
         group.updated_at = now
+        self.engine.store.put(URL_GROUP, user.name, name, group)
         return group
+
+    def restore(self, user: User, group: UrlGroup) -> None:
+        """A group loaded from a store (at startup)."""
+        self._of(user)[group.name] = group
 
     def remove(self, user: User, name: str, endpoints: Sequence[Endpoint]) -> None:
         """Remove the endpoints matching every field given; an emptied group is deleted."""
@@ -162,6 +168,9 @@ class UrlGroups:
         group.updated_at = self.engine.clock.now()
         if not group.endpoints:
             del self._of(user)[name]
+            self.engine.store.delete(URL_GROUP, user.name, name)
+        else:
+            self.engine.store.put(URL_GROUP, user.name, name, group)
 
     def delete(self, user: User, name: str) -> None:
         """Delete a group (messages already published to it are delivered as usual).
@@ -169,4 +178,5 @@ class UrlGroups:
         Deleting a group that does not exist is not an error (the official suites delete
         before they create).
         """
-        self._of(user).pop(name, None)
+        if self._of(user).pop(name, None) is not None:
+            self.engine.store.delete(URL_GROUP, user.name, name)

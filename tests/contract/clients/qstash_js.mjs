@@ -356,6 +356,11 @@ scenario("finished_message_readable", async () => {
   // Item 1: publish, let it be delivered, read it back at once.
   const res = await client.publishJSON({ url: url("finished"), body: { done: true } });
   await waitFor("finished");
+  // The target has the request; the emulator settles once the answer is back.
+  await eventually(async () => {
+    const { logs } = await client.logs({ filter: { messageId: res.messageId } });
+    return logs.some((l) => l.state === "DELIVERED");
+  }, "DELIVERED log");
   const message = await client.messages.get(res.messageId);
   check(message.messageId === res.messageId && message.url === url("finished"), "get", message);
   check(JSON.parse(message.body).done === true, "body", message);

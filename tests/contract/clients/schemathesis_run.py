@@ -109,7 +109,7 @@ def main() -> int:
     target = f"http://127.0.0.1:{server.server_address[1]}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     emulator = subprocess.Popen(
-        [emulator_python, "-m", "qstash_emulator", "dev", "--port", "0"],
+        [emulator_python, "-m", "qstash_emulator", "dev", "--port", "0", "--in-memory"],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
