@@ -63,17 +63,19 @@ def test_an_index_follows_the_log_across_a_reset(emu: Emulator, client: QStash) 
 def test_a_long_history_forgets_its_oldest_messages(emu: Emulator, client: QStash) -> None:
     index = dashboard_index(emu)
     index.limit = 3
-    ids = [
-        client.message.publish(
-            url=f"{emu.url}/__capture/x", body=str(n), delay="1h" if n else None
-        ).message_id
-        for n in range(5)
-    ]
-    emu.settle()
+    url = f"{emu.url}/__capture/x"
+    ids = [client.message.publish(url=url, body="0").message_id]
+    emu.settle()  # delivered: a finished message
+    ids += [client.message.publish(url=url, body=str(n), delay="1h").message_id for n in (1, 2, 3)]
     read = index.read(emu.user)
-    assert list(read.messages) == ids[2:]
+    assert list(read.messages) == ids[1:]
     page = views.message_page(read, views.MessageQuery(), emu.now)
     assert page.total == 3 and page.counts["delayed"] == 3 and page.counts["delivered"] == 0
+
+    ids.append(client.message.publish(url=url, body="4", delay="1h").message_id)
+    emu.advance("1h")  # the forgotten message 1 is delivered too, and stays forgotten
+    assert list(read.messages) == ids[2:]
+    assert read.final_counts["delivered"] == 3 and not read.unfinished
     assert set(read.events) == set(ids[2:])
 
 

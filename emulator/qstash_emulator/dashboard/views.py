@@ -287,6 +287,8 @@ class MessageIndex:
         index, made = self._of_state(name, self.engine.states[name])
         if made:
             return  # the log already held this entry: it was taken in with the rest
+        if entry.idx > 0 and entry.message.id not in index.events:
+            return  # a later state of a message forgotten past the limit stays forgotten
         index.add(entry)
         if len(index.messages) > self.limit:
             index.forget_oldest()
