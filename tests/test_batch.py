@@ -140,6 +140,17 @@ MALFORMED: list[tuple[str, Any, str]] = [
 ]
 
 
+def test_a_json_body_that_is_not_a_string_is_sent_as_its_json_text(
+    emu: Emulator, client: QStash
+) -> None:
+    # @upstash/workflow batches a context.call's object body as it is.
+    dest = "http://127.0.0.1:9/json"
+    response = post_batch(emu, json.dumps([{"destination": dest, "body": {"a": [1, 2]}}]).encode())
+    assert response.status_code == 200, response.text
+    [message] = emu.engine.state(emu.user).messages.values()
+    assert message.body == b'{"a":[1,2]}'
+
+
 @pytest.mark.parametrize(("case", "payload", "needle"), MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_a_malformed_entry_fails_the_whole_batch_and_stores_nothing(
     emu: Emulator, client: QStash, case: str, payload: Any, needle: str

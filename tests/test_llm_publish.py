@@ -300,7 +300,10 @@ def test_other_openai_endpoints_on_a_provider_host(
         Upstash_Retries="0",
     )
     emu.settle()
-    image, missing = callbacks(httpserver)
+    # Two callbacks in flight at once may arrive in either order: tell them by their source.
+    by_url = {body["url"]: body for body in callbacks(httpserver)}
+    image = by_url["https://api.openai.com/v1/images/generations"]
+    missing = by_url["https://api.openai.com/v1/nothing"]
     url = completion(image)["data"][0]["url"]
     assert url.startswith(emu.url + "/__llm/images/")
     assert httpx.get(url).headers["Content-Type"] == "image/png"

@@ -8,7 +8,10 @@ nothing else creates a resource. Every extension point is wired here once, in a 
 - delivery interceptors (answer an attempt without the network): injected faults, then the
   LLM gateway for provider hosts (so a fault can be injected on those too);
 - destination resolvers (claim a destination before URLs and URL groups): the LLM gateway
-  (`api/llm` and provider URLs).
+  (`api/llm` and provider URLs);
+- message hooks (follow messages without holding them): workflow runs — a publish check that
+  refuses steps of runs that are over, created/failed hooks that keep each run's steps and
+  state, a callback-body hook for the failure function's fields, a delivery listener.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
 from .store import MemoryStore, Store
+from .workflows import WorkflowRuns
 
 __all__ = ["Backend", "random_seed"]
 
@@ -102,10 +106,17 @@ class Backend:
         self.limits = Limits(clock)
         self.faults = Faults()
         self.llm = LLMService(self.engine, self.limits)
+        self.workflows = WorkflowRuns(self.engine)
 
         self.engine.gates = [self.queues, self.flow_control]
         self.delivery.interceptors = [self.faults.intercept, self.llm.gateway.intercept]
         self.destinations.resolvers = [self.llm.gateway.resolve]
+        engine = self.engine
+        engine.publish_checks.append(self.workflows.check_publish)
+        engine.created_hooks.append(self.workflows.message_created)
+        engine.failed_hooks.append(self.workflows.message_failed)
+        engine.callback_body_hooks.append(self.workflows.callback_body)
+        engine.delivery_listeners.append(self.workflows.delivered)
         self.reset_hooks: list[Callable[[], None]] = []
 
     def reset(self, seed: int | None = None) -> None:
@@ -130,6 +141,7 @@ class Backend:
         self.delivery.rewrites.clear()
         self.ids.reset(random_seed() if seed is None and self.random_ids else seed)
         self.llm.reset()  # after the ids: the LLM's ids follow the seed
+        self.workflows.reset()
         self.users.reset_keys()
         if isinstance(self.clock, VirtualClock):
             self.clock.reset()

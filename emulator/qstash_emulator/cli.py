@@ -329,6 +329,7 @@ def port_number(text: str) -> int:
 
 def _banner(emulator: Emulator, args: argparse.Namespace | None = None) -> str:
     lines = [f"QStash emulator {version()} running at {emulator.url}", *_storage_lines(emulator)]
+    lines.append(f"Dashboard: {emulator.dashboard_url}")
     lines.append("")
     if emulator.clock.virtual:
         now = emulator.control.clock_json()["time"]

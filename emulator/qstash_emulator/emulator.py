@@ -37,6 +37,7 @@ from .resources.queues import Queues
 from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
 from .store import Store, open_store
+from .workflows import WorkflowRuns
 
 __all__ = ["Emulator"]
 
@@ -153,6 +154,11 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def dashboard_url(self) -> str:
+        """The local dashboard's address, e.g. "http://127.0.0.1:8080/__dashboard"."""
+        return self.url + "/__dashboard"
+
+    @property
     def user(self) -> User:
         """The default user (the dev server's `defaultUser`)."""
         return self.users.default
@@ -211,6 +217,11 @@ class Emulator:
     def url_groups(self) -> UrlGroups:
         """URL groups (topics)."""
         return self.backend.url_groups
+
+    @property
+    def workflows(self) -> WorkflowRuns:
+        """Upstash Workflow runs and waiters: `emu.workflows.runs(user)`, `.notify(...)`."""
+        return self.backend.workflows
 
     @property
     def limits(self) -> Limits:

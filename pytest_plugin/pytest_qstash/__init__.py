@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .config import Settings, UserSpec
     from .harness import CaptureHandle, QStashHarness
     from .records import DeliveredMessage
+    from .workflows import WorkflowRunInfo, WorkflowStep
 
 # name -> the module that defines it (absolute, or relative to this package)
 _EXPORTS = {
@@ -35,6 +36,8 @@ _EXPORTS = {
     "Reply": "qstash_emulator.controls.captures",
     "Settings": ".config",
     "UserSpec": ".config",
+    "WorkflowRunInfo": ".workflows",
+    "WorkflowStep": ".workflows",
 }
 
 __all__ = [
@@ -49,6 +52,8 @@ __all__ = [
     "Reply",
     "Settings",
     "UserSpec",
+    "WorkflowRunInfo",
+    "WorkflowStep",
 ]
 
 

@@ -35,6 +35,7 @@ from .clients import Clients
 from .config import Settings
 from .records import DeliveredMessage
 from .server import Server
+from .workflows import WorkflowHelpers
 
 if TYPE_CHECKING:
     from qstash import AsyncQStash, QStash, Receiver
@@ -109,7 +110,7 @@ class CaptureHandle:
         return f"<CaptureHandle {self.url}>"
 
 
-class QStashHarness:
+class QStashHarness(WorkflowHelpers):
     """A QStash emulator for one test, with time control and delivery assertions."""
 
     def __init__(self, server: Server, settings: Settings, clients: Clients) -> None:

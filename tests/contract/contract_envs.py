@@ -77,6 +77,9 @@ QSTASH_2 = PythonEnv("qstash-2.0.5", ("qstash==2.0.5", "httpx"))
 QSTASH_3 = PythonEnv("qstash-3", ("qstash>=3,<4", "openai"))
 SCHEMATHESIS = PythonEnv("schemathesis", ("schemathesis>=4,<5",))
 QSTASH_JS = NodeEnv("qstash-js", ("@upstash/qstash",))
+# Upstash Workflow: the Python SDK under FastAPI + uvicorn, the JS SDK under express.
+WORKFLOW_PY = PythonEnv("workflow-py", ("upstash-workflow>=2,<3", "fastapi", "uvicorn", "httpx"))
+WORKFLOW_JS = NodeEnv("workflow-js", ("@upstash/workflow", "express"))
 
 
 @contextmanager

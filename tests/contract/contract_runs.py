@@ -23,6 +23,8 @@ from contract_envs import (
     QSTASH_3,
     QSTASH_JS,
     SCHEMATHESIS,
+    WORKFLOW_JS,
+    WORKFLOW_PY,
     NodeEnv,
     PythonEnv,
     RegistryUnreachable,
@@ -51,6 +53,8 @@ CLIENTS = {
         Client("qstash-2.0.5", QSTASH_2, "qstash_v2.py", "/py2"),
         Client("qstash-js", QSTASH_JS, "qstash_js.mjs", "/js"),
         Client("openai", QSTASH_3, "openai_client.py", "/openai"),
+        Client("workflow-py", WORKFLOW_PY, "workflow_py.py", "/wfpy"),
+        Client("workflow-js", WORKFLOW_JS, "workflow_js.mjs", "/wfjs"),
     )
 }
 
@@ -83,14 +87,14 @@ class Runs:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="contract")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="contract")
         self._envs: dict[str, Future[Path]] = {}
         self._runs: dict[str, Future[RunResult]] = {}
 
     def start_envs(self) -> None:
         """Build (or find) every environment, in parallel."""
         if not self._envs:
-            for env in (QSTASH_3, QSTASH_2, QSTASH_JS, SCHEMATHESIS):
+            for env in (QSTASH_3, QSTASH_2, QSTASH_JS, SCHEMATHESIS, WORKFLOW_PY, WORKFLOW_JS):
                 self._envs[env.name] = self._pool.submit(ensure, env)
 
     def start(self) -> None:

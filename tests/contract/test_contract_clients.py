@@ -91,6 +91,32 @@ MATRIX: dict[str, list[Any]] = {
         "reserved_headers_not_forwarded",
         "callback_json_compact",
     ],
+    # Upstash Workflow: both SDKs serve workflows (FastAPI + uvicorn, express) with signatures
+    # verified; the Python SDK has no parallel steps or waits.
+    "workflow-py": [
+        "sequential_steps",
+        "sleep",
+        "call",
+        "call_retried_failure",
+        "failure_function",
+        "cancel",
+        "runs_listing",
+    ],
+    "workflow-js": [
+        "sequential_steps",
+        "sleep",
+        "parallel_steps",
+        "call",
+        "wait_notify",
+        "wait_timeout",
+        "failure_function",
+        "cancel",
+        "runs_listing",
+        "dlq_resume_restart_delete",
+        "failure_function_retry",
+        "invoke",
+        "webhook",
+    ],
     "openai": [
         name
         for name in (

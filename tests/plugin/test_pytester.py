@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -354,20 +353,23 @@ def test_fresh_fixture_stops_its_server(project: pytest.Pytester) -> None:
     run(project).assert_outcomes(passed=2)
 
 
-def test_per_test_cost_stays_small(project: pytest.Pytester) -> None:
-    # A loose guard (the benchmark has the real numbers): many tests must not add up.
+def test_many_tests_share_one_server_reset_between_them(project: pytest.Pytester) -> None:
+    # Per-test cost is the benchmark's business (benchmarks/plugin_overhead.py); here the
+    # behaviour behind it: one server for the session, fresh state for every test.
     project.makepyfile(
         """
         import pytest
 
+        SEEN = []
+
         @pytest.mark.parametrize("i", range(200))
         def test_many(qstash, i):
-            pass
+            assert qstash.deliveries() == []
+            qstash.capture("c").url  # touch the server
+            SEEN.append(id(qstash.emulator))
+
+        def test_one_server_for_all():
+            assert len(SEEN) == 200 and len(set(SEEN)) == 1
         """
     )
-    result = run(project, "--durations=0", "-vv")
-    result.assert_outcomes(passed=200)
-    setups = [
-        float(m.group(1)) for line in result.outlines if (m := re.match(r"([\d.]+)s setup", line))
-    ]
-    assert max(setups, default=0.0) < 0.5  # only the first test starts the server
+    run(project).assert_outcomes(passed=201)

@@ -145,6 +145,16 @@ class Engine:
         self.settled_listeners: list[Callable[[Delivered], None]] = []
         # Delivered and failed messages stay readable by id for a while (see retention.py).
         self.finished = FinishedMessages(clock, finished_retention)
+        # Named hooks for resources that follow messages (workflow runs): a created message
+        # (with its spec and, for callbacks, the message that spawned it), a failed one, and a
+        # callback body about to be sent (tag "callback" or "failure").
+        self.created_hooks: list[Callable[[Message, MessageSpec, Message | None], None]] = []
+        self.failed_hooks: list[Callable[[Message, Response, str | None], None]] = []
+        self.callback_body_hooks: list[Callable[[Message, dict[str, Any], str], None]] = []
+        # Checks of a publish's spec before anything is created (may raise ApiError).
+        self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
+        # Called with every log entry as it is written (the dashboard: its index, live updates).
+        self.log_listeners: list[Callable[[LogEntry], None]] = []
 
     def state(self, user: User) -> UserState:
         """The user's stored messages, logs, DLQ and dedup entries (created on first use)."""
@@ -262,6 +272,7 @@ class Engine:
         caller_ip: str,
         message_id: str | None = None,
         order: tuple[int, ...] | None = None,
+        source: Message | None = None,
         **fields: Any,
     ) -> Message:
         """Create and store a message (logged CREATED) without scheduling it.
@@ -274,6 +285,8 @@ class Engine:
             caller_ip: Reported to the destination.
             message_id: A given id (derived ids for callbacks); default: the next message id.
             order: Tie-break for work due at the same instant; default: a fresh counter.
+            source: For a callback, the message whose attempt it reports (the created hooks
+                see it).
             **fields: Further `Message` fields.
 
         Returns:
@@ -303,6 +316,8 @@ class Engine:
             **fields,
         )
         self.state(user).messages[message.id] = message
+        for hook in self.created_hooks:
+            hook(message, spec, source)
         self.log(message, CREATED)
         return message
 
@@ -457,6 +472,8 @@ class Engine:
             dlq_id = f"{ms(now)}-{int.from_bytes(digest(message.id)[:3], 'big')}"
             entry = self.state(message.user).dlq[dlq_id] = DlqEntry(dlq_id, message, response, now)
             self.store.put(_DLQ, message.user.name, dlq_id, entry)
+        for hook in self.failed_hooks:
+            hook(message, response, dlq_id)
         self._callback(message, response)
         if message.failure_callback is not None:
             self._spawn_callback(message, message.failure_callback, response, "failure", dlq_id)
@@ -515,7 +532,10 @@ class Engine:
         tag: str,
         dlq_id: str | None,
     ) -> Message:
-        body = compact_json(self.callback_body(message, response, dlq_id))
+        fields = self.callback_body(message, response, dlq_id)
+        for hook in self.callback_body_hooks:
+            hook(message, fields, tag)
+        body = compact_json(fields)
         spec = MessageSpec(
             method=cfg.method,
             headers={
@@ -535,6 +555,7 @@ class Engine:
             caller_ip=message.caller_ip,
             message_id=self.ids.derived(message.id, f"{tag}:{message.retried}", "msg_"),
             order=(*message.order, message.retried, 1 if tag == "callback" else 2),
+            source=message,
             kind="callback" if tag == "callback" else "failure_callback",
         )
         self.schedule(callback)
@@ -566,6 +587,8 @@ class Engine:
         message.events += 1
         self.state(message.user).logs.append(entry)
         self.store.log(entry)
+        for listener in self.log_listeners:
+            listener(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
         """The user's log events, newest first; ties broken by message order and event index."""

@@ -40,6 +40,9 @@ USER_KEY: Any = web.RequestKey("user", User) if hasattr(web, "RequestKey") else 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Workflow webhook URLs (`context.createWebhook`): /v2/workflows/hooks/{user}/{run}/{event}.
+WEBHOOKS = "/v2/workflows/hooks/"
+
 # Query parameters that carry the token, never part of a destination URL.
 TOKEN_PARAMS = ("qstashToken", "qstash_token")
 
@@ -111,7 +114,9 @@ def authenticate(request: web.Request) -> User:
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate QStash API routes and turn ApiError into QStash's JSON error body."""
     try:
-        if not request.path.startswith("/__"):  # the emulator's own unauthenticated routes
+        # The emulator's own routes and workflow webhook URLs (called by third parties, the
+        # user named in the path) take no token.
+        if not request.path.startswith(("/__", WEBHOOKS)):
             request[USER_KEY] = authenticate(request)
         try:
             return await handler(request)

@@ -22,6 +22,7 @@ from .filters import (
 )
 from .publish import parse_spec
 from .render import dlq_json
+from .workflows import workflow_dlq_list
 
 __all__ = ["setup"]
 
@@ -56,6 +57,8 @@ async def _ids(request: web.Request) -> list[str]:
 
 
 async def _list_dlq(request: web.Request) -> web.Response:
+    if request.query.get("source") == "workflow":  # the workflow client's DLQ
+        return workflow_dlq_list(request)
     chunk, cursor = _page(request)
     body: dict[str, object] = {"messages": [dlq_json(e) for e in chunk]}
     if cursor:

@@ -71,6 +71,7 @@ class MessageSpec:
     schedule_id: str | None = None
     queue_name: str | None = None
     given: frozenset[str] = frozenset()  # lower-case header names the request set
+    raw: tuple[tuple[str, str], ...] = ()  # the request's headers as sent (workflow runs read them)
 
 
 def is_url(text: str) -> bool:
@@ -242,7 +243,7 @@ def parse_message_headers(
     lower: dict[str, str] = {}
     for key, value in pairs:
         lower.setdefault(key.lower(), value)
-    spec = MessageSpec(given=frozenset(lower))
+    spec = MessageSpec(given=frozenset(lower), raw=tuple(pairs))
     if (m := lower.get("upstash-method")) is not None:
         spec.method = _method(m, "Upstash-Method")
     forward_all = forward_query or lower.get("upstash-header-forward", "").lower() == "true"

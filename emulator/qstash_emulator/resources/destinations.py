@@ -109,6 +109,9 @@ class Destinations:
         """
         if queue_name is not None:
             self.queues.check_room(user, [queue_name])
+        if spec is not None:
+            for check in self.engine.publish_checks:
+                check(user, spec)
         for resolver in self.resolvers:
             claimed = resolver(user, destination)
             if claimed is not None:
