@@ -237,3 +237,12 @@ def test_dev_refuses_a_full_width_port() -> None:
     )
     assert done.returncode == 2
     assert "--port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_message_with_a_deeply_nested_body_still_shows_on_the_dashboard(emu: Emulator) -> None:
+    # Any body is accepted at publish (QStash does not parse it); showing it must not fail.
+    res = send(emu, "POST", f"/v2/publish/{emu.url}/__capture/deep", DEEP)
+    message_id = res.json()["messageId"]
+    page = httpx.get(f"{emu.url}/__dashboard/messages/{message_id}")
+    assert page.status_code == 200
+    assert message_id in page.text

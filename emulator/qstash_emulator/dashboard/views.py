@@ -39,6 +39,7 @@ from ..core.state import (
 from ..core.users import User
 from ..http.render import redact_body, redact_headers
 from ..parsing import header_names as h
+from ..parsing import safe_json
 
 __all__ = [
     "MAX_MESSAGES",
@@ -131,7 +132,7 @@ def body_text(body: bytes, limit: int = BODY_PREVIEW) -> str:
         return "(binary, base64) " + base64.b64encode(body[:limit]).decode()
     if text[:1] in "{[":
         with contextlib.suppress(ValueError):
-            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            text = json.dumps(safe_json.loads(text), indent=2, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more)"
 
 

@@ -151,4 +151,6 @@ async def read_json(request: web.Request) -> Any:
     try:
         return safe_json.loads(raw)
     except safe_json.JsonError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        if exc.too_deep:
+            raise ApiError(400, f"request body is not accepted: {exc}") from None
+        raise ApiError(400, "request body is not valid JSON") from None

@@ -15,7 +15,14 @@ MAX_DEPTH = 128
 
 
 class JsonError(ValueError):
-    """The body is not JSON the emulator reads (a ValueError, as json.loads raises)."""
+    """The body is not JSON the emulator reads (a ValueError, as json.loads raises).
+
+    `too_deep` tells a body nested past MAX_DEPTH from one that is not JSON at all.
+    """
+
+    def __init__(self, message: str, *, too_deep: bool = False) -> None:
+        super().__init__(message)
+        self.too_deep = too_deep
 
 
 def loads(raw: bytes | str) -> Any:
@@ -23,11 +30,11 @@ def loads(raw: bytes | str) -> Any:
     try:
         value = json.loads(raw)
     except RecursionError:
-        raise JsonError(f"JSON nested more than {MAX_DEPTH} levels deep") from None
+        raise JsonError(f"JSON nested more than {MAX_DEPTH} levels deep", too_deep=True) from None
     except ValueError as exc:
         raise JsonError(str(exc)) from None
     if depth_exceeds(value, MAX_DEPTH):
-        raise JsonError(f"JSON nested more than {MAX_DEPTH} levels deep")
+        raise JsonError(f"JSON nested more than {MAX_DEPTH} levels deep", too_deep=True)
     return value
 
 

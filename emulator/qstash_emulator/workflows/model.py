@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.scheduler import Timer
 from ..core.state import CallbackConfig, FlowControlSpec
 from ..core.users import User
+from ..parsing import safe_json
 from ..parsing.header_names import Headers
 from ..parsing.retry_expressions import RetryDelay
 
@@ -61,7 +61,7 @@ class Entry:
         if self.call_type != STEP:
             return None
         try:
-            found = json.loads(self.body)
+            found = safe_json.loads(self.body)
         except ValueError:
             return None
         return found if isinstance(found, dict) and "stepName" in found else None

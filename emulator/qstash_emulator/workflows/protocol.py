@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any, TypeGuard
 
 from ..parsing import header_names as h
+from ..parsing import safe_json
 from .model import Entry
 
 __all__ = [
@@ -157,7 +158,7 @@ def invoke_request(body: bytes) -> dict[str, Any] | None:
     `step`.
     """
     try:
-        found = json.loads(body)
+        found = safe_json.loads(body)
     except ValueError:
         return None
     return found if isinstance(found, dict) and "workflowRunId" in found else None
