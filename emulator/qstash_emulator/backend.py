@@ -36,6 +36,7 @@ from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
 from .store import MemoryStore, Store
 from .workflows import WorkflowRuns
+from .workflows.persist import install as persist_workflows
 
 __all__ = ["Backend"]
 
@@ -89,6 +90,7 @@ class Backend:
         self.faults = Faults()
         self.llm = LLMService(self.engine, self.limits)
         self.workflows = WorkflowRuns(self.engine)
+        persist_workflows(self.workflows, self.store)  # runs and waiters: kinds of their own
 
         self.engine.gates = [self.queues, self.flow_control]
         self.delivery.interceptors = [self.faults.intercept, self.llm.gateway.intercept]
