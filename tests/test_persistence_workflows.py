@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from helpers import requests_to
 from pytest_httpserver import HTTPServer
 from qstash_emulator import Emulator
@@ -208,3 +209,68 @@ def test_a_cancelled_run_stays_cancelled_and_its_waiter_gone_after_a_restart(
         assert listed(emu)["workflowState"] == "RUN_CANCELED"
         assert api(emu, "GET", "/v2/waiters/stop").json() == []
         assert api(emu, "POST", "/v2/notify/stop", content="x").json() == []
+
+
+def test_a_failed_run_is_in_the_workflow_dlq_after_a_restart_and_resumes_from_it(
+    tmp_path: Path, httpserver: HTTPServer, target: Callable[..., str]
+) -> None:
+    url = target("/flaky", 200, 500, 200)  # the init, then step "a" fails once (no retries)
+    with Emulator(data_dir=tmp_path) as emu:
+        start_run(emu, url, RUN, body='{"n":2}')
+        emu.settle()
+        assert step(emu, url, RUN, 1, "a", **{"Upstash-Retries": "0"}).status_code == 200
+        emu.settle()
+        assert listed(emu)["workflowState"] == "RUN_FAILED"
+
+    with Emulator(data_dir=tmp_path) as emu:
+        assert listed(emu)["workflowState"] == "RUN_FAILED"
+        [entry] = api(emu, "GET", "/v2/dlq", params={"source": "workflow"}).json()["messages"]
+        resumed = api(emu, "POST", "/v2/workflows/dlq/resume", params={"dlqIds": entry["dlqId"]})
+        assert resumed.status_code == 200, resumed.text
+        emu.settle()
+        # The new run keeps the failed run's trigger and sends step "a" again.
+        again = requests_to(httpserver, "/flaky")[-1]
+        assert again.headers["Upstash-Workflow-Runid"] != RUN
+        assert decoded(again.get_data())[0] == ("step", '{"n":2}')
+        assert json.loads(decoded(again.get_data())[-1][1])["stepName"] == "a"
+
+
+def test_the_llm_queues_jobs_survive_a_restart(tmp_path: Path) -> None:
+    from test_openai_queue import auth, chat, job, submit
+
+    with Emulator(data_dir=tmp_path) as emu:
+        emu.llm_queue.configure(concurrency=1)
+        emu.llm.reply(contains="zero", content="zero done", times=1)
+        emu.llm.reply(contains="first", content="first done", latency=10, times=1)
+        ids = [submit(emu, chat(f"the {n} job")).json()["id"] for n in ("zero", "first", "second")]
+        emu.advance(1)  # zero completes; first is in progress, second waits
+        assert [job(emu, i).json()["status"] for i in ids] == [
+            "completed",
+            "in_progress",
+            "queued",
+        ]
+
+    # Settings and LLM scripts are not kept: they are given again, before the start (the
+    # unfinished jobs are answered as soon as the emulator runs).
+    emu = Emulator(data_dir=tmp_path)
+    emu.llm_queue.configure(concurrency=1)
+    emu.llm.reply(contains="first", content="first again", latency=10, times=1)
+    emu.llm.reply(contains="second", content="second done", times=1)
+    with emu:
+        listed = httpx.get(emu.url + "/queue/jobs", headers=auth(emu)).json()["data"]
+        assert [j["id"] for j in listed] == ids
+        done = job(emu, ids[0], "/result")
+        assert done.json()["choices"][0]["message"]["content"] == "zero done"
+        emu.settle()
+        # The interrupted job is answered again, then the one that waited (one worker).
+        assert [job(emu, i).json()["status"] for i in ids[1:]] == ["in_progress", "queued"]
+        emu.advance(10)
+        first, second = (job(emu, i).json() for i in ids[1:])
+        assert second["started_at"] == first["completed_at"] == first["started_at"] + 10
+        answers = [job(emu, i, "/result").json() for i in ids[1:]]
+        assert [a["choices"][0]["message"]["content"] for a in answers] == [
+            "first again",
+            "second done",
+        ]
+        # New job ids continue the counter.
+        assert submit(emu, chat("more")).json()["id"] not in ids
