@@ -243,6 +243,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def _banner(emulator: Emulator, args: argparse.Namespace | None = None) -> str:
     lines = [f"QStash emulator {version()} running at {emulator.url}", *_storage_lines(emulator)]
+    lines.append(f"Dashboard: {emulator.dashboard_url}")
     lines.append("")
     if emulator.clock.virtual:
         now = emulator.control.clock_json()["time"]

@@ -127,6 +127,11 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def dashboard_url(self) -> str:
+        """The local dashboard's address, e.g. "http://127.0.0.1:8080/__dashboard"."""
+        return self.url + "/__dashboard"
+
+    @property
     def user(self) -> User:
         """The default user (the dev server's `defaultUser`)."""
         return self.users.default

@@ -146,6 +146,8 @@ class Engine:
         self.callback_body_hooks: list[Callable[[Message, dict[str, Any], str], None]] = []
         # Checks of a publish's spec before anything is created (may raise ApiError).
         self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
+        # Called with every log entry as it is written (the dashboard: its index, live updates).
+        self.log_listeners: list[Callable[[LogEntry], None]] = []
 
     def state(self, user: User) -> UserState:
         """The user's stored messages, logs, DLQ and dedup entries (created on first use)."""
@@ -561,6 +563,8 @@ class Engine:
         message.events += 1
         self.state(message.user).logs.append(entry)
         self.store.log(entry)
+        for listener in self.log_listeners:
+            listener(entry)
 
     def logs(self, user: User) -> list[LogEntry]:
         """The user's log events, newest first; ties broken by message order and event index."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import dashboard
 from ..backend import Backend
 from . import (
     batch,
@@ -45,6 +46,7 @@ _RESOURCES.append(run_now)  # POST /v2/messages/{id}/retry: deliver a waiting me
 _RESOURCES.append(workflows)  # Upstash Workflow: waits, notifies, runs, logs, DLQ
 _RESOURCES.append(capture)  # built-in capture URLs: /__capture/{name}
 _RESOURCES += [openai, llm, openai_queue]  # the LLM API: /v1 + /v2 OpenAI routes, /llm, /queue
+_RESOURCES.append(dashboard)  # the local UI: /__dashboard
 
 
 def create_app(backend: Backend) -> web.Application:
