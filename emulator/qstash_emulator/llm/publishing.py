@@ -83,6 +83,7 @@ class LLMProviders:
         """Back to answering api.openai.com only, with passthrough off."""
         self.bases = {_OPENAI_BASE: "openai"}
         self.passthrough = False
+        self._longest_first: list[str] | None = None
 
     def add(self, base_url: str, name: str = "custom") -> None:
         """Answer deliveries under `base_url` from the script (rules see `provider=name`).
@@ -95,15 +96,19 @@ class LLMProviders:
         if not is_url(base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.bases[_SDK_SUFFIX.sub("", base_url.rstrip("/"))] = name.lower()
+        self._longest_first = None
 
     def remove(self, base_url: str) -> None:
         """Stop answering deliveries under `base_url`."""
         self.bases.pop(_SDK_SUFFIX.sub("", base_url.rstrip("/")), None)
+        self._longest_first = None
 
     def match(self, url: str) -> tuple[str, str] | None:
         """(provider name, path after the base) for a URL under a known base."""
         path = url.split("?", 1)[0].split("#", 1)[0]
-        for base in sorted(self.bases, key=len, reverse=True):
+        if self._longest_first is None:  # every publish asks: sort once per change
+            self._longest_first = sorted(self.bases, key=len, reverse=True)
+        for base in self._longest_first:
             if path.startswith(base + "/"):
                 return self.bases[base], path[len(base) :]
         return None

@@ -9,6 +9,7 @@ schedules have no timer at all, so `run_until_idle` never spins on them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,16 @@ class Schedule:
     def queue_name(self) -> str | None:
         """The queue its messages go through, if any."""
         return self.spec.queue_name
+
+    @functools.cached_property
+    def firing_spec(self) -> MessageSpec:
+        """What each firing publishes: a fresh publish, no dedup against the last firing.
+
+        Made once: a schedule's spec does not change (a replace is a new `Schedule`).
+        """
+        return dataclasses.replace(
+            self.spec, cron=None, dedup_id=None, content_dedup=False, not_before=None
+        )
 
     def last_states(self) -> dict[str, str]:
         """Live states of the messages the last firing made (a dedup'd id is IN_PROGRESS)."""
@@ -255,14 +266,10 @@ class Schedules:
         self._saved(schedule)
 
     def _publish(self, schedule: Schedule) -> Answer:
-        # Each firing is a fresh publish by QStash: no dedup against the previous firing.
-        spec = dataclasses.replace(
-            schedule.spec, cron=None, dedup_id=None, content_dedup=False, not_before=None
-        )
         return self.destinations.publish(
             schedule.user,
             schedule.destination,
-            spec,
+            schedule.firing_spec,
             schedule.body,
             caller_ip=schedule.caller_ip,
             queue_name=schedule.queue_name,
