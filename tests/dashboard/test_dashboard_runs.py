@@ -61,6 +61,10 @@ def test_a_waiting_run_is_listed_and_shows_its_steps_and_waiter(
     assert 'data-testid="waiter-event">approve-1' in run
     assert "2025-01-08 00:00:00 UTC" in run  # the waiter's deadline on the virtual clock
     assert 'data-testid="cancel-run"' in run
+    # The run's messages link back to it.
+    init_id = logged_run(emu, "wfr_one")["steps"][0]["steps"][0]["messageId"]
+    message = page(emu, f"/__dashboard/messages/{init_id}")
+    assert 'href="/__dashboard/runs/wfr_one" data-testid="message-run"' in message
 
 
 def test_notify_from_the_dashboard_resumes_the_run_as_the_api_would(
@@ -172,7 +176,7 @@ def test_cancelling_a_sleeping_run_cancels_its_pending_step(emu: Emulator) -> No
     emu.advance("10m")
     shown = page(emu, "/__dashboard/runs/wfr_sleep")
     assert 'data-step="nap" data-step-state="delayed"' in shown
-    assert "sleep for 3600" in shown and "wakes 2025-01-01 01:00:00 UTC" in shown
+    assert "sleep for 1h" in shown and "wakes 2025-01-01 01:00:00 UTC" in shown
 
     http, key = session(emu)
     assert (

@@ -122,6 +122,7 @@ async def message(request: web.Request) -> web.Response:
             "body": views.message_body(found),
             "callbacks": [(c, views.status(c, now)) for c in callbacks],
             "source": views.source_id(found) if found.kind != "message" else None,
+            "run": access.workflows(request).run_of(found),
             "dlq_id": next(
                 (e.dlq_id for e in eng.state(who).dlq.values() if e.message is found), None
             ),

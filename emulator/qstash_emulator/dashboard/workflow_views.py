@@ -30,7 +30,7 @@ from ..workflows.model import (
     Waiter,
 )
 from ..workflows.render import step_groups
-from .views import PAGE_SIZE, UserIndex, body_text, iso, page_number
+from .views import PAGE_SIZE, UserIndex, body_text, iso, page_number, span
 
 __all__ = [
     "RUN_STATES",
@@ -312,10 +312,14 @@ def _step_row(
             row.duration = max(0.0, at - (deadline / 1000 - length))
         return row
     if kind in ("SleepFor", "SleepUntil") or step.get("sleepFor") or step.get("sleepUntil"):
+        length = _seconds(step.get("sleepFor"))
         if step.get("sleepFor") is not None:
-            row.details.append(f"sleep for {step['sleepFor']}")
-        if step.get("sleepUntil") is not None:
-            row.details.append(f"sleep until {step['sleepUntil']}")
+            row.details.append(
+                f"sleep for {span(length) if length is not None else step['sleepFor']}"
+            )
+        until = step.get("sleepUntil")
+        if isinstance(until, int | float) and not isinstance(until, bool):
+            row.details.append(f"sleep until {iso(until)}")  # unix seconds, as the SDKs send it
         woke = _attempted_at(index, message_id) or _delivered_at(index, message_id)
         message = index.messages.get(message_id)
         if woke is None and message is not None and not message.finished:
