@@ -192,6 +192,55 @@ def test_cancelling_a_sleeping_run_cancels_its_pending_step(emu: Emulator) -> No
     assert len(emu.captures.requests("sleepy")) == 1  # only the start was delivered
 
 
+def test_parallel_steps_and_a_failed_run(emu: Emulator) -> None:
+    capture = f"{emu.url}/__capture/par"
+    headers = {
+        "Content-Type": "application/json",
+        "Upstash-Workflow-RunId": "wfr_par",
+        "Upstash-Workflow-Url": capture,
+        "Upstash-Workflow-Init": "false",
+    }
+
+    def send(body: Any, **extra: str) -> None:
+        sent = api(
+            emu,
+            "POST",
+            f"/v2/publish/{capture}",
+            content=json.dumps(body),
+            headers={**headers, **extra},
+        )
+        assert sent.status_code == 200, sent.text
+
+    send({"a": 1}, **{"Upstash-Workflow-Init": "true"})
+    emu.advance("1s")
+    for target in (1, 2):  # the parallel plan: each step runs in its own delivery
+        plan = {"stepId": 0, "stepName": f"p{target}", "stepType": "Run", "concurrent": 2}
+        send({**plan, "targetStep": target})
+    emu.advance("1s")
+    send({"stepId": 2, "stepName": "p2", "stepType": "Run", "concurrent": 2, "out": "20"})
+    emu.advance("3s")
+    send({"stepId": 1, "stepName": "p1", "stepType": "Run", "concurrent": 2, "out": "10"})
+    emu.faults.add(capture, status=500, body="step exploded")
+    sum_step = {"stepId": 3, "stepName": "sum", "stepType": "Run", "concurrent": 1, "out": "30"}
+    send(sum_step, **{"Upstash-Retries": "1"})
+    emu.run_until_idle()
+
+    shown = page(emu, "/__dashboard/runs/wfr_par")
+    assert 'data-testid="run-state">Failed' in shown
+    rows = shown.split('<tr data-step="')[1:]
+    assert [r.split('"', 1)[0] for r in rows] == ["init", "p1", "p2", "sum", "after sum"]
+    assert shown.count("parallel \u00d72") == 2  # the results; the plan steps are not steps
+    p1 = rows[1]
+    assert 'data-testid="step-duration">4s<' in p1  # from its plan's delivery to its result
+    failed = rows[4]
+    assert 'data-step-state="failed"' in failed and "2 failed attempt(s)" in failed
+    assert failed.count('data-testid="step-error"') == 2 and "step exploded" in failed
+    assert "DLQ entry" in shown
+    listing = page(emu, "/__dashboard/runs?state=RUN_FAILED")
+    assert 'data-run-id="wfr_par"' in listing
+    assert listing.split('data-testid="run-steps">', 1)[1].startswith("3<")  # p1, p2, sum
+
+
 def test_the_list_filters_by_state_and_url(emu: Emulator, flow: ProtocolWorkflow) -> None:
     flow.start("wfr_a", "ea")
     flow.start("wfr_b", "eb")

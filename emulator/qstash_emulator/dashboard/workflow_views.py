@@ -255,15 +255,18 @@ def timeline(
     pending = groups[-1]["steps"] if groups and groups[-1]["type"] == "next" else []
     labels = {"STEP_RETRY": "Retrying", "STEP_FAILED": "Failed", "STEP_CANCELED": "Cancelled"}
     keys = {"STEP_RETRY": "retry", "STEP_FAILED": "failed", "STEP_CANCELED": "cancelled"}
+    names = {row.message_id: row.name for row in rows if row.message_id is not None}
     for step in pending:
         message_id = step["messageId"]
         if message_id in sleeping:
             continue  # shown as its sleep
+        # The run's delivery that carries a step's result to the endpoint for what comes next.
+        after = names.get(message_id)
         errors = list(step.get("errors") or [])
         state = step.get("state", "STEP_PROGRESS")
         rows.append(
             TimelineStep(
-                name=str(step.get("stepName") or "next delivery"),
+                name=str(step.get("stepName") or (f"after {after}" if after else "next")),
                 type="",
                 state=keys.get(state, "in_flight"),
                 label=labels.get(state, "In progress"),
