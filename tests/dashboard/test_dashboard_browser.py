@@ -252,9 +252,11 @@ def test_a_workflow_run_waits_is_notified_from_the_page_and_goes_on(
         expect(waiter.get_by_test_id("waiter-event")).to_have_text("approve-42")
         expect(waiter).to_contain_text("2025-01-08 00:00:00 UTC")  # the 7-day deadline
 
+        waiter.get_by_test_id("notify-data").fill('{"approved": true}')
         emu.advance("2h")  # from the test: the page follows the clock over the stream
         expect(page.get_by_test_id("clock")).to_have_text("2025-01-01 02:00:00 UTC")
-        waiter.get_by_test_id("notify-data").fill('{"approved": true}')
+        expect(waiter).to_contain_text("in 6d 22h")  # re-rendered on the moved clock...
+        expect(waiter.get_by_test_id("notify-data")).to_have_value('{"approved": true}')  # kept
         waiter.get_by_test_id("notify").click()
 
         expect(page.get_by_test_id("run-state")).to_have_text("Succeeded")  # it went on
