@@ -429,3 +429,22 @@ def test_a_change_that_cannot_be_saved_is_not_acknowledged_and_is_saved_later(
     with Emulator(data_dir=tmp_path) as emu:
         # The refused change was kept and went out with the next commit.
         assert sorted(m.body for m in emu.pending_messages) == [b"1", b"2"]
+
+
+def test_a_change_whose_encoding_fails_is_answered_with_a_500_not_left_waiting(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    url = target("/broken")
+    with Emulator(data_dir=tmp_path) as emu:
+        sqlite_store: Any = emu.store
+
+        def broken(obj: Any) -> Any:
+            raise TypeError("this object cannot be encoded")
+
+        sqlite_store.register("broken", broken, lambda *a: None)
+        token = {"Authorization": f"Bearer {emu.token}", "Upstash-Delay": "1h"}
+        # A bug in an encoder (not a disk error): the request still gets its answer.
+        emu.call_soon(sqlite_store.put, "broken", emu.user.name, "k", object())
+        refused = httpx.post(f"{emu.url}/v2/publish/{url}", headers=token, content=b"1", timeout=10)
+        assert refused.status_code == 500
+        assert "could not save the change" in refused.json()["error"]

@@ -28,6 +28,7 @@ from .core.ids import IdSource
 from .core.retention import DEFAULT_WINDOW
 from .core.scheduler import Scheduler
 from .core.users import Users
+from .llm.persist import install as persist_llm_jobs
 from .llm.service import LLMService
 from .resources.destinations import Destinations
 from .resources.flow_control import FlowControl
@@ -36,6 +37,7 @@ from .resources.schedules import Schedules
 from .resources.url_groups import UrlGroups
 from .store import MemoryStore, Store
 from .workflows import WorkflowRuns
+from .workflows.persist import install as persist_workflows
 
 __all__ = ["Backend"]
 
@@ -89,6 +91,8 @@ class Backend:
         self.faults = Faults()
         self.llm = LLMService(self.engine, self.limits)
         self.workflows = WorkflowRuns(self.engine)
+        persist_workflows(self.workflows, self.store)  # runs and waiters: kinds of their own
+        persist_llm_jobs(self.llm.queue, self.store)  # the /queue mirror's jobs
 
         self.engine.gates = [self.queues, self.flow_control]
         self.delivery.interceptors = [self.faults.intercept, self.llm.gateway.intercept]

@@ -66,7 +66,7 @@ def _queue_handler(endpoint: str) -> Handler:
                 # the queue's clock: it is answered at once, as by the standard endpoint.
                 return await answer(request, req, chat_limits=False)
             job = svc.queue.submit(
-                user(request).name, request.path, partial(run_request, svc.llm, req)
+                user(request).name, request.path, partial(run_request, svc.llm, req), req
             )
         except OpenAIError as exc:
             return openai_error(exc)

@@ -24,9 +24,12 @@ from .errors import OpenAIError
 if TYPE_CHECKING:
     import asyncio
 
+    from .requests import LLMRequest
     from .service import LLMService
 
-__all__ = ["CANCELLED", "COMPLETED", "FAILED", "Job", "LLMQueue", "QueueConfig"]
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "JOB", "Job", "LLMQueue", "QueueConfig"]
+
+JOB = "llm_job"  # the store's kind for a job (key: job id), see llm/persist.py
 
 _QUEUED = "queued"
 _IN_PROGRESS = "in_progress"
@@ -62,6 +65,8 @@ class Job:
     completed_at: float | None = None
     outcome: LLMOutcome | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    # The decoded request `run` answers: what a persistent store saves to rebuild `run`.
+    request: LLMRequest | None = None
 
     @property
     def finished(self) -> bool:
@@ -144,8 +149,17 @@ class LLMQueue:
         self._serial = 0
 
     # -- jobs -------------------------------------------------------------------------------
-    def submit(self, user: str, path: str, run: Callable[[float], LLMOutcome]) -> Job:
-        """Queue a request (FIFO); it starts at once when a worker is free."""
+    def submit(
+        self,
+        user: str,
+        path: str,
+        run: Callable[[float], LLMOutcome],
+        request: LLMRequest | None = None,
+    ) -> Job:
+        """Queue a request (FIFO); it starts at once when a worker is free.
+
+        `request` is the decoded request `run` answers; given, a persistent store keeps the job.
+        """
         if len(self._waiting) >= self.config.max_size:
             raise OpenAIError(
                 f"The queue is full: {len(self._waiting)} requests are waiting for a worker. "
@@ -162,12 +176,43 @@ class LLMQueue:
             run=run,
             created_at=self.service.now(),
             serial=self._serial,
+            request=request,
         )
         self.jobs[job.id] = job
+        self._saved(job)
         self._forget_old()
         self._waiting.append(job)
         self._dispatch()
         return job
+
+    def _saved(self, job: Job) -> None:
+        if job.request is not None:  # a job without its request could not be rebuilt
+            self.service.engine.store.put(JOB, job.user, job.id, job)
+
+    def restore(self, job: Job) -> None:
+        """Put back a saved job (startup, llm/persist.py), oldest first.
+
+        A finished job is kept for polling; an unfinished one waits for a worker again (one
+        that was in progress is answered again, as an interrupted request would be).
+        """
+        self.jobs[job.id] = job
+        self._serial = max(self._serial, job.serial)
+        if job.finished:
+            return
+        job.status, job.started_at, job.outcome = _QUEUED, None, None
+        # Saved rows come back in the order of their last change: keep the queue by serial.
+        at = len(self._waiting)
+        while at and self._waiting[at - 1].serial > job.serial:
+            at -= 1
+        self._waiting.insert(at, job)
+        if len(self._waiting) == 1:
+
+            async def resume() -> None:
+                # Dispatched from the loop, not while restoring: LLM scripts of a config
+                # file are applied after the restore.
+                self._dispatch()
+
+            self.service.scheduler.call_at(self.service.now(), resume, (0,))
 
     def get(self, user: str, job_id: str) -> Job:
         """The user's job `job_id`.
@@ -184,7 +229,8 @@ class LLMQueue:
 
     def list(self, user: str) -> list[Job]:
         """The user's jobs, oldest first."""
-        return [job for job in self.jobs.values() if job.user == user]
+        # By serial: jobs restored after a restart come back in the order of their last change.
+        return sorted((job for job in self.jobs.values() if job.user == user), key=_serial)
 
     def cancel(self, user: str, job_id: str) -> Job:
         """Cancel a job still waiting for a worker (one already answered cannot be)."""
@@ -199,6 +245,7 @@ class LLMQueue:
         self._waiting.remove(job)
         job.status = CANCELLED
         job.completed_at = self.service.now()
+        self._saved(job)
         self._release(job)
         return job
 
@@ -279,12 +326,14 @@ class LLMQueue:
         except OpenAIError as exc:
             outcome = LLMOutcome(exc.status, exc.body())
         job.outcome = outcome
+        self._saved(job)
 
         async def finish() -> None:
             if job.finished:  # the queue was reset meanwhile
                 return
             job.status = COMPLETED if outcome.ok else FAILED
             job.completed_at = self.service.now()
+            self._saved(job)
             self._running -= 1
             self._release(job)
             self._dispatch()
@@ -305,6 +354,11 @@ class LLMQueue:
             if oldest is None:
                 return
             del self.jobs[oldest.id]
+            self.service.engine.store.delete(JOB, oldest.user, oldest.id)
+
+
+def _serial(job: Job) -> int:
+    return job.serial
 
 
 def _seconds(t: float | None) -> int | None:

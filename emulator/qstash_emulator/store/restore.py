@@ -6,7 +6,9 @@ process died is attempted again at once, as at-least-once delivery allows), logs
 failed messages still in their retention window (readable by id), the DLQ, deduplication ids
 still in their window, queues (paused or not; a message that held a slot holds it again), URL
 groups, flow-control keys (settings, pins, paused) and schedules (armed at their next fire
-time; one whose time passed while the emulator was down fires once, at once).
+time; one whose time passed while the emulator was down fires once, at once). Kinds registered
+by features outside the core (`Store.register`: workflow runs and waiters, LLM queue jobs) are
+handed to their own restorers.
 """
 
 from __future__ import annotations

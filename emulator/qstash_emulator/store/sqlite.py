@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -57,6 +58,7 @@ FILE_NAME = "state.db"
 LOCK_NAME = "lock"
 # PRAGMA application_id: marks the file as ours ("QSEm"), so a foreign SQLite file is refused.
 APPLICATION_ID = 0x5153456D
+_log = logging.getLogger("qstash_emulator")
 _FINAL_STATES = frozenset({CANCELLED, DELIVERED, FAILED})
 
 # Migration n takes a file from version n - 1 to n; a new file runs them all.
@@ -278,7 +280,9 @@ class SqliteStore:
         waiters, self._waiters = self._waiters, []
         try:
             self._write()
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:  # a disk error or a bug: every waiting request gets an answer
+            if not isinstance(exc, (sqlite3.Error, OSError)):
+                _log.exception("saving to %s failed", self.path)
             self.error = exc
             for waiter in waiters:
                 if not waiter.done():

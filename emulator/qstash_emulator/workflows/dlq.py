@@ -108,6 +108,7 @@ class WorkflowDlq:
                 "only a failed one is retried"
             )
         run.failure_retries += 1
+        self.runs.saved(run)
         fields = self.engine.callback_body(message, entry.response, entry.dlq_id)
         self.runs.callback_body(message, fields, "failure")
         spec = MessageSpec(

@@ -17,6 +17,7 @@ from ..core.users import User
 from ..parsing import header_names as h
 from ..parsing.durations import DurationError, parse_duration
 from ..parsing.publish_headers import is_url, parse_message_headers
+from . import persist
 from . import protocol as p
 from .model import Run, Waiter
 
@@ -93,15 +94,34 @@ class WorkflowEvents:
         )
         early = run.early_events.pop(event_id, None)
         if early is not None:
+            self._saved_run(run)
             return {"messageId": self._resume(waiter, early)}
-        self._waiters.setdefault(user.name, {}).setdefault(event_id, []).append(waiter)
+        self._arm(waiter, (self.engine.ids.counter("order"),))
+        self.engine.store.put(persist.WAITER, user.name, persist.waiter_key(waiter), waiter)
+        return {}
+
+    def restore(self, waiter: Waiter, order: tuple[int, ...]) -> None:
+        """Put back a saved waiter, its timeout at its deadline (startup, `persist`)."""
+        self._arm(waiter, order)
+
+    def _arm(self, waiter: Waiter, order: tuple[int, ...]) -> None:
+        self._waiters.setdefault(waiter.user.name, {}).setdefault(waiter.event_id, []).append(
+            waiter
+        )
 
         async def time_out() -> None:
             self._timed_out(waiter)
 
-        order = (self.engine.ids.counter("order"),)
         waiter.timer = self.engine.scheduler.call_at(waiter.deadline, time_out, order)
-        return {}
+
+    def _forget(self, waiter: Waiter) -> None:
+        """The waiter is done (notified, timed out, its run over): its timer and its row go."""
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        self.engine.store.delete(persist.WAITER, waiter.user.name, persist.waiter_key(waiter))
+
+    def _saved_run(self, run: Run) -> None:
+        self.engine.store.put(persist.RUN, run.user.name, run.id, run)
 
     def notify(
         self, user: User, event_id: str, data: bytes, run_id: str | None = None
@@ -121,8 +141,7 @@ class WorkflowEvents:
             by_event.pop(event_id, None)
         answers = []
         for waiter in chosen:
-            if waiter.timer is not None:
-                waiter.timer.cancel()
+            self._forget(waiter)
             answers.append(
                 {
                     "waiter": waiter_json(waiter),
@@ -134,6 +153,7 @@ class WorkflowEvents:
             run = self.find(user, run_id)
             if run is not None and run.active:
                 run.early_events[event_id] = data
+                self._saved_run(run)
         return answers
 
     def waiting_for(self, run: Run) -> list[str]:
@@ -164,6 +184,7 @@ class WorkflowEvents:
         if waiter not in waiting:
             return
         waiting.remove(waiter)
+        self._forget(waiter)
         if not waiting:
             by_event.pop(waiter.event_id, None)
         run = self.find(waiter.user, waiter.run_id)
@@ -195,8 +216,7 @@ class WorkflowEvents:
             kept = []
             for waiter in by_event[event_id]:
                 if waiter.run_id == run.id:
-                    if waiter.timer is not None:
-                        waiter.timer.cancel()
+                    self._forget(waiter)
                 else:
                     kept.append(waiter)
             if kept:

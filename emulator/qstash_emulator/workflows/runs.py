@@ -22,6 +22,7 @@ from ..core.state import Delivered, Message, Response
 from ..core.users import User
 from ..parsing import header_names as h
 from ..parsing.publish_headers import MessageSpec, parse_message_headers
+from . import persist
 from . import protocol as p
 from .dlq import WorkflowDlq
 from .events import WorkflowEvents
@@ -98,6 +99,17 @@ class WorkflowRuns:
     def add(self, run: Run) -> None:
         """Keep a run made elsewhere (a resumed run)."""
         self._runs.setdefault(run.user.name, {})[run.id] = run
+        self.saved(run)
+
+    def saved(self, run: Run) -> None:
+        """Tell the store the run changed (written as it is at the end of the loop turn)."""
+        self.engine.store.put(persist.RUN, run.user.name, run.id, run)
+
+    def restore(self, run: Run, tracked: dict[str, Tracked]) -> None:
+        """Put back a saved run and what it knew of its messages (startup, `persist`)."""
+        self._runs.setdefault(run.user.name, {})[run.id] = run
+        self._tracked.update(tracked)
+        self._order = max(self._order, run.order)
 
     def next_order(self) -> int:
         """The creation order of the next run (ties in the listing)."""
@@ -204,6 +216,7 @@ class WorkflowRuns:
             entries = run.entries
         run.message_ids.append(message.id)
         self._tracked[message.id] = Tracked(run.id, call_type, spec.raw)
+        self.saved(run)
         if call_type == TO_CALLBACK:
             # The call goes to the third party as it is; its callback comes back into the run.
             if message.callback is not None:
@@ -284,6 +297,7 @@ class WorkflowRuns:
         now = self.engine.clock.now()
         run.message_ids.append(message.id)
         tracked = self._tracked[message.id] = Tracked(run.id, FAILURE_CALL)
+        self.saved(run)
         if message.kind == "failure_callback":
             try:
                 sent = json.loads(message.body)
@@ -324,6 +338,7 @@ class WorkflowRuns:
         if call_type == FAILURE_CALL:
             if run.failure is not None and run.failure.message_id == message.id:
                 run.failure.state = "CALLBACK_FAIL"
+                self.saved(run)
             return
         if call_type == TO_CALLBACK:
             return  # the callback carries the failed call's answer into the run
@@ -348,6 +363,7 @@ class WorkflowRuns:
         run.failure.response_body = response.body.decode("utf-8", "replace")
         if response.ok:
             run.failure.state = "CALLBACK_SUCCESS"
+        self.saved(run)
 
     def _failed_attempt(self, run: Run, record: Delivered, response: Response) -> None:
         """A failed attempt of a run's message, for the logs' next steps."""
@@ -364,6 +380,7 @@ class WorkflowRuns:
         for key, values in response.headers.items():
             if key.lower() == "upstash-error-step-name" and values:
                 run.error_step[record.message.id] = values[0]
+        self.saved(run)
 
     # -- run actions --------------------------------------------------------------------------
     def finish(self, user: User, run_id: str, *, cancel: bool, result: str | None = None) -> None:
@@ -393,6 +410,7 @@ class WorkflowRuns:
         run.completed_at = self.engine.clock.now()
         if result:
             run.response = result
+        self.saved(run)
         self.events.drop(run)
         if state == RUN_CANCELED:
             messages = self.engine.state(run.user).messages
