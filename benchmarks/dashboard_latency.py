@@ -12,13 +12,17 @@ An in-process emulator (virtual clock) is filled with 10,000 messages through `/
 * state_filter  - GET /__dashboard/messages?state=failed
 * message       - GET /__dashboard/messages/{id} (timeline, attempts, signature claims)
 * dlq, schedules - the other list pages
+* runs          - GET /__dashboard/runs (the first 50 of 1,000 workflow runs, each started by
+                  an Init message, every tenth with five steps)
+* run           - GET /__dashboard/runs/{id} (a run's step timeline)
 
 Server time is a page's median latency minus the anchor's. Live-update latency is measured with
 an open event stream: publish one message through the API, then time until the stream's
 `change` event arrives, and until the page fragment that shows the message is fetched.
 Aim: one page of messages in well under 100 ms server time (checked: < 50 ms).
 
-    .venv/bin/python benchmarks/dashboard_latency.py [--messages N] [--rounds R] [--json] [--check]
+    .venv/bin/python benchmarks/dashboard_latency.py [--messages N] [--runs N] [--rounds R] [--json]
+                                                      [--check]
 """
 
 from __future__ import annotations
@@ -65,6 +69,40 @@ async def fill(session: aiohttp.ClientSession, emu: Emulator, count: int) -> str
     return first
 
 
+async def fill_runs(session: aiohttp.ClientSession, emu: Emulator, count: int) -> str:
+    """Start `count` workflow runs (Init messages); every tenth gets five Run steps."""
+    headers = {"Authorization": f"Bearer {emu.token}"}
+    url = f"{emu.url}/__capture/workflow"
+
+    def run_headers(n: int, init: bool) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Upstash-Workflow-RunId": f"wfr_bench_{n}",
+            "Upstash-Workflow-Url": url,
+            "Upstash-Workflow-Init": "true" if init else "false",
+        }
+
+    for start in range(0, count, BATCH):
+        entries = [
+            {"destination": url, "body": json.dumps({"n": n}), "headers": run_headers(n, True)}
+            for n in range(start, min(count, start + BATCH))
+        ]
+        async with session.post(f"{emu.url}/v2/batch", json=entries, headers=headers) as r:
+            assert r.status == 200, await r.text()
+    await emu.acall(emu.asettle())
+    for n in range(0, count, 10):
+        for step in range(1, 6):
+            body = {"stepId": step, "stepName": f"s{step}", "stepType": "Run", "out": '"ok"'}
+            async with session.post(
+                f"{emu.url}/v2/publish/{url}",
+                data=json.dumps(body),
+                headers={**headers, **run_headers(n, False)},
+            ) as r:
+                assert r.status == 200, await r.text()
+    await emu.acall(emu.asettle())
+    return "wfr_bench_0"
+
+
 async def timed_get(session: aiohttp.ClientSession, url: str) -> float:
     t0 = time.perf_counter()
     async with session.get(url) as r:
@@ -74,7 +112,12 @@ async def timed_get(session: aiohttp.ClientSession, url: str) -> float:
 
 
 async def page_loads(
-    session: aiohttp.ClientSession, emu: Emulator, anchor: str, message_id: str, rounds: int
+    session: aiohttp.ClientSession,
+    emu: Emulator,
+    anchor: str,
+    message_id: str,
+    run_id: str,
+    rounds: int,
 ) -> dict[str, list[float]]:
     base = emu.url + "/__dashboard"
     targets = {
@@ -86,6 +129,8 @@ async def page_loads(
         "message": f"{base}/messages/{message_id}",
         "dlq": base + "/dlq",
         "schedules": base + "/schedules",
+        "runs": base + "/runs",
+        "run": f"{base}/runs/{run_id}",
     }
     for url in targets.values():  # warm-up: templates compiled, index built
         await timed_get(session, url)
@@ -158,7 +203,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         emu.user, f"{emu.url}/__capture/cron", _cron_spec(), b"", caller_ip="::1"
                     )
                 )
-                times = await page_loads(session, emu, anchor, first, args.rounds)
+                run_id = await fill_runs(session, emu, args.runs)
+                times = await page_loads(session, emu, anchor, first, run_id, args.rounds)
                 times.update(await live_updates(session, emu, args.live_rounds))
         finally:
             await emu.acall(runner.cleanup())
@@ -182,6 +228,7 @@ def _cron_spec() -> Any:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--messages", type=int, default=10_000)
+    p.add_argument("--runs", type=int, default=1_000, help="workflow runs")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--live-rounds", type=int, default=20)
     p.add_argument("--json", action="store_true")

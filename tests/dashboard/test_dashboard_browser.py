@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import open_live
 from playwright.sync_api import expect
+from protocol_workflow import ProtocolWorkflow
 from qstash import QStash
 from qstash_emulator import Emulator
 
@@ -210,7 +211,7 @@ def test_switching_users_shows_their_messages(page: Any, emu: Emulator) -> None:
     expect(page.locator(f'tr[data-message-id="{mine.message_id}"]')).to_have_count(0)
 
 
-def test_llm_calls_and_the_workflow_runs_placeholder(page: Any, emu: Emulator) -> None:
+def test_llm_calls_and_the_empty_workflow_runs_page(page: Any, emu: Emulator) -> None:
     from openai import OpenAI
 
     emu.llm.reply(contains="capital of Turkey", content="Ankara.", name="capitals")
@@ -224,7 +225,52 @@ def test_llm_calls_and_the_workflow_runs_placeholder(page: Any, emu: Emulator) -
     expect(calls).to_contain_text("capitals")
     expect(calls).to_contain_text("Ankara.")
     page.get_by_role("link", name="Workflow runs").click()
-    expect(page.get_by_test_id("runs-placeholder")).to_be_visible()
+    expect(page.get_by_test_id("no-runs")).to_be_visible()
+
+
+def test_a_workflow_run_waits_is_notified_from_the_page_and_goes_on(
+    page: Any, emu: Emulator
+) -> None:
+    flow = ProtocolWorkflow(emu.url, emu.token)  # speaks the protocol itself, no SDK
+    try:
+        open_live(page, emu, "/__dashboard/runs")
+        expect(page.get_by_test_id("no-runs")).to_be_visible()
+        flow.start("wfr_browser", "approve-42", timeout="7d")
+
+        row = page.locator('tr[data-run-id="wfr_browser"]')
+        expect(row).to_be_visible()  # live: the run appeared without a reload
+        expect(row).to_contain_text("Running")
+        expect(row).to_contain_text("waiting for approve-42")
+        expect(row).to_contain_text(flow.url)
+
+        row.get_by_role("link", name="wfr_browser").click()
+        expect(page.get_by_test_id("run-state")).to_have_text("Running")
+        waiting = page.locator('tr[data-step="approval"]')
+        expect(waiting).to_have_attribute("data-step-state", "pending")
+        expect(waiting).to_contain_text("for event approve-42")
+        waiter = page.get_by_test_id("waiter")
+        expect(waiter.get_by_test_id("waiter-event")).to_have_text("approve-42")
+        expect(waiter).to_contain_text("2025-01-08 00:00:00 UTC")  # the 7-day deadline
+
+        waiter.get_by_test_id("notify-data").fill('{"approved": true}')
+        emu.advance("2h")  # from the test: the page follows the clock over the stream
+        expect(page.get_by_test_id("clock")).to_have_text("2025-01-01 02:00:00 UTC")
+        expect(waiter).to_contain_text("in 6d 22h")  # re-rendered on the moved clock...
+        expect(waiter.get_by_test_id("notify-data")).to_have_value('{"approved": true}')  # kept
+        waiter.get_by_test_id("notify").click()
+
+        expect(page.get_by_test_id("run-state")).to_have_text("Succeeded")  # it went on
+        approval = page.locator('tr[data-step="approval"]')
+        expect(approval).to_have_attribute("data-step-state", "delivered")
+        expect(approval).to_contain_text("notified (timeout 7d)")
+        expect(approval.get_by_test_id("step-result")).to_contain_text('"approved": true')
+        expect(approval.get_by_test_id("step-duration")).to_have_text("2h")
+        expect(page.locator('tr[data-step="after"]')).to_contain_text("Done")
+        expect(page.get_by_test_id("no-waiters")).to_be_visible()
+        expect(page.get_by_test_id("run-response")).to_contain_text("done:")
+        assert not flow.errors
+    finally:
+        flow.close()
 
 
 def test_a_message_page_follows_the_message_live(page: Any, emu: Emulator, client: QStash) -> None:
@@ -328,3 +374,53 @@ def test_screenshots_of_the_main_pages(page: Any, shop: Emulator) -> None:
     open_live(page, emu, "/__dashboard/dlq")
     expect(page.locator("tr[data-dlq-id]")).to_have_count(1)
     save(page, "dlq")
+
+    run_id = order_workflow(emu)
+    open_live(page, emu, f"/__dashboard/runs/{run_id}")
+    expect(page.get_by_test_id("waiter")).to_have_count(1)
+    expect(page.locator("tr[data-step]")).to_have_count(4)
+    save(page, "run", full_page=True)
+
+
+def order_workflow(emu: Emulator) -> str:
+    """A run part of the way through, its steps sent as an SDK sends them: a step, a sleep,
+    then a wait for the shipment."""
+    import json
+
+    import httpx
+
+    url, run_id = f"{APP}/workflows/order", "wfr_order_1042"
+    headers = {
+        "Authorization": f"Bearer {emu.token}",
+        "Content-Type": "application/json",
+        "Upstash-Workflow-RunId": run_id,
+        "Upstash-Workflow-Url": url,
+        "Upstash-Workflow-Init": "false",
+        "Upstash-Forward-Upstash-Workflow-Sdk-Version": "1",
+    }
+
+    def send(path: str, body: object, **extra: str) -> None:
+        answer = httpx.post(
+            emu.url + path, content=json.dumps(body), headers={**headers, **extra}, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+
+    def step(n: int, name: str, kind: str, **fields: object) -> dict[str, object]:
+        return {"stepId": n, "stepName": name, "stepType": kind, "concurrent": 1, **fields}
+
+    send(
+        f"/v2/publish/{url}", {"orderId": 1042, "total": 1999}, **{"Upstash-Workflow-Init": "true"}
+    )
+    emu.advance("1s")
+    send(f"/v2/publish/{url}", step(1, "charge", "Run", out=json.dumps({"charge": "ch_1"})))
+    emu.advance("2s")
+    send(
+        f"/v2/publish/{url}",
+        step(2, "cool-off", "SleepFor", sleepFor=600),
+        **{"Upstash-Delay": "600s"},
+    )
+    emu.advance("10m")
+    waiting = step(3, "shipment", "Wait")
+    send("/v2/wait/shipped-1042", {"url": url, "timeout": "3d", "step": waiting})
+    emu.advance("1h")
+    return run_id

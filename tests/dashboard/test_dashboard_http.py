@@ -306,7 +306,7 @@ def test_the_readme_shows_the_screenshots_the_browser_tests_write() -> None:
 
     root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
-    for name in ("messages", "message", "dlq", "schedules"):
+    for name in ("messages", "message", "dlq", "schedules", "run"):
         assert f"docs/dashboard-{name}.png" in readme
         assert (root / "docs" / f"dashboard-{name}.png").read_bytes()[:4] == b"\x89PNG"
 

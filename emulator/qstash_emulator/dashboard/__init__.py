@@ -3,8 +3,9 @@
 Server-rendered pages (Jinja2), a little plain JavaScript for live updates (server-sent events)
 and actions:
 
-- `pages.py`: the pages (messages, DLQ, schedules, queues and flow control, LLM calls, time, and
-  a placeholder for workflow runs); `views.py` reads what they show from the engine's state.
+- `pages.py`: the pages (messages, DLQ, schedules, queues and flow control, workflow runs, LLM
+  calls, time); `views.py` reads what they show from the engine's state, `workflow_views.py`
+  the workflow runs' steps and waiters.
 - `actions.py`: POST actions, each the same engine call as the REST API's.
 - `live.py`: the change counter and the event stream; `security.py`: local origins and the key.
 """
@@ -51,6 +52,7 @@ _GET = routes.compile_table(
         ("/schedules", pages.schedules),
         ("/queues", pages.queues),
         ("/runs", pages.runs),
+        ("/runs/{runId}", pages.run),
         ("/llm", pages.llm),
         ("/time", pages.time),
         ("/events", live.events),

@@ -18,6 +18,7 @@ from ..resources.flow_control import FlowControl
 from ..resources.queues import Queues
 from ..resources.schedules import Schedules
 from ..resources.url_groups import UrlGroups
+from ..workflows import WorkflowRuns
 
 __all__ = [
     "app_backend",
@@ -30,6 +31,7 @@ __all__ = [
     "schedules",
     "url_groups",
     "users",
+    "workflows",
 ]
 
 
@@ -83,5 +85,6 @@ def app_backend(app: web.Application) -> Backend:
     return app[BACKEND]
 
 
-# WORKFLOW RUNS: the workflow engine is `backend(request).workflows`; add its accessor here for
-# the runs page (pages.runs() and templates/runs.html hold the page's place).
+def workflows(request: web.Request) -> WorkflowRuns:
+    """Every user's workflow runs and their waiters."""
+    return backend(request).workflows

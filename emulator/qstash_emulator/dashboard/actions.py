@@ -142,6 +142,52 @@ async def advance(request: web.Request) -> web.Response:
     return _done(f"advanced to {iso(now)}", now=round(now * 1000))
 
 
+async def cancel_run(request: web.Request) -> web.Response:
+    """Cancel a workflow run: `DELETE /v2/workflows/runs/{runId}?cancel=true`'s call."""
+    check_action(request)
+    run_id = request.match_info["runId"]
+    # 404 for an unknown run, 400 for one that is over (nothing is changed either way).
+    access.workflows(request).finish(current_user(request), run_id, cancel=True)
+    _note(request, f"workflow run {run_id} cancelled (dashboard)")
+    return _done(f"cancelled workflow run {run_id}")
+
+
+async def notify(request: web.Request) -> web.Response:
+    """Notify an event: `POST /v2/notify/{eventId}`'s call.
+
+    With a run id, `/v2/notify/{runId}/{eventId}`'s: only that run's waiter, and kept for the
+    run's next wait when it does not wait yet.
+    """
+    check_action(request)
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise bad_request('request body must be {"eventId": "...", "data": "...", "runId": "..."}')
+    event_id, payload, run_id = data.get("eventId"), data.get("data", ""), data.get("runId")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise bad_request("eventId must be a non-empty string")
+    if not isinstance(payload, str):
+        raise bad_request("data must be a string (the event's body)")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+        raise bad_request("runId must be a workflow run id")
+    runs, who = access.workflows(request), current_user(request)
+    run = runs.get(who, run_id) if run_id is not None else None  # 404 for an unknown run
+    answers = runs.events.notify(who, event_id, payload.encode(), run_id)
+    if answers:
+        text = f"notified {event_id}: {len(answers)} waiter(s) resumed"
+    elif run is not None and run.active:
+        text = f"run {run.id} does not wait for {event_id} yet: kept for its next wait"
+    else:
+        text = f"nobody waits for {event_id}: the event is lost"
+    _note(request, text + " (dashboard)")
+    return _done(text, messageIds=[a["messageId"] for a in answers])
+
+
+def _note(request: web.Request, text: str) -> None:
+    control = access.control(request)
+    if control is not None:
+        control.note(text)
+
+
 # Paths under /__dashboard/api.
 TABLE = compile_table(
     [
@@ -152,5 +198,7 @@ TABLE = compile_table(
         ("/queues/{name}/{verb}", queue_action),
         ("/flow-control/{key}/{verb}", flow_control_action),
         ("/time/advance", advance),
+        ("/runs/{runId}/cancel", cancel_run),
+        ("/workflows/notify", notify),
     ]
 )

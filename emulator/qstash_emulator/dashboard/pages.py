@@ -15,7 +15,7 @@ from aiohttp import web
 from ..core.clock import ms
 from ..core.errors import not_found
 from ..core.users import User
-from . import access, views
+from . import access, views, workflow_views
 from .cron_words import describe
 from .live import NOTIFIER
 from .routes import asset_url
@@ -32,7 +32,6 @@ NAV = [
     ("dlq", "DLQ"),
     ("schedules", "Schedules"),
     ("queues", "Queues & flow control"),
-    # WORKFLOW RUNS: the page is a placeholder for now (see runs()).
     ("runs", "Workflow runs"),
     ("llm", "LLM calls"),
     ("time", "Time"),
@@ -123,6 +122,7 @@ async def message(request: web.Request) -> web.Response:
             "body": views.message_body(found),
             "callbacks": [(c, views.status(c, now)) for c in callbacks],
             "source": views.source_id(found) if found.kind != "message" else None,
+            "run": access.workflows(request).run_of(found),
             "dlq_id": next(
                 (e.dlq_id for e in eng.state(who).dlq.values() if e.message is found), None
             ),
@@ -181,10 +181,42 @@ async def queues(request: web.Request) -> web.Response:
 
 
 async def runs(request: web.Request) -> web.Response:
-    # WORKFLOW RUNS: read the runs (backend(request).workflows) through `access` here and
-    # render each run's steps as a timeline (name, type, result, duration, sleeps and waits),
-    # waiters with their events, with notify and cancel actions in actions.py.
-    return render(request, "runs.html", "runs", {})
+    who = current_user(request)
+    workflows = access.workflows(request)
+    query = workflow_views.RunQuery.from_query(request.query)
+    result = workflow_views.run_page(workflows.runs(who), query, workflows.events)
+    return render(
+        request,
+        "runs.html",
+        "runs",
+        {
+            "query": query,
+            "result": result,
+            "states": workflow_views.RUN_STATES,
+            "badges": {k: workflow_views.run_badge(k)[0] for k, _ in workflow_views.RUN_STATES},
+        },
+    )
+
+
+async def run(request: web.Request) -> web.Response:
+    eng, who = access.engine(request), current_user(request)
+    workflows = access.workflows(request)
+    found = workflows.get(who, request.match_info["runId"])  # 404 when there is none
+    index = request.app[INDEX].read(who)
+    badge, label = workflow_views.run_badge(found.state)
+    return render(
+        request,
+        "run.html",
+        "runs",
+        {
+            "r": found,
+            "badge": badge,
+            "label": label,
+            "steps": workflow_views.timeline(found, eng, index, workflows.events),
+            "waiters": workflow_views.run_waiters(found, workflows.events),
+            "span": views.span,
+        },
+    )
 
 
 async def llm(request: web.Request) -> web.Response:

@@ -50,14 +50,20 @@
 
   // Replace the content, keeping what the person did to it: ticked boxes, opened details, focus.
   function swap(html) {
-    var checked = {}, open = {}, focusKey = null;
+    var checked = {}, open = {}, typed = {}, focusKey = null;
     content.querySelectorAll("input[name=sel]:checked").forEach(function (el) { checked[el.value] = true; });
+    // What is being typed into a form (a notify's event data) survives the update.
+    content.querySelectorAll("form[id] textarea, form[id] input:not([type=hidden])").forEach(function (el) { typed[el.form.id + "|" + el.name] = el.value; });
     content.querySelectorAll("details[id]").forEach(function (el) { open[el.id] = el.open; });
     var active = document.activeElement;
     if (active && content.contains(active)) focusKey = keyOf(active);
     content.innerHTML = html;
     content.querySelectorAll("input[name=sel]").forEach(function (el) { if (checked[el.value]) el.checked = true; });
     content.querySelectorAll("details[id]").forEach(function (el) { if (el.id in open) el.open = open[el.id]; });
+    content.querySelectorAll("form[id] textarea, form[id] input:not([type=hidden])").forEach(function (el) {
+      var k = el.form.id + "|" + el.name;
+      if (k in typed) el.value = typed[k];
+    });
     if (focusKey) {
       var same = Array.prototype.find.call(content.querySelectorAll(FOCUSABLE), function (el) { return keyOf(el) === focusKey; });
       if (same) same.focus();
@@ -67,13 +73,13 @@
 
   // Where focus was, in terms that survive a re-render: its row and its place in the row (a
   // "Pause" button that became "Resume" keeps the focus), or what it points at.
-  var ROWS = "[data-message-id], [data-dlq-id], [data-schedule-id], [data-queue], [data-key], details[id]";
-  var FOCUSABLE = "a, button, input, select, summary";
+  var ROWS = "[data-message-id], [data-dlq-id], [data-schedule-id], [data-queue], [data-key], [data-run-id], [data-event-id], details[id]";
+  var FOCUSABLE = "a, button, input, select, summary, textarea";
 
   function keyOf(el) {
     var row = el.closest(ROWS);
     if (!row) return [el.tagName, el.dataset.action || el.getAttribute("href") || el.value || el.textContent].join("|");
-    var id = row.dataset.messageId || row.dataset.dlqId || row.dataset.scheduleId || row.dataset.queue || row.dataset.key || row.id;
+    var id = row.dataset.messageId || row.dataset.dlqId || row.dataset.scheduleId || row.dataset.queue || row.dataset.key || row.dataset.runId || row.dataset.eventId || row.id;
     return ["row", id, Array.prototype.indexOf.call(row.querySelectorAll(FOCUSABLE), el)].join("|");
   }
 
@@ -140,6 +146,26 @@
     var body = {};
     body[button.dataset.field] = ids;
     run(button, button.dataset.bulk, body);
+  });
+
+  // A form with data-action (notify an event) posts its fields as JSON; empty ones are left out.
+  document.addEventListener("submit", function (e) {
+    var form = e.target.closest("form[data-action]");
+    if (!form) return;
+    e.preventDefault();
+    var body = {};
+    new FormData(form).forEach(function (value, name) { if (value !== "" || name === "data") body[name] = value; });
+    var button = form.querySelector("button[type=submit], button:not([type])") || form;
+    if (button.getAttribute("aria-busy") === "true") return;
+    button.setAttribute("aria-busy", "true");
+    post(form.dataset.action, body)
+      .then(function (data) {
+        say(data.message || "done");
+        form.querySelectorAll("textarea").forEach(function (el) { el.value = ""; });
+        refresh();
+      })
+      .catch(function (err) { say(err.message, true); })
+      .then(function () { button.removeAttribute("aria-busy"); });
   });
 
   document.addEventListener("change", function (e) {
