@@ -52,27 +52,34 @@ class Retention:
             raise ValueError("retention max_age must be positive")
 
 
+def _key(entry: LogEntry) -> LogKey:
+    return entry.key
+
+
+def _time(entry: LogEntry) -> float:
+    return entry.time
+
+
 class LogIndex:
     """One user's log entries, oldest first by (time, message order, event index)."""
 
     def __init__(self, retention: Retention, now: Callable[[], float]) -> None:
         self.retention = retention
         self._now = now
+        # Searched by each entry's key (bisect's key=): no parallel list of key tuples, which
+        # would cost every held message another tuple.
         self._entries: list[LogEntry] = []
-        self._keys: list[LogKey] = []
         # Each message's entries in key order: a filter on message ids reads only those.
         self._by_message: dict[str, list[LogEntry]] = {}
 
     def append(self, entry: LogEntry) -> None:
         """Add an entry in key order, then drop what the retention no longer keeps."""
         key = entry.key
-        if not self._keys or key >= self._keys[-1]:
-            self._keys.append(key)
-            self._entries.append(entry)
+        entries = self._entries
+        if not entries or key >= entries[-1].key:
+            entries.append(entry)
         else:  # an event of an earlier-ordered message at the same instant
-            at = bisect.bisect_right(self._keys, key)
-            self._keys.insert(at, key)
-            self._entries.insert(at, entry)
+            entries.insert(bisect.bisect_right(entries, key, key=_key), entry)
         self._by_message.setdefault(entry.message.id, []).append(entry)
         self._trim()
 
@@ -80,12 +87,13 @@ class LogIndex:
         # Drop in chunks of a tenth of the limit: one memmove per chunk, not one per entry.
         limit = self.retention.max_entries
         slack = max(1, limit // 10)
-        drop = len(self._keys) - limit if len(self._keys) >= limit + slack else 0
-        if self.retention.max_age is not None and self._keys:
+        entries = self._entries
+        drop = len(entries) - limit if len(entries) >= limit + slack else 0
+        if self.retention.max_age is not None and entries:
             cutoff = self._now() - self.retention.max_age
-            if self._keys[0][0] < cutoff:
-                old = bisect.bisect_left(self._keys, (cutoff,))
-                if old >= min(slack, 1024) or old == len(self._keys):
+            if entries[0].time < cutoff:
+                old = bisect.bisect_left(entries, cutoff, key=_time)
+                if old >= min(slack, 1024) or old == len(entries):
                     drop = max(drop, old)
         if drop > 0:
             by_message = self._by_message
@@ -94,17 +102,16 @@ class LogIndex:
                 del mine[0]
                 if not mine:
                     del by_message[gone.message.id]
-            del self._keys[:drop]
             del self._entries[:drop]
 
     def newest_first(self, after: LogKey | None = None) -> Iterator[LogEntry]:
         """Entries newest first, starting after (older than) the cursor key `after`."""
-        end = len(self._keys) if after is None else bisect.bisect_left(self._keys, after)
+        entries = self._entries
+        end = len(entries) if after is None else bisect.bisect_left(entries, after, key=_key)
         # Entries past the age limit but not yet trimmed (trimming runs in chunks) are not shown.
         start = 0
         if self.retention.max_age is not None:
-            start = bisect.bisect_left(self._keys, (self._now() - self.retention.max_age,))
-        entries = self._entries
+            start = bisect.bisect_left(entries, self._now() - self.retention.max_age, key=_time)
         for i in range(end - 1, start - 1, -1):
             yield entries[i]
 
@@ -134,7 +141,6 @@ class LogIndex:
     def clear(self) -> None:
         """Forget every entry."""
         self._entries.clear()
-        self._keys.clear()
         self._by_message.clear()
 
 

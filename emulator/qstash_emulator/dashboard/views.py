@@ -255,17 +255,19 @@ class UserIndex:
 class MessageIndex:
     """Every user's messages, fed by the engine's log as each entry is written.
 
-    The engine's log listener adds each entry as it is written, so the index does not depend on
-    how the engine keeps (or trims) its logs; a user's index starts from what the log holds when
-    it is first needed (state restored from a data file). A reset shows as a new user state
-    object. Past `limit` messages a user's oldest are forgotten.
+    A user's index starts from what the log holds when it is first needed (state restored
+    from a data file, or messages published before anyone opened the dashboard); from the first
+    read on, the engine's log listener adds each entry as it is written, so the index does not
+    depend on how the engine keeps (or trims) its logs. Until then it costs nothing per message.
+    A reset shows as a new user state object. Past `limit` messages a user's oldest are
+    forgotten.
     """
 
     def __init__(self, engine: Engine, limit: int = MAX_MESSAGES) -> None:
         self.engine = engine
         self.limit = limit
         self._users: dict[str, UserIndex] = {}
-        engine.log_listeners.append(self.add)
+        self._listening = False
 
     def _of_state(self, name: str, st: UserState) -> tuple[UserIndex, bool]:
         """The user's index, and whether it was made now from what the log already holds.
@@ -296,6 +298,9 @@ class MessageIndex:
 
     def read(self, user: User) -> UserIndex:
         """The user's index (empty after a reset)."""
+        if not self._listening:
+            self._listening = True
+            self.engine.log_listeners.append(self.add)
         return self._of_state(user.name, self.engine.state(user))[0]
 
 
