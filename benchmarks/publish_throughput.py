@@ -46,7 +46,7 @@ import aiohttp
 from aiohttp import web
 
 HOST = "127.0.0.1"
-AIM = 0.6
+AIM = 0.85
 # The default QStash dev-server token (also what `npx @upstash/qstash-cli dev` prints).
 DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
 REPO_ROOT = Path(__file__).resolve().parent.parent
