@@ -56,11 +56,12 @@ def create_app(backend: Backend) -> web.Application:
     Every resource module adds its routes; handlers find `backend` through
     `http.common.backend(request)`.
     """
-    app = web.Application(
-        # local_only first: a foreign web page is refused before anything else runs.
-        middlewares=[local_only_middleware, durable_middleware, api_middleware, limits_middleware],
-        client_max_size=64 * 1024 * 1024,
-    )
+    # local_only first: a foreign web page is refused before anything else runs. The durability
+    # wait only where something is saved (every middleware costs each request a layer).
+    middlewares = [local_only_middleware, api_middleware, limits_middleware]
+    if backend.store.persistent:
+        middlewares.insert(1, durable_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[LOCAL_ONLY] = LocalOnly()
     app[BACKEND] = backend
     app[ERROR_RENDERERS] = []
