@@ -309,7 +309,7 @@ class Engine:
             retry_delay=spec.retry_delay,
             callback=spec.callback,
             failure_callback=spec.failure_callback,
-            labels=list(spec.labels),
+            labels=tuple(spec.labels),
             redact=spec.redact,
             caller_ip=caller_ip,
             flow_control=spec.flow_control,

@@ -110,7 +110,7 @@ class Message:
     retry_delay: RetryDelay | None = None
     callback: CallbackConfig | None = None
     failure_callback: CallbackConfig | None = None
-    labels: list[str] = field(default_factory=list)
+    labels: tuple[str, ...] = ()  # a tuple: no list of its own for the many messages with none
     redact: Redaction = NO_REDACTION  # shared: held messages cost only what they set
     queue_name: str | None = None
     topic_name: str | None = None

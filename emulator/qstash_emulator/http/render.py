@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.clock import ms
@@ -59,7 +60,7 @@ def callback_headers(cfg: CallbackConfig | None, redact: Redaction) -> h.Headers
 
 
 def add_labels_and_flow_control(
-    out: dict[str, Any], labels: list[str], fc: FlowControlSpec | None
+    out: dict[str, Any], labels: Sequence[str], fc: FlowControlSpec | None
 ) -> None:
     """Add a message's labels and flow-control settings to its API JSON, when it has them."""
     if labels:

@@ -187,7 +187,7 @@ def load_message(
         retry_delay=load_retry_delay(data["retry_delay"]),
         callback=load_callback(data["callback"]),
         failure_callback=load_callback(data["failure_callback"]),
-        labels=data["labels"],
+        labels=tuple(data["labels"]),
         redact=load_redaction(data["redact"]),
         queue_name=data["queue_name"],
         topic_name=data["topic_name"],
