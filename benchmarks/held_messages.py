@@ -10,7 +10,7 @@ list, which is what an ideal store could not avoid holding.
     .venv/bin/python benchmarks/held_messages.py                 # 100,000 messages, 3 rounds
     .venv/bin/python benchmarks/held_messages.py --messages 20000 --json
 
-Aim (issue 15): at most 1.5 KB per held message beyond its body.
+Aim (issue 15): at most 1.5 KB of RSS per held message (its 128 B body included).
 """
 
 from __future__ import annotations
@@ -124,10 +124,10 @@ def main() -> None:
     print(
         f"{args.messages} messages delayed a day, {args.body_bytes} B bodies, "
         f"median of {len(rounds)} rounds (fresh process each)\n"
-        f"  RSS per held message     {result['per_message']:8.0f} B\n"
+        f"  RSS per held message     {result['per_message']:8.0f} B  "
+        f"(aim <= {AIM_BYTES} B: {'MET' if result['per_message'] <= AIM_BYTES else 'NOT MET'})\n"
         f"  anchor: the body alone   {result['anchor_body']:8.0f} B\n"
-        f"  net of the body          {result['net']:8.0f} B  "
-        f"(aim <= {AIM_BYTES} B: {'MET' if result['net'] <= AIM_BYTES else 'NOT MET'}); "
+        f"  net of the body          {result['net']:8.0f} B; "
         f"held/body ratio {result['per_message'] / result['anchor_body']:.1f}x"
     )
 
