@@ -127,6 +127,8 @@ class WorkflowRuns:
     # -- engine hooks -------------------------------------------------------------------------
     def check_publish(self, user: User, spec: MessageSpec) -> None:
         """A publish check: refuse a step for a run that is over or unknown (400)."""
+        if p.RUN_ID not in spec.given:  # most messages: the parser already named the headers
+            return
         lower = p.lower_map(spec.raw)
         run_id = lower.get(p.RUN_ID)
         if run_id is None:
@@ -146,6 +148,8 @@ class WorkflowRuns:
         """A created hook: the message joins its run; a step's body becomes the step list."""
         if source is not None:
             self._created_callback(message, source)
+            return
+        if p.RUN_ID not in spec.given:
             return
         lower = p.lower_map(spec.raw)
         run_id = lower.get(p.RUN_ID)
