@@ -1,4 +1,4 @@
-"""Real HTTP deliveries with one pooled aiohttp client session."""
+"""Real HTTP deliveries: interceptors, then the pooled HTTP client, at bounded concurrency."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import resource
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
-
 from ..parsing import header_names as h
+from .http_client import HttpClient, RequestFailed
 from .state import Response
 
 __all__ = ["Delivery", "Interceptor", "Outgoing", "default_concurrency", "own_error"]
@@ -45,9 +44,6 @@ def own_error(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in _OWN_ERRNOS:
             return True
-        os_error = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
-        if isinstance(os_error, OSError) and os_error.errno in _OWN_ERRNOS:
-            return True
         current = current.__cause__ or current.__context__
     return False
 
@@ -69,9 +65,9 @@ Interceptor = Callable[[Outgoing], Awaitable[Response | None]]
 
 
 class Delivery:
-    """Sends delivery attempts over real HTTP with one pooled aiohttp session.
+    """Sends delivery attempts over real HTTP with one pooled client (`HttpClient`).
 
-    Lives on the emulator's event loop (the session is created there on first use); call
+    Lives on the emulator's event loop (the client is created there on first use); call
     `close` before the loop ends. `interceptors` may answer an attempt first (faults, the LLM
     gateway), and `rewrites` map published URL prefixes to local ones. At most `concurrency`
     attempts are on the network at once: the rest wait for a slot, and an attempt's timeout
@@ -81,21 +77,10 @@ class Delivery:
     def __init__(self, concurrency: int | None = None) -> None:
         self.concurrency = concurrency or default_concurrency()
         self._slots: asyncio.Semaphore | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
         self.interceptors: list[Interceptor] = []
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         # (published prefix, local prefix): apps build absolute production URLs; deliver locally.
         self.rewrites: list[tuple[str, str]] = []
-
-    async def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # No pool limit: the slots bound concurrency (a wait in the pool would count against
-            # the attempt's timeout).
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-            )
-        return self._session
 
     async def send(
         self,
@@ -150,31 +135,19 @@ class Delivery:
     async def _request(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout: float
     ) -> Response:
-        session = await self._client()
+        if self._client is None:
+            # No pool limit: the slots bound concurrency (a wait in the pool would count against
+            # the attempt's timeout).
+            self._client = HttpClient()
         try:
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                timeout=self._timeout(timeout),
-                allow_redirects=False,
-            ) as resp:
-                data = await resp.content.read(_MAX_RESPONSE_BODY)
-                return Response(resp.status, h.from_pairs(resp.headers.items()), data)
+            answer = await self._client.request(
+                method, url, headers, body, timeout, _MAX_RESPONSE_BODY
+            )
         except asyncio.TimeoutError:
             return Response(None, {}, b"", error=f"request timed out after {timeout:g}s")
-        except aiohttp.ClientError as exc:
-            if own_error(exc):
-                raise OSError(errno.EMFILE, str(exc)) from exc
+        except RequestFailed as exc:
             return Response(None, {}, b"", error=f"request failed: {exc}")
-
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        # Messages share a handful of timeouts; reuse the objects instead of one per request.
-        found = self._timeouts.get(seconds)
-        if found is None:
-            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
-        return found
+        return Response(answer.status, h.from_pairs(answer.headers), answer.body)
 
     def rewrite(self, published: str, local: str) -> None:
         """Deliver what is published to `published...` to `local...`.
@@ -184,8 +157,8 @@ class Delivery:
         self.rewrites.append((published.rstrip("/"), local.rstrip("/")))
 
     async def close(self) -> None:
-        """Close the HTTP session (on the loop that created it)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the HTTP client's connections (on the loop that created it)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         self._slots = None  # bound to this loop once used; a restart gets a new one

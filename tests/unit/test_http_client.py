@@ -1,0 +1,260 @@
+"""The delivery HTTP client against a raw socket server that records the bytes it receives and
+answers with scripted bytes: framing, keep-alive, limits, timeouts and failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from qstash_emulator.core.http_client import HttpClient, RequestFailed
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+# What the server does with one request: the bytes to answer ("" closes without answering) and
+# whether to close the connection afterwards.
+Script = Callable[[bytes, int], tuple[bytes, bool]]
+
+
+@dataclass
+class RawServer:
+    """Reads whole requests (head and Content-Length body) and answers from `script`."""
+
+    script: Script
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        served = 0
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                answer, close = self.script(request, served)
+                served += 1
+                if answer:
+                    writer.write(answer)
+                    await writer.drain()
+                if close or not answer:
+                    return
+        finally:
+            writer.close()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+Serve = Callable[[Script], Awaitable[RawServer]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start raw servers on free loopback ports; closed after the test."""
+    servers: list[asyncio.Server] = []
+
+    async def start(script: Script) -> RawServer:
+        raw = RawServer(script)
+        server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
+        raw.port = server.sockets[0].getsockname()[1]
+        servers.append(server)
+        return raw
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def always(answer: bytes, close: bool = False) -> Script:
+    return lambda _request, _n: (answer, close)
+
+
+async def test_sends_headers_in_order_with_repeats_host_and_length(serve: Serve) -> None:
+    raw = await serve(always(OK))
+    client = HttpClient()
+    headers = [("X-A", "1"), ("x-a", "2"), ("Content-Type", "text/plain")]
+    answer = await client.request("POST", raw.url("/p?q=%2F"), headers, b"body", 5, 100)
+    await client.close()
+    assert (answer.status, answer.body, answer.headers) == (200, b"ok", [("Content-Length", "2")])
+    assert raw.requests == [
+        b"POST /p?q=%2F HTTP/1.1\r\n"
+        + f"Host: 127.0.0.1:{raw.port}\r\n".encode()
+        + b"X-A: 1\r\nx-a: 2\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nbody"
+    ]
+
+
+async def test_empty_bodies_announce_a_length_only_for_methods_with_a_body(serve: Serve) -> None:
+    raw = await serve(always(OK))
+    client = HttpClient()
+    for method in ("GET", "DELETE", "POST", "PUT", "PATCH"):
+        await client.request(method, raw.url(), [], b"", 5, 100)
+    await client.close()
+    has_length = [b"Content-Length: 0" in r for r in raw.requests]
+    assert has_length == [False, False, True, True, True]
+
+
+async def test_keeps_the_connection_alive_between_requests(serve: Serve) -> None:
+    raw = await serve(always(OK))
+    client = HttpClient()
+    for _ in range(5):
+        assert (await client.request("POST", raw.url(), [], b"x", 5, 100)).status == 200
+    await client.close()
+    assert (len(raw.requests), raw.connections) == (5, 1)
+
+
+async def test_connection_close_is_honoured(serve: Serve) -> None:
+    raw = await serve(
+        always(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", close=True)
+    )
+    client = HttpClient()
+    for _ in range(3):
+        assert (await client.request("POST", raw.url(), [], b"x", 5, 100)).body == b"ok"
+    await client.close()
+    assert raw.connections == 3
+
+
+async def test_chunked_and_read_until_close_bodies(serve: Serve) -> None:
+    chunked = (
+        b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    until_close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"
+    raw = await serve(lambda _r, n: (chunked, False) if n == 0 else (until_close, True))
+    client = HttpClient()
+    first = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    second = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+    assert (first.status, first.body) == (202, b"abcde")
+    assert (second.status, second.body) == (200, b"all of it")
+
+
+async def test_body_is_cut_at_the_limit_and_the_connection_dropped(serve: Serve) -> None:
+    raw = await serve(always(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"))
+    client = HttpClient()
+    first = await client.request("POST", raw.url(), [], b"x", 5, 4)
+    second = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+    assert (first.body, second.body) == (b"0123", b"0123456789")
+    assert raw.connections == 2
+
+
+async def test_head_answers_have_no_body(serve: Serve) -> None:
+    raw = await serve(always(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"))
+    client = HttpClient()
+    answer = await client.request("HEAD", raw.url(), [], b"", 5, 100)
+    await client.close()
+    assert (answer.status, answer.body) == (200, b"")
+
+
+async def test_a_reused_connection_the_server_dropped_is_replaced(serve: Serve) -> None:
+    # The second request on a connection gets no answer at all: as when the server closed an
+    # idle keep-alive connection just as it was reused. The client sends once more, afresh.
+    raw = await serve(lambda _r, n: (OK, False) if n == 0 else (b"", True))
+    client = HttpClient()
+    first = await client.request("POST", raw.url(), [], b"1", 5, 100)
+    second = await client.request("POST", raw.url(), [], b"2", 5, 100)
+    await client.close()
+    assert (first.body, second.body) == (b"ok", b"ok")
+    assert raw.connections == 2 and [r[-1:] for r in raw.requests] == [b"1", b"2", b"2"]
+
+
+async def test_no_answer_on_a_fresh_connection_fails(serve: Serve) -> None:
+    raw = await serve(always(b""))
+    client = HttpClient()
+    with pytest.raises(RequestFailed, match="closed the connection"):
+        await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+
+
+async def test_a_connection_closed_midway_through_the_body_fails(serve: Serve) -> None:
+    raw = await serve(always(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", close=True))
+    client = HttpClient()
+    with pytest.raises(RequestFailed, match="closed the connection"):
+        await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+
+
+async def test_an_invalid_answer_fails(serve: Serve) -> None:
+    raw = await serve(always(b"NOT HTTP AT ALL\r\n\r\n"))
+    client = HttpClient()
+    with pytest.raises(RequestFailed, match="invalid HTTP response"):
+        await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+
+
+async def test_no_answer_in_time_raises_timeout_and_drops_the_connection(serve: Serve) -> None:
+    never = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await never.wait()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HttpClient()
+    with pytest.raises(asyncio.TimeoutError):
+        await client.request("GET", f"http://127.0.0.1:{port}/", [], b"", 0.05, 100)
+    await client.close()
+    never.set()
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("X-Evil", "a\r\nInjected: yes"), ("X-Evil", "a\nb"), ("X-Evil", "a\rb"), ("X\r\nY", "v")],
+)
+async def test_line_breaks_in_headers_are_refused_before_sending(
+    serve: Serve, name: str, value: str
+) -> None:
+    raw = await serve(always(OK))
+    client = HttpClient()
+    with pytest.raises(RequestFailed, match="line break"):
+        await client.request("POST", raw.url(), [(name, value)], b"x", 5, 100)
+    await client.close()
+    assert raw.requests == []
+
+
+async def test_non_ascii_paths_are_percent_encoded_and_credentials_become_basic_auth(
+    serve: Serve,
+) -> None:
+    raw = await serve(always(OK))
+    client = HttpClient()
+    url = f"http://user:p%40ss@127.0.0.1:{raw.port}/caf\u00e9 x?q=\u00fc#frag"
+    await client.request("GET", url, [], b"", 5, 100)
+    await client.close()
+    head = raw.requests[0].split(b"\r\n")
+    assert head[0] == b"GET /caf%C3%A9%20x?q=%C3%BC HTTP/1.1"
+    assert head[1] == f"Host: 127.0.0.1:{raw.port}".encode()
+    assert head[2] == b"Authorization: Basic dXNlcjpwQHNz"  # user:p@ss
+
+
+async def test_refused_connections_raise_oserror() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HttpClient()
+    with pytest.raises(OSError):
+        await client.request("POST", f"http://127.0.0.1:{port}/", [], b"x", 5, 100)
+    await client.close()
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http:///nohost", "http://127.0.0.1:99999/"])
+async def test_unusable_urls_fail_clearly(url: str) -> None:
+    client = HttpClient()
+    with pytest.raises(RequestFailed):
+        await client.request("POST", url, [], b"x", 5, 100)
+    await client.close()
