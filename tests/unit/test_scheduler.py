@@ -229,3 +229,63 @@ async def test_work_with_an_argument_gets_it(scheduler: Scheduler, clock: Virtua
     scheduler.call_at(T0 + 2, handle, order=(0,), arg="first")
     await scheduler.run_until_idle()
     assert got == [("first", T0 + 2), ("second", T0 + 2)]
+
+
+async def test_work_made_due_by_inline_work_runs_inline_one_at_a_time(
+    scheduler: Scheduler, clock: VirtualClock
+) -> None:
+    # A cron firing publishes a message due at once, whose attempt spawns a callback due at
+    # once: a chain that comes one at a time runs in the advancing task, in order, no task each.
+    advancing: list[asyncio.Task[object] | None] = []
+    ran: Ran = []
+
+    def step(name: str, then: Callable[[], None] | None = None) -> Callable[[], Awaitable[None]]:
+        async def work() -> None:
+            advancing.append(asyncio.current_task())
+            ran.append((name, clock.now()))
+            if then is not None:
+                then()
+
+        return work
+
+    def spawn_callback() -> None:
+        scheduler.call_at(clock.now(), step("callback"))
+
+    def spawn_message() -> None:
+        scheduler.call_at(clock.now(), step("message", spawn_callback))
+
+    scheduler.call_at(T0 + 60, step("firing", spawn_message))
+    task = asyncio.ensure_future(scheduler.advance(120))
+    await task
+    assert ran == [("firing", T0 + 60), ("message", T0 + 60), ("callback", T0 + 60)]
+    assert advancing == [task, task, task]
+
+
+async def test_work_made_due_together_by_inline_work_runs_concurrently(
+    scheduler: Scheduler, clock: VirtualClock
+) -> None:
+    # A fan-out (a URL group's endpoints) must not run one delivery after another: each is a
+    # task of its own, started in creation order; a cancelled one never runs.
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    def endpoint(name: str) -> Callable[[], Awaitable[None]]:
+        async def work() -> None:
+            started.append(name)
+            await gate.wait()  # holds until every endpoint has started
+
+        return work
+
+    async def fan_out() -> None:
+        scheduler.call_at(clock.now(), endpoint("a"))
+        scheduler.call_at(clock.now(), endpoint("b")).cancel()
+        scheduler.call_at(clock.now(), endpoint("c"))
+
+    async def release_when_started() -> None:
+        while len(started) < 2:
+            await asyncio.sleep(0)
+        gate.set()
+
+    scheduler.call_at(T0 + 1, fan_out)
+    await asyncio.gather(scheduler.advance(2), release_when_started())
+    assert started == ["a", "c"]

@@ -105,6 +105,8 @@ class Scheduler:
         self._idle: list[asyncio.Future[None]] = []  # settle() waiters: resolved when idle
         # The task running due work inline (see _run_due), so a reset can cancel it too.
         self._inline: asyncio.Task[Any] | None = None
+        # Work the inline work made due at once (a cron firing's message): run inline next.
+        self._follow: list[Timer] = []
 
     # -- scheduling -------------------------------------------------------------------------
     def call_at(
@@ -130,7 +132,10 @@ class Scheduler:
         """
         timer = Timer(due, order, next(self._seq), work, arg, what=what)
         if due <= self.clock.now():
-            self._start(timer)
+            if self._inline is not None and self._inline is asyncio.current_task():
+                self._follow.append(timer)
+            else:
+                self._start(timer)
         else:
             heapq.heappush(self._heap, timer)
             if self._wake is not None:
@@ -185,8 +190,9 @@ class Scheduler:
         """Run the work due now and wait for it, and for what it starts.
 
         A timer due alone, with nothing else running, is awaited right here: replaying a long
-        stretch of virtual time (a cron schedule over a week) pays no task per item. Several
-        due at once start together as tasks, in (due, order) order, as before.
+        stretch of virtual time (a cron schedule over a week) pays no task per item. So is the
+        work it makes due at once (the firing's message, then its callback) while that comes
+        one at a time. Several due at once start together as tasks, in (due, order) order.
         """
         now = self.clock.now()
         timer = self._pop_due(now)
@@ -196,8 +202,15 @@ class Scheduler:
                 self._inline = asyncio.current_task()
                 try:
                     await self._run(timer)
+                    while len(self._follow) == 1 and not self._inflight:
+                        later = self._follow.pop()
+                        if not later.cancelled:
+                            await self._run(later)
                 finally:
                     self._inline = None
+                    follow, self._follow = self._follow, []
+                    for later in follow:
+                        self._start(later)
             else:
                 self._start(timer)
                 self._start_due()
