@@ -159,3 +159,15 @@ def test_a_capture_body_has_the_publish_size_limit(emu: Emulator) -> None:
     shown = httpx.get(f"{emu.url}/__captures", headers={"Authorization": f"Bearer {emu.token}"})
     assert shown.json().get("big", 0) == 0
     assert httpx.post(f"{emu.url}/__capture/big", content=b"x" * limit).status_code == 200
+
+
+def test_a_host_judged_before_it_was_allowed_is_judged_again() -> None:
+    # Verdicts are remembered per Host header; allowing a name must not leave a stale refusal.
+    from qstash_emulator.http.local_only import LocalOnly
+
+    local = LocalOnly()
+    assert local.host_ok("127.0.0.1:8080") and not local.host_ok("app.test:8080")
+    local.allow_hosts(["app.test"])
+    assert local.host_ok("app.test:8080") and not local.host_ok("evil.test")
+    local.allow_hosts(["*"])
+    assert local.host_ok("evil.test")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import io
 import json
 import os
 import signal
@@ -274,6 +275,10 @@ async def _serve(args: argparse.Namespace) -> None:
     setup = configure(emulator, args)
     if not args.quiet:
         colour = {"always": True, "never": False}.get(args.color)
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            # The log flushes once per loop turn on a terminal, every 50 ms otherwise: not a
+            # write per line (PYTHONUNBUFFERED and terminals would make each one a system call).
+            sys.stdout.reconfigure(line_buffering=False, write_through=False)
         attach(
             emulator,
             RequestLog(sys.stdout, level=args.log_level, fmt=args.log_format, colour=colour),

@@ -282,6 +282,17 @@ def ids_of(request: web.Request, response: web.StreamResponse | None) -> dict[st
     body = getattr(response, "body", None)
     if (
         isinstance(body, bytes)
+        and body.startswith(b'{"messageId":"')
+        and body.endswith(b'"}')
+        and body.count(b'"') == 4
+    ):
+        # A publish's answer, the common case: no JSON parsing for it.
+        message_id = body[14:-2].decode()
+        if message_id not in found["messageId"]:
+            found["messageId"].append(message_id)
+        return found
+    if (
+        isinstance(body, bytes)
         and len(body) < 1_000_000
         and b'Id"' in body  # messageId, scheduleId, dlqId: no JSON parsing otherwise
         and response is not None

@@ -34,10 +34,13 @@ class LocalOnly:
 
     hosts: set[str] = field(default_factory=set)  # extra Host names (lower case, no port)
     origins: set[str] = field(default_factory=set)  # extra origins: "https://app.example:8443"
+    # Host headers already judged: every request carries one, and they are nearly always the same.
+    _judged: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def allow_hosts(self, hosts: Iterable[str]) -> None:
         """Also accept these Host names (a port, if given, is ignored)."""
         self.hosts.update(_host_only(h) for h in hosts)
+        self._judged.clear()
 
     def allow_origins(self, origins: Iterable[str]) -> None:
         """Also accept requests from these origins ("https://app.example:8443")."""
@@ -51,13 +54,20 @@ class LocalOnly:
         self.hosts.add(_host_only(bind_host))
         if bind_host in ("0.0.0.0", "::", ""):
             self.hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
+        self._judged.clear()
 
     def host_ok(self, host: str | None) -> bool:
         """Whether a Host header names this server (a loopback name or one allowed)."""
-        if not host or "*" in self.hosts:
+        if not host:
             return True  # HTTP/1.0 without Host: nothing to rebind
-        name = _host_only(host)
-        return is_loopback(name) or name in self.hosts
+        judged = self._judged.get(host)
+        if judged is None:
+            name = _host_only(host)
+            judged = "*" in self.hosts or is_loopback(name) or name in self.hosts
+            if len(self._judged) >= 256:  # any number of names may be tried: keep a few
+                self._judged.clear()
+            self._judged[host] = judged
+        return judged
 
     def origin_ok(self, origin: str) -> bool:
         """Whether an Origin is local (a page served from this machine) or allowed."""

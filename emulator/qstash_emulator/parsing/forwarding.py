@@ -65,6 +65,20 @@ def forwardable(name: str, also_hop_by_hop: frozenset[str] = frozenset()) -> boo
     )
 
 
+# Verdicts of `forwardable` by name alone: a message's headers are checked on publish and again
+# on every attempt, and the names repeat ("Content-Type", ...).
+_VERDICTS: dict[str, bool] = {}
+
+
+def _verdict(name: str) -> bool:
+    verdict = _VERDICTS.get(name)
+    if verdict is None:
+        verdict = forwardable(name)
+        if len(_VERDICTS) < 4096:
+            _VERDICTS[name] = verdict
+    return verdict
+
+
 def drop_reserved(
     pairs: Iterable[tuple[str, str]], also_hop_by_hop: frozenset[str] = frozenset()
 ) -> list[tuple[str, str]]:
@@ -74,5 +88,8 @@ def drop_reserved(
     too.
     """
     pairs = list(pairs)
+    # Nothing to drop (so no Connection header either, itself hop-by-hop): the usual case.
+    if not also_hop_by_hop and all([_verdict(name) for name, _ in pairs]):
+        return pairs
     named = also_hop_by_hop | connection_tokens(v for k, v in pairs if k.lower() == "connection")
     return [(k, v) for k, v in pairs if forwardable(k, named)]

@@ -6,6 +6,7 @@ Checked at publish, so a URL that could never be sent (port 99999, a space in th
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ _HOST = re.compile(r"[\w.\-:%~]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=1024)  # a publish asks up to three times; URLs repeat
 def url_problem(text: str) -> str | None:
     """Why `text` cannot be a destination URL, or None when it can."""
     parts = urlsplit(text)
