@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import gc
 import io
 import json
 import os
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_DATA_DIR = ".qstash-emulator"  # the dev server's state, under the working directory
 
-__all__ = ["GC_YOUNG", "main", "parser", "run", "tune_gc"]
+__all__ = ["main", "parser", "run"]
 
 
 def version() -> str:
@@ -242,6 +241,7 @@ def _data_dir_of(args: argparse.Namespace) -> str | None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    from .core.gc_tuning import tune_for_server
     from .devserver.config import ConfigError
     from .devserver.request_log import RequestLog, attach
     from .emulator import Emulator
@@ -302,7 +302,7 @@ async def _serve(args: argparse.Namespace) -> None:
         await emulator.stop_async()
         raise SystemExit(f"qstash-emulator: {exc}") from None
     emulator.add_reset_hook(setup)
-    tune_gc()  # everything is loaded and set up by now
+    tune_for_server()  # everything is loaded and set up by now
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -397,24 +397,6 @@ def run_verb(args: argparse.Namespace) -> int:
         items = answer if isinstance(answer, list) else [answer]
         print("\n".join(str(item.get("messageId", item)) for item in items))
     return 0
-
-
-# The young generation's size for the server's garbage collector (CPython's default is 700).
-GC_YOUNG = 20_000
-
-
-def tune_gc() -> None:
-    """Fit the garbage collector to a long-running server holding many objects.
-
-    A publish allocates a few dozen containers (request, message, log entries, task), so with
-    CPython's default a young collection runs every few messages and an older one, rescanning
-    every held message and log entry, every few hundred: about a tenth of the server's CPU per
-    message (benchmarks/README.md). A larger young generation collects as surely, far less
-    often. What is loaded at start-up (modules, the app) lives as long as the process, so it is
-    moved out of the collector's sight.
-    """
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG)
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

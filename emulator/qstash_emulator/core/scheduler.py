@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import Clock, VirtualClock
+from .gc_tuning import replaying
 
 __all__ = [
     "IDLE_HORIZON",
@@ -249,7 +250,7 @@ class Scheduler:
         if not isinstance(clock, VirtualClock):
             raise RuntimeError("advance() needs a virtual clock")
         # Pinned: work runs at its own due time even when a freezegun time is already ahead.
-        with clock.pinned():
+        with clock.pinned(), replaying():
             await self.settle()
             while True:
                 due = self.next_due()
