@@ -393,3 +393,20 @@ async def test_reset_drops_pending_work_and_state(world: World) -> None:
     assert world.delivery.sent == []
     assert list(world.engine.state(world.user).logs) == []
     assert world.engine.state(world.user).messages == {}
+
+
+async def test_messages_with_the_same_headers_share_one_map(world: World) -> None:
+    # A held message costs no header dict of its own when another has the same headers; each
+    # still delivers its own (and a different set gets a map of its own).
+    json_headers = {"Content-Type": ["application/json"], "X-Tag": ["a", "b"]}
+    first = world.publish(b"1", headers=json_headers, delay=60)
+    second = world.publish(b"2", headers={k: list(v) for k, v in json_headers.items()}, delay=60)
+    other = world.publish(b"3", headers={"Content-Type": ["text/plain"]}, delay=60)
+    held = world.engine.state(world.user).messages
+    assert held[first].headers is held[second].headers
+    assert held[other].headers is not held[first].headers
+    json_headers["X-Tag"].append("c")  # the publisher's spec is not the message's map
+    assert held[first].headers == {"Content-Type": ["application/json"], "X-Tag": ["a", "b"]}
+    await world.scheduler.advance(60)
+    sent = [(s.body, s.headers["Content-Type"]) for s in world.delivery.sent]
+    assert sent == [(b"1", "application/json"), (b"2", "application/json"), (b"3", "text/plain")]

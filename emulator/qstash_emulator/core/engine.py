@@ -155,6 +155,11 @@ class Engine:
         self.publish_checks: list[Callable[[User, MessageSpec], None]] = []
         # Called with every log entry as it is written (the dashboard: its index, live updates).
         self.log_listeners: list[Callable[[LogEntry], None]] = []
+        # Header maps shared by messages that have the same headers (they are never changed in
+        # place): a held message costs no dict and lists of its own for the usual few headers.
+        self._header_maps: dict[tuple[tuple[str, ...], ...], h.Headers] = {}
+        # One bound method for every message's timer, not one per schedule() call.
+        self._due_work = self._due
 
     def state(self, user: User) -> UserState:
         """The user's stored messages, logs, DLQ and dedup entries (created on first use)."""
@@ -174,6 +179,7 @@ class Engine:
         self.states.clear()
         self.delivered.clear()
         self.finished.clear()
+        self._header_maps.clear()
 
     # -- publish ------------------------------------------------------------------------------
     def check_body(self, user: User, body: bytes) -> None:
@@ -299,7 +305,7 @@ class Engine:
             user=user,
             url=url,
             method=spec.method,
-            headers={k: list(v) for k, v in spec.headers.items()},
+            headers=self._headers_of(spec.headers),
             body=body,
             created_at=now,
             not_before=not_before,
@@ -321,13 +327,23 @@ class Engine:
         self.log(message, CREATED)
         return message
 
+    def _headers_of(self, headers: h.Headers) -> h.Headers:
+        """A message's own header map: shared with earlier messages that have the same."""
+        key = tuple([(name, *values) for name, values in headers.items()])
+        shared = self._header_maps.get(key)
+        if shared is None:
+            shared = {name: list(values) for name, values in headers.items()}
+            if len(self._header_maps) < 1024:  # the usual few sets, not every distinct one
+                self._header_maps[key] = shared
+        return shared
+
     def schedule(self, message: Message, at: float | None = None) -> None:
         """Put the message's next attempt on the scheduler, at `at` (default: its `not_before`).
 
         Times are seconds on the engine's clock. When due, the gates are asked before the attempt.
         """
         due = message.not_before if at is None else at
-        message.timer = self.scheduler.call_at(due, self._due, message.order, message)
+        message.timer = self.scheduler.call_at(due, self._due_work, message.order, message)
 
     async def _due(self, message: Message) -> None:
         message.timer = None

@@ -9,7 +9,7 @@ age) are dropped oldest first, in chunks, so trimming costs O(1) per entry on av
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,12 @@ def _time(entry: LogEntry) -> float:
     return entry.time
 
 
+def _listed(found: LogEntry | list[LogEntry] | None) -> Sequence[LogEntry]:
+    if found is None:
+        return ()
+    return found if isinstance(found, list) else (found,)
+
+
 class LogIndex:
     """One user's log entries, oldest first by (time, message order, event index)."""
 
@@ -69,8 +75,9 @@ class LogIndex:
         # Searched by each entry's key (bisect's key=): no parallel list of key tuples, which
         # would cost every held message another tuple.
         self._entries: list[LogEntry] = []
-        # Each message's entries in key order: a filter on message ids reads only those.
-        self._by_message: dict[str, list[LogEntry]] = {}
+        # Each message's entries in key order: a filter on message ids reads only those. A
+        # message with one entry (every held one) has it alone, without a list of its own.
+        self._by_message: dict[str, LogEntry | list[LogEntry]] = {}
 
     def append(self, entry: LogEntry) -> None:
         """Add an entry in key order, then drop what the retention no longer keeps."""
@@ -80,7 +87,15 @@ class LogIndex:
             entries.append(entry)
         else:  # an event of an earlier-ordered message at the same instant
             entries.insert(bisect.bisect_right(entries, key, key=_key), entry)
-        self._by_message.setdefault(entry.message.id, []).append(entry)
+        by_message = self._by_message
+        message_id = entry.message.id
+        mine = by_message.get(message_id)
+        if mine is None:
+            by_message[message_id] = entry
+        elif isinstance(mine, list):
+            mine.append(entry)
+        else:
+            by_message[message_id] = [mine, entry]
         self._trim()
 
     def _trim(self) -> None:
@@ -98,10 +113,14 @@ class LogIndex:
         if drop > 0:
             by_message = self._by_message
             for gone in self._entries[:drop]:  # each message's oldest entries go first
-                mine = by_message[gone.message.id]
+                message_id = gone.message.id
+                mine = by_message[message_id]
+                if not isinstance(mine, list):
+                    del by_message[message_id]
+                    continue
                 del mine[0]
-                if not mine:
-                    del by_message[gone.message.id]
+                if len(mine) == 1:
+                    by_message[message_id] = mine[0]
             del self._entries[:drop]
 
     def newest_first(self, after: LogKey | None = None) -> Iterator[LogEntry]:
@@ -126,7 +145,7 @@ class LogIndex:
         found = [
             e
             for message_id in set(ids)
-            for e in self._by_message.get(message_id, ())
+            for e in _listed(self._by_message.get(message_id))
             if (after is None or e.key < after) and (cutoff is None or e.time >= cutoff)
         ]
         found.sort(key=lambda e: e.key, reverse=True)

@@ -159,7 +159,10 @@ class WorkflowRuns:
         user = message.user
         call_type = lower.get(p.CALL_TYPE, STEP)
         # A call's headers are the caller's own; a step's carry copies of the last delivery's.
-        p.clean(message.headers, carried=call_type != TO_CALLBACK)
+        # Cleaned in a copy: a message's headers may be shared with messages that have the same.
+        own = {name: list(values) for name, values in message.headers.items()}
+        p.clean(own, carried=call_type != TO_CALLBACK)
+        message.headers = own
         run = self.find(user, run_id)
         if lower.get(p.INIT, "").lower() == "true":
             if run is None or not run.active:
