@@ -448,3 +448,56 @@ def test_a_change_whose_encoding_fails_is_answered_with_a_500_not_left_waiting(
         refused = httpx.post(f"{emu.url}/v2/publish/{url}", headers=token, content=b"1", timeout=10)
         assert refused.status_code == 500
         assert "could not save the change" in refused.json()["error"]
+
+
+def test_message_rows_are_numbered_in_write_order_and_a_later_row_of_an_id_wins(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    url = target("/rows")
+    with Emulator(data_dir=tmp_path) as emu:
+        client = client_of(emu)
+        first = client.message.publish(url=url, body="a", delay="1h").message_id
+        second = client.message.publish(url=url, body="b", delay="1h").message_id
+    conn = sqlite3.connect(tmp_path / "state.db")
+    rows = conn.execute("SELECT row, id, finished FROM messages ORDER BY row").fetchall()
+    assert rows == [(1, first, 0), (2, second, 0)]
+    # As if the first were written again after it finished: its later row is what it is now.
+    conn.execute(
+        "INSERT INTO messages (id, user, data, body, state, retried, events, due,"
+        " cancel_requested, finished) SELECT id, user, data, body, 'CANCELED', retried, events,"
+        " NULL, 0, 1 FROM messages WHERE id = ?",
+        (first,),
+    )
+    conn.commit()
+    conn.close()
+    with Emulator(data_dir=tmp_path) as emu:
+        assert emu.restored == 1
+        assert [m.id for m in emu.pending_messages] == [second]
+
+
+def test_log_numbering_continues_after_an_attempt_the_row_did_not_record(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    # An attempt's start (ACTIVE) is in the log but updates no message row; after a restart the
+    # message's next log event still gets the next number, not the ACTIVE one's again.
+    arrived, release = threading.Event(), threading.Event()
+
+    def handler(request: Request) -> Response:
+        if not arrived.is_set():
+            arrived.set()
+            release.wait(10)
+        return Response("ok")
+
+    httpserver.expect_request("/slow").respond_with_handler(handler)
+    with Emulator(data_dir=tmp_path) as emu:
+        client_of(emu).message.publish(url=httpserver.url_for("/slow"), body="x")
+        assert arrived.wait(10)
+    release.set()
+    conn = sqlite3.connect(tmp_path / "state.db")
+    assert conn.execute("SELECT state, events FROM messages").fetchall() == [("CREATED", 1)]
+    conn.close()
+    with Emulator(data_dir=tmp_path) as emu:
+        emu.settle()
+    conn = sqlite3.connect(tmp_path / "state.db")
+    logged = conn.execute("SELECT idx, state FROM logs ORDER BY seq").fetchall()
+    assert logged == [(0, "CREATED"), (1, "ACTIVE"), (2, "ACTIVE"), (3, "DELIVERED")]

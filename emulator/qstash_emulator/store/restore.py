@@ -78,7 +78,9 @@ def restore(
         "SELECT id, user, data, body, state, retried, events, due, cancel_requested, finished"
         " FROM messages ORDER BY rowid"
     )
-    for mid, name, data, body, state, retried, events, due, cancel, finished in rows:
+    # A message written again after it finished has a later row too: the last one is it.
+    latest = {row[0]: row for row in rows}
+    for mid, name, data, body, state, retried, events, due, cancel, finished in latest.values():
         user = users.get(name)
         if user is None:
             continue
@@ -103,6 +105,8 @@ def restore(
         if logged is None:
             continue
         loaded = codec.load_response(None if response is None else json.loads(response))
+        # The row's count may lag its log (an ACTIVE event updates no row): continue after both.
+        logged.events = max(logged.events, idx + 1)
         if state in (DELIVERED, FAILED):
             finished_at[mid] = time
         engine.state(logged.user).logs.append(
