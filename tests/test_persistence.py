@@ -501,3 +501,32 @@ def test_log_numbering_continues_after_an_attempt_the_row_did_not_record(
     conn = sqlite3.connect(tmp_path / "state.db")
     logged = conn.execute("SELECT idx, state FROM logs ORDER BY seq").fetchall()
     assert logged == [(0, "CREATED"), (1, "ACTIVE"), (2, "ACTIVE"), (3, "DELIVERED")]
+
+
+def test_the_file_keeps_what_the_history_keeps_not_everything_ever_published(
+    tmp_path: Path, target: Callable[..., str]
+) -> None:
+    # 300 messages delivered (900 log events) with a history of 30 events: the file holds the
+    # events kept (and a chunk not yet compacted), and only the messages they refer to.
+    url = target("/many")
+    with Emulator(data_dir=tmp_path, history_max_entries=30) as emu:
+        client = client_of(emu)
+        dead = client.message.publish(url=target("/dead", 500), body="x", retries=0)
+        for i in range(300):
+            client.message.publish(url=url, body=f"m{i}")
+        emu.settle()
+        kept = [log.message_id for log in client.log.list().logs]
+    conn = sqlite3.connect(tmp_path / "state.db")
+    (logs,) = conn.execute("SELECT count(*) FROM logs").fetchone()
+    rows = {mid for (mid,) in conn.execute("SELECT id FROM messages")}
+    conn.close()
+    assert 30 <= logs < 30 + 3 + 100 + 3  # kept, the index's trimming slack, one compaction's worth
+    assert set(kept) <= rows and dead.message_id in rows  # the DLQ still refers to it
+    assert len(rows) < 60
+    with Emulator(data_dir=tmp_path, history_max_entries=30) as emu:
+        client = client_of(emu)
+        restored = [log.message_id for log in client.log.list().logs]
+        # The newest events, in order (the index trims in chunks: a few more or fewer).
+        shared = min(len(kept), len(restored))
+        assert shared >= 30 and restored[:shared] == kept[:shared]
+        assert [m.message_id for m in client.dlq.list().messages] == [dead.message_id]

@@ -151,6 +151,10 @@ class LogIndex:
         found.sort(key=lambda e: e.key, reverse=True)
         return found
 
+    def message_ids(self) -> Iterable[str]:
+        """The ids of the messages with entries still kept."""
+        return self._by_message.keys()
+
     def __iter__(self) -> Iterator[LogEntry]:
         return iter(list(self._entries))
 

@@ -98,6 +98,15 @@ class Schedules:
     def _of(self, user: User) -> dict[str, Schedule]:
         return self._by_user.setdefault(user.name, {})
 
+    def last_message_ids(self) -> set[str]:
+        """The messages of every schedule's last firing (all users): its state points at them."""
+        return {
+            message_id
+            for schedules in self._by_user.values()
+            for schedule in schedules.values()
+            for message_id in schedule.last_messages
+        }
+
     # -- create, read, delete ---------------------------------------------------------------
     def create(
         self, user: User, destination: str, spec: MessageSpec, body: bytes, *, caller_ip: str

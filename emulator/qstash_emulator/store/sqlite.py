@@ -101,6 +101,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 COMMIT_GAP = 0.002
 
 _DELETED = object()
+
+
+def _compact_every(backend: Backend) -> int:
+    """Log rows written between compactions: a tenth of the history kept, at least 100."""
+    return max(100, backend.engine.retention.max_entries // 10)
+
+
 _TABLES = ("meta", "messages", "logs", "objects", "users")
 
 
@@ -222,6 +229,7 @@ class SqliteStore:
         self.error: BaseException | None = None  # the last failed commit, if any
         self._closed = False
         self._last_commit = float("-inf")  # loop time of the last flush
+        self._logged = 0  # log rows written since the last compaction
         self.extra_kinds: dict[str, tuple[Encoder, Restorer]] = {}
 
     @classmethod
@@ -399,11 +407,55 @@ class SqliteStore:
                 self._write_objects(objects)
             self._write_users(force=users)
             self._write_meta()
+            self._logged += len(logs)
+            if self._backend is not None and self._logged >= _compact_every(self._backend):
+                self._logged = 0
+                # Its own savepoint: a compaction that fails must not cost the changes above.
+                conn.execute("SAVEPOINT compact")
+                try:
+                    self._compact(self._backend)
+                except Exception:
+                    _log.exception("compacting %s failed; it is tried again later", self.path)
+                    conn.execute("ROLLBACK TO compact")
+                conn.execute("RELEASE compact")
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+    def _compact(self, backend: Backend) -> None:
+        """Drop the rows the live state no longer holds (inside the write transaction).
+
+        Log events past the history's retention (the newest each user keeps in memory, by
+        count and age), and finished messages nothing refers to any more (no kept log event,
+        DLQ entry or schedule's last firing): a long session's file and restart stay bounded
+        by the retention, not by everything ever published.
+        """
+        engine = backend.engine
+        retention = engine.retention
+        slack = max(1, retention.max_entries // 10)  # the log index trims in chunks this size
+        referenced = backend.schedules.last_message_ids()
+        for name, state in engine.states.items():
+            self.conn.execute(
+                "DELETE FROM logs WHERE user = ? AND seq <= (SELECT seq FROM logs WHERE user = ?"
+                " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (name, name, len(state.logs) + slack),
+            )
+            referenced.update(state.logs.message_ids())
+            referenced.update(state.messages)
+            referenced.update(entry.message.id for entry in state.dlq.values())
+        if retention.max_age is not None:
+            cutoff = engine.clock.now() - retention.max_age
+            self.conn.execute("DELETE FROM logs WHERE time < ?", (cutoff,))
+        unreferenced = [
+            (row,)
+            for row, message_id in self.conn.execute(
+                "SELECT row, id FROM messages WHERE finished = 1"
+            )
+            if message_id not in referenced
+        ]
+        self.conn.executemany("DELETE FROM messages WHERE row = ?", unreferenced)
 
     def _write_messages(self, messages: Any) -> None:
         inserts, updates = [], []
@@ -516,6 +568,7 @@ class SqliteStore:
         )
         self._next_row = 1 + (self.conn.execute("SELECT max(row) FROM messages").fetchone()[0] or 0)
         self._users = True  # the users as this run has them (flags, config) get saved
+        self._logged = _compact_every(backend)  # what the restore trimmed goes from the file
         if not self._scheduled:
             self._schedule()
         return count
