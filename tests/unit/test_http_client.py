@@ -258,3 +258,35 @@ async def test_unusable_urls_fail_clearly(url: str) -> None:
     with pytest.raises(RequestFailed):
         await client.request("POST", url, [], b"x", 5, 100)
     await client.close()
+
+
+def test_the_client_works_on_uvloop_too() -> None:
+    # The dev server runs on uvloop when it is installed (the [fast] extra, and the test extra).
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[int, bytes, int]:
+        server_side: list[bytes] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for _ in range(2):
+                server_side.append(await reader.readuntil(b"\r\n\r\n") + await reader.read(1))
+                writer.write(OK)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = HttpClient()
+        for _ in range(2):
+            answer = await client.request("POST", f"http://127.0.0.1:{port}/", [], b"x", 5, 100)
+        await client.close()
+        server.close()
+        await server.wait_closed()
+        return answer.status, answer.body, len(server_side)
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+        assert loop.run_until_complete(scenario()) == (200, b"ok", 2)
+    finally:
+        loop.close()
