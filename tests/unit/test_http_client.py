@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from qstash_emulator.core.http_client import HttpClient, RequestFailed
@@ -290,3 +291,82 @@ def test_the_client_works_on_uvloop_too() -> None:
         assert loop.run_until_complete(scenario()) == (200, b"ok", 2)
     finally:
         loop.close()
+
+
+async def test_a_length_delimited_body_cut_short_by_a_close_fails_even_with_connection_close(
+    serve: Serve,
+) -> None:
+    # Only a body without Content-Length (and not chunked) may end with the connection.
+    cut = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 10\r\n\r\nabc"
+    raw = await serve(always(cut, close=True))
+    client = HttpClient()
+    with pytest.raises(RequestFailed, match="closed the connection"):
+        await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+
+
+async def test_interim_1xx_answers_are_skipped_for_the_final_one(serve: Serve) -> None:
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    cont = b"HTTP/1.1 100 Continue\r\n\r\n"
+    raw = await serve(always(early + cont + b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nk"))
+    client = HttpClient()
+    answer = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    again = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+    assert (answer.status, answer.headers, answer.body) == (201, [("Content-Length", "1")], b"k")
+    assert again.status == 201 and raw.connections == 1
+
+
+async def test_a_second_answer_to_one_request_ends_the_connection(serve: Serve) -> None:
+    twice = OK + b"HTTP/1.1 500 Oops\r\nX-Late: 1\r\nContent-Length: 0\r\n\r\n"
+    raw = await serve(always(twice))
+    client = HttpClient()
+    first = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    second = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+    assert (first.status, first.headers) == (200, [("Content-Length", "2")])  # not the stray's
+    assert second.status == 200 and raw.connections == 2
+
+
+async def test_endless_answer_headers_are_refused(serve: Serve) -> None:
+    big = b"X-Big: " + b"a" * 8000 + b"\r\n"
+    raw = await serve(always(b"HTTP/1.1 200 OK\r\n" + big * 40 + b"Content-Length: 0\r\n\r\n"))
+    client = HttpClient()
+    with pytest.raises(RequestFailed, match="headers exceed 256 KB"):
+        await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+
+
+async def test_https_destinations_are_verified_against_the_trusted_authorities(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A local HTTPS destination whose authority is trusted through SSL_CERT_FILE (as mkcert's
+    # would be) is reached; the same server is refused while its authority is not trusted.
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_tls)
+    raw = RawServer(always(OK))
+    server = await asyncio.start_server(raw.handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    url = f"https://localhost:{port}/secure"
+    try:
+        untrusting = HttpClient()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await untrusting.request("POST", url, [], b"x", 5, 100)
+        await untrusting.close()
+
+        ca_file = tmp_path / "ca.pem"
+        authority.cert_pem.write_to_path(str(ca_file))
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        trusting = HttpClient()
+        answer = await trusting.request("POST", url, [], b"x", 5, 100)
+        await trusting.close()
+        assert (answer.status, answer.body) == (200, b"ok")
+        assert raw.requests[-1].startswith(b"POST /secure HTTP/1.1\r\nHost: localhost:")
+    finally:
+        server.close()
+        await server.wait_closed()

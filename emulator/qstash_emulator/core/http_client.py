@@ -29,6 +29,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Printable ASCII that may stay as it is in a request target; anything else is percent-encoded.
 _TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _MAX_TARGETS = 4096  # parsed URLs kept (messages to one URL share one)
+_MAX_HEAD = 256 * 1024  # bytes of an answer's header names and values, at most
 
 
 class RequestFailed(Exception):
@@ -98,7 +99,11 @@ class _Connection(asyncio.Protocol):
         self.size = 0
         self.limit = 0
         self.head_only = False  # a HEAD request: the answer has no body whatever it says
+        self.head_size = 0
         self.headers_done = False
+        self.interim = False  # a 1xx answer (100 Continue, 103 Early Hints): the real one follows
+        self.stray = False  # an answer nobody asked for arrived: never reuse the connection
+        self.until_eof = False  # the body has no length: it ends when the server closes
         self.got_data = False  # any byte of the answer arrived (a stale reuse gets none)
         self.keep_alive = False
         self.idle_since = 0.0
@@ -127,7 +132,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.headers_done and self.parser.get_status_code() and not self.keep_alive:
+        if self.headers_done and self.until_eof:
             # A body read until the connection closes (no length, not chunked) ends here.
             self._complete()
             return
@@ -138,17 +143,38 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(RequestFailed(f"the server closed the connection{reason}"))
 
     # -- httptools callbacks --------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.waiter is None or self.waiter.done():
+            self.stray = True  # a second answer to one request: ignored, the connection dropped
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.stray:
+            return
+        self.head_size += len(name) + len(value)
+        if self.head_size > _MAX_HEAD:
+            self._fail(RequestFailed(f"the answer's headers exceed {_MAX_HEAD // 1024} KB"))
+            return
         self.headers.append((name.decode("latin-1"), value.decode("utf-8", "replace")))
 
     def on_headers_complete(self) -> None:
+        if self.stray:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True
+            return
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()
+        if status >= 200 and status not in (204, 304):
+            framed = {name.lower() for name, _ in self.headers}
+            self.until_eof = "content-length" not in framed and "transfer-encoding" not in framed
         if self.head_only:
             self.keep_alive = False  # llhttp would wait for the announced body: not reusable
             self._complete()
 
     def on_body(self, chunk: bytes) -> None:
+        if self.stray:
+            return
         room = self.limit - self.size
         if room <= 0:
             return
@@ -162,6 +188,13 @@ class _Connection(asyncio.Protocol):
             self._complete()
 
     def on_message_complete(self) -> None:
+        if self.stray:
+            return
+        if self.interim:  # what came was a 1xx: start over for the final answer
+            self.interim = False
+            self.headers = []
+            self.head_size = 0
+            return
         self._complete()
 
     # -- the request --------------------------------------------------------------------------
@@ -170,6 +203,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             status = self.parser.get_status_code()
             waiter.set_result(Answer(status, self.headers, b"".join(self.body)))
+            self.headers, self.body = [], []  # the answer keeps its own
 
     def _fail(self, exc: BaseException) -> None:
         waiter = self.waiter
@@ -193,9 +227,12 @@ class _Connection(asyncio.Protocol):
         self.headers = []
         self.body = []
         self.size = 0
+        self.head_size = 0
         self.limit = limit
         self.head_only = head
         self.headers_done = False
+        self.interim = False
+        self.until_eof = False
         self.got_data = False
         self.keep_alive = False
         self.transport.write(data)
@@ -279,7 +316,8 @@ class HttpClient:
                 expiry.cancel()
                 self._busy.discard(conn)
                 conn.waiter = None
-            if conn.keep_alive and conn.transport is not None and not conn.transport.is_closing():
+            transport = conn.transport
+            if conn.keep_alive and not conn.stray and transport and not transport.is_closing():
                 conn.idle_since = loop.time()
                 conn.pool.append(conn)
                 self._trim(conn.pool, conn.idle_since)
