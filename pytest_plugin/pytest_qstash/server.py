@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from qstash_emulator import Emulator
 from qstash_emulator.controls.captures import PREFIX, CaptureStore
 from qstash_emulator.core.state import Delivered
+from qstash_emulator.devserver.request_log import strip_tokens
 
 from .config import Settings
 from .records import Verdict, check_signature, iso
@@ -193,15 +194,16 @@ class Server:
             if not self.log_enabled or request.path.startswith(PREFIX):
                 return await handler(request)
             t = clock.now()
+            path = strip_tokens(request.path_qs)  # a token in the query is not for the log
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
-                self._log(t, f"{request.method} {request.path_qs} -> {exc.status}")
+                self._log(t, f"{request.method} {path} -> {exc.status}")
                 raise
             except Exception as exc:
-                self._log(t, f"{request.method} {request.path_qs} -> error {exc!r}")
+                self._log(t, f"{request.method} {path} -> error {exc!r}")
                 raise
-            self._log(t, f"{request.method} {request.path_qs} -> {response.status}")
+            self._log(t, f"{request.method} {path} -> {response.status}")
             return response
 
         return reset_and_log

@@ -166,6 +166,21 @@ def test_log_of_requests_and_deliveries(qstash: QStashHarness, qstash_client: QS
     assert "deliver msg_" in text and "/__capture/logged" in text
 
 
+@pytest.mark.qstash(log=True)
+def test_the_log_never_shows_a_token_given_in_the_query(qstash: QStashHarness) -> None:
+    import httpx
+
+    hook = qstash.capture("query-token")
+    answer = httpx.post(
+        f"{qstash.url}/v2/publish/{hook.url}",
+        params={"qstashToken": qstash.token, "keep": "1"},
+        content=b"x",
+    )
+    assert answer.status_code == 200
+    text = "\n".join(qstash.log)
+    assert "keep=1" in text and qstash.token not in text and "qstashToken" not in text
+
+
 def test_snapshot_is_stable(qstash: QStashHarness, qstash_client: QStash) -> None:
     hook = qstash.capture("snap")
     qstash_client.message.publish_json(url=hook.url, body={"a": 1})
