@@ -253,7 +253,10 @@ async def test_refused_connections_raise_oserror() -> None:
     await client.close()
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http:///nohost", "http://127.0.0.1:99999/"])
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://127.0.0.1/x", "http:///nohost", "http://127.0.0.1:99999/", "http://a\u3002\u3002b/"],
+)
 async def test_unusable_urls_fail_clearly(url: str) -> None:
     client = HttpClient()
     with pytest.raises(RequestFailed):

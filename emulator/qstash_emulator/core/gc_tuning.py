@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 __all__ = ["YOUNG", "replaying", "tune_for_server"]
 
 YOUNG = 20_000  # objects in the young generation (CPython's default is 700)
 
-_depth = 0  # replays running (advance calls may nest or overlap on one loop)
+_depth = 0  # replays running (advance calls may nest, or overlap on emulators' threads)
 _saved: tuple[int, ...] = ()
+_lock = threading.Lock()
 
 
 def tune_for_server() -> None:
@@ -38,14 +40,16 @@ def replaying() -> Iterator[None]:
     The emulator may live in an app's test process: the setting is the app's again afterwards.
     """
     global _depth, _saved
-    if _depth == 0:
-        _saved = gc.get_threshold()
-        if _saved[0] < YOUNG:
-            gc.set_threshold(YOUNG, *_saved[1:])
-    _depth += 1
+    with _lock:
+        if _depth == 0:
+            _saved = gc.get_threshold()
+            if _saved[0] < YOUNG:
+                gc.set_threshold(YOUNG, *_saved[1:])
+        _depth += 1
     try:
         yield
     finally:
-        _depth -= 1
-        if _depth == 0:
-            gc.set_threshold(*_saved)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                gc.set_threshold(*_saved)

@@ -70,7 +70,10 @@ def _target(url: str) -> _Target:
     except ValueError as exc:
         raise RequestFailed(str(exc)) from None
     if not host.isascii():
-        host = host.encode("idna").decode("ascii")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise RequestFailed(f"invalid host name {host!r}: {exc}") from None
     netloc = parts.netloc.rpartition("@")[2]
     if not netloc.isascii():
         netloc = host if parts.port is None else f"{host}:{parts.port}"
