@@ -373,3 +373,16 @@ async def test_https_destinations_are_verified_against_the_trusted_authorities(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_an_unasked_protocol_switch_is_the_answer_and_ends_the_connection(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+    raw = await serve(always(switch + b"\x00\x01"))
+    client = HttpClient()
+    answer = await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.request("POST", raw.url(), [], b"x", 5, 100)
+    await client.close()
+    assert answer.status == 101 and raw.connections == 2
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

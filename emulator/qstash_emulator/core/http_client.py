@@ -125,6 +125,10 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(RequestFailed(f"invalid HTTP response: {exc}"))
+        except httptools.HttpParserUpgrade:
+            # A 101 nobody asked for (no Upgrade is ever sent): the answer stands, the
+            # connection is the server's now.
+            self._fail(RequestFailed("the server switched protocols unasked"))
 
     def eof_received(self) -> bool | None:
         return None  # close the transport (connection_lost follows)
