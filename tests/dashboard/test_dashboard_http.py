@@ -45,6 +45,19 @@ def test_actions_need_the_key_in_cookie_and_header(emu: Emulator, client: QStash
     assert states[:2] == ["CANCELED", "CANCEL_REQUESTED"]
 
 
+def test_a_host_allowed_for_the_api_does_not_open_the_dashboard() -> None:
+    # --allow-host lets a name reach the API (a container's host name, say); the dashboard and
+    # its actions stay on loopback names and addresses only.
+    with Emulator(allowed_hosts=["app.test"]) as emu:
+        auth = {"Authorization": f"Bearer {emu.token}"}
+        api = httpx.get(f"{emu.url}/v2/queues", headers={**auth, "Host": "app.test"})
+        assert api.status_code == 200
+        page = httpx.get(f"{emu.url}/__dashboard/messages", headers={"Host": "app.test"})
+        assert page.status_code == 403
+        for host in (f"localhost:{emu.port}", f"127.0.0.2:{emu.port}", f"[::1]:{emu.port}"):
+            assert httpx.get(f"{emu.url}/__dashboard/messages", headers={"Host": host}).is_success
+
+
 def test_pages_and_actions_refuse_non_local_hosts(emu: Emulator) -> None:
     http, key = session(emu)
     rebound = {"Host": "attacker.example:80"}

@@ -1,7 +1,8 @@
 """Who may see the dashboard and act through it.
 
-Pages are served only on a local origin (the request's Host is 127.0.0.1, localhost or [::1]):
-a page reached through another host name (DNS rebinding) is refused. Serving a page sets the
+Pages are served only on a local origin (the request's Host is a loopback name or address:
+127.0.0.1, localhost, [::1]...): a page reached through another host name (DNS rebinding) is
+refused. Serving a page sets the
 server's dashboard key in a cookie (`qstash_dashboard_key_<port>`; HttpOnly, SameSite=Strict,
 path /__dashboard) and puts the
 same key in the page; every action must carry it twice, in the cookie and in the
@@ -17,15 +18,14 @@ import secrets
 from aiohttp import web
 
 from ..core.errors import ApiError
+from ..http.local_only import host_only, is_loopback
 
 __all__ = [
     "COOKIE",
     "HEADER",
     "KEY",
-    "LOCAL_HOSTS",
     "check_action",
     "cookie_name",
-    "host_name",
     "is_local",
     "new_key",
     "require_local",
@@ -35,7 +35,6 @@ __all__ = [
 KEY = web.AppKey("dashboard_key", str)
 COOKIE = "qstash_dashboard_key"
 HEADER = "X-Dashboard-Key"
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def new_key() -> str:
@@ -43,18 +42,14 @@ def new_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def host_name(request: web.Request) -> str:
-    """The Host header's name without the port ("[::1]:8080" -> "[::1]")."""
-    host = (request.headers.get("Host") or "").strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 def is_local(request: web.Request) -> bool:
-    """Whether the request names a local host."""
-    name = host_name(request)
-    return name in LOCAL_HOSTS or name.endswith(".localhost")
+    """Whether the request's Host names this machine by a loopback name or address.
+
+    Stricter than the API's check (`http.local_only`): names allowed with `--allow-host` reach
+    the API, never the dashboard and its actions.
+    """
+    host = request.headers.get("Host")
+    return host is not None and is_loopback(host_only(host))
 
 
 def require_local(request: web.Request) -> None:

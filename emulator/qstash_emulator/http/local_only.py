@@ -23,7 +23,14 @@ from aiohttp import web
 from ..core.errors import ApiError
 from .common import ERROR_RENDERERS, Handler, json_response
 
-__all__ = ["LOCAL_ONLY", "LocalOnly", "is_loopback", "local_only_middleware", "refusal"]
+__all__ = [
+    "LOCAL_ONLY",
+    "LocalOnly",
+    "host_only",
+    "is_loopback",
+    "local_only_middleware",
+    "refusal",
+]
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
@@ -39,7 +46,7 @@ class LocalOnly:
 
     def allow_hosts(self, hosts: Iterable[str]) -> None:
         """Also accept these Host names (a port, if given, is ignored)."""
-        self.hosts.update(_host_only(h) for h in hosts)
+        self.hosts.update(host_only(h) for h in hosts)
         self._judged.clear()
 
     def allow_origins(self, origins: Iterable[str]) -> None:
@@ -51,7 +58,7 @@ class LocalOnly:
 
         The machine's own name only on a wildcard bind (the LAN reaches it by that).
         """
-        self.hosts.add(_host_only(bind_host))
+        self.hosts.add(host_only(bind_host))
         if bind_host in ("0.0.0.0", "::", ""):
             self.hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
         self._judged.clear()
@@ -62,7 +69,7 @@ class LocalOnly:
             return True  # HTTP/1.0 without Host: nothing to rebind
         judged = self._judged.get(host)
         if judged is None:
-            name = _host_only(host)
+            name = host_only(host)
             judged = "*" in self.hosts or is_loopback(name) or name in self.hosts
             if len(self._judged) >= 256:  # any number of names may be tried: keep a few
                 self._judged.clear()
@@ -91,7 +98,7 @@ def is_loopback(name: str) -> bool:
         return False
 
 
-def _host_only(host: str) -> str:
+def host_only(host: str) -> str:
     """Drop the port and brackets: "127.0.0.1:8080" -> "127.0.0.1", "[::1]:80" -> "::1"."""
     host = host.strip().lower()
     if host.startswith("["):
