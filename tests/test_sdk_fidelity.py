@@ -112,6 +112,22 @@ def test_bulk_cancel_cursor_goes_on_after_the_last_one(
     assert api(emu, "DELETE", "/v2/messages?cursor=bm9wZQ").status_code == 400
 
 
+def test_bulk_cancel_pages_go_in_publish_order_and_ids_cancel_only_those(
+    emu: Emulator, client: QStash, target: Callable[..., str]
+) -> None:
+    ids = [
+        client.message.publish(url=target("/o"), body=str(i), delay="1h").message_id
+        for i in range(6)
+    ]
+    pending = emu.engine.state(emu.user).messages
+    by_ids = api(emu, "DELETE", "/v2/messages", json={"messageIds": [ids[4], ids[1], ids[4]]})
+    assert by_ids.json() == {"cancelled": 2} and set(pending) == {ids[0], ids[2], ids[3], ids[5]}
+    first = api(emu, "DELETE", "/v2/messages?count=2").json()
+    assert first["cancelled"] == 2 and set(pending) == {ids[3], ids[5]}
+    rest = api(emu, "DELETE", f"/v2/messages?count=1&cursor={first['cursor']}").json()
+    assert rest["cancelled"] == 1 and set(pending) == {ids[5]}
+
+
 # -- item 2 -------------------------------------------------------------------------------------
 
 

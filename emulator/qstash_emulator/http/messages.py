@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
+
 from aiohttp import web
 
 from ..core.errors import bad_request
+from ..core.state import Message
 from .common import engine, json_response, read_json, user
 from .filters import (
     CANCEL_PARAMS,
@@ -57,15 +60,21 @@ async def _cancel_many(request: web.Request) -> web.Response:
         isinstance(after, list) and all(isinstance(n, int) for n in after)
     ):
         raise bad_request(f"invalid cursor: {cursor!r}")
-    pending = sorted(eng.state(who).messages.values(), key=lambda m: m.order)
+    pending = eng.state(who).messages
     if ids:
-        wanted = set(ids)
-        chosen = [m for m in pending if m.id in wanted]
+        found = (pending.get(message_id) for message_id in dict.fromkeys(ids))
+        chosen = [m for m in found if m is not None]
     else:
         keep = message_filter(query)
-        chosen = [m for m in pending if keep(m, m.created_at)]
-    if after is not None:
-        chosen = [m for m in chosen if list(m.order) > after]
+        chosen = [m for m in pending.values() if keep(m, m.created_at)]
+    # Only what can still be cancelled (an attempt in flight may already be being cancelled).
+    last = tuple(after) if after is not None else ()
+    chosen = [m for m in chosen if not m.cancel_requested and m.order > last]
+    # In message order; a page needs only its first `count` (and one more, for the cursor).
+    if count is not None and len(chosen) > count + 1:
+        chosen = heapq.nsmallest(count + 1, chosen, key=_order)
+    else:
+        chosen.sort(key=_order)
     cancelled = 0
     for position, message in enumerate(chosen):
         if count is not None and cancelled >= count:
@@ -74,6 +83,10 @@ async def _cancel_many(request: web.Request) -> web.Response:
             return json_response(answer)
         cancelled += eng.cancel_many(who, [message])
     return json_response({"cancelled": cancelled})
+
+
+def _order(message: Message) -> tuple[int, ...]:
+    return message.order
 
 
 def setup(app: web.Application) -> None:
