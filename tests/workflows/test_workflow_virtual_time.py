@@ -334,3 +334,41 @@ def test_a_failed_failure_function_is_sent_again_from_the_workflow_dlq(
         headers={"Authorization": f"Bearer {qstash.token}"},
     )
     assert again.status_code == 400 and "CALLBACK_SUCCESS" in again.json()["error"]
+
+
+def test_only_the_newest_finished_runs_are_kept_and_failed_ones_the_dlq_holds(
+    qstash: QStashHarness, workflow_app: WorkflowApp
+) -> None:
+    # A long session ends many runs: each user keeps its newest finished ones (a tenth of the
+    # log history by default; two here), and a failed run while the workflow DLQ holds it.
+    qstash.emulator.backend.workflows.keep_finished = 2
+
+    @workflow_app.route("/done")
+    async def done(context: Ctx) -> None:
+        await context.run("only", lambda: "ok")
+
+    @workflow_app.route("/broken")
+    async def broken(context: Ctx) -> None:
+        async def fail() -> str:
+            raise RuntimeError("broken")
+
+        await context.run("fail", fail)
+
+    workflow_app.start()
+    failed = qstash.trigger_workflow(workflow_app.url("/broken"), retries=0)
+    qstash.advance("1s")
+    qstash.assert_workflow_failed(failed)
+    ids = []
+    for _ in range(4):
+        ids.append(qstash.trigger_workflow(workflow_app.url("/done")))
+        qstash.advance("1s")
+    kept = {r.id: r.state for r in qstash.workflow_runs()}
+    # The two newest, and the failed one (the DLQ holds it) though it ended before them.
+    assert kept == {ids[3]: "RUN_SUCCESS", ids[2]: "RUN_SUCCESS", failed: "RUN_FAILED"}
+    for gone in ids[:2]:
+        answer = httpx.get(
+            f"{qstash.url}/v2/workflows/logs",
+            params={"workflowRunId": gone},
+            headers={"Authorization": f"Bearer {qstash.token}"},
+        )
+        assert answer.json()["runs"] == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +63,19 @@ class WorkflowRuns:
         self.dlq = WorkflowDlq(self)
         self._order = 0
         self._tracked: dict[str, Tracked] = {}  # message id -> its run
+        # Finished runs each user keeps (the newest), as the log history keeps its newest
+        # events: a tenth of the history's entries, at least 100. A failed run the workflow
+        # DLQ still holds is kept whatever its age.
+        self.keep_finished = max(100, engine.retention.max_entries // 10)
+        # user -> (run id, when it ended), in the order runs ended
+        self._finished: dict[str, deque[tuple[str, float | None]]] = {}
 
     def reset(self) -> None:
         """Forget every run and waiter (their timers are cancelled)."""
         self.events.reset()
         self._runs.clear()
         self._tracked.clear()
+        self._finished.clear()
         self._order = 0
 
     # -- lookups ------------------------------------------------------------------------------
@@ -110,6 +118,8 @@ class WorkflowRuns:
         self._runs.setdefault(run.user.name, {})[run.id] = run
         self._tracked.update(tracked)
         self._order = max(self._order, run.order)
+        if not run.active:
+            self._retire(run)
 
     def next_order(self) -> int:
         """The creation order of the next run (ties in the listing)."""
@@ -418,6 +428,7 @@ class WorkflowRuns:
         if result:
             run.response = result
         self.saved(run)
+        self._retire(run)
         self.events.drop(run)
         if state == RUN_CANCELED:
             messages = self.engine.state(run.user).messages
@@ -425,6 +436,24 @@ class WorkflowRuns:
             self.engine.cancel_many(run.user, pending)
         if run.invoker is not None:
             self._answer_invoker(run)
+
+    def _retire(self, run: Run) -> None:
+        """Count a finished run, and forget the oldest finished ones past `keep_finished`."""
+        ended = self._finished.setdefault(run.user.name, deque())
+        ended.append((run.id, run.completed_at))
+        runs = self._runs.get(run.user.name, {})
+        dlq = self.engine.state(run.user).dlq
+        while len(ended) > self.keep_finished:
+            run_id, at = ended.popleft()
+            old = runs.get(run_id)
+            if old is None or old.active or old.completed_at != at:
+                continue  # gone already, or resumed since (it counts from its new end)
+            if old.dlq_id is not None and old.dlq_id in dlq:
+                continue  # the workflow DLQ may still resume it
+            del runs[old.id]
+            for message_id in old.message_ids:
+                self._tracked.pop(message_id, None)
+            self.engine.store.delete(persist.RUN, old.user.name, old.id)
 
     def _answer_invoker(self, run: Run) -> None:
         """Give the invoker of a run started by `context.invoke` its result.
