@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qstash_emulator.core.http_client import HttpClient, RequestFailed
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -386,3 +388,56 @@ async def test_an_unasked_protocol_switch_is_the_answer_and_ends_the_connection(
     await client.close()
     assert answer.status == 101 and raw.connections == 2
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+# -- hostile answers ------------------------------------------------------------------------------
+
+_PIECES = [
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.0 204 No Content\r\n",
+    b"HTTP/1.1 103 Early Hints\r\n\r\n",
+    b"HTTP/1.1 999 Weird\r\n",
+    b"HTTP/2 200\r\n",
+    b"Content-Length: 5\r\n",
+    b"Content-Length: -1\r\n",
+    b"Content-Length: 99999999999999999999\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Connection: close\r\n",
+    b"Connection: upgrade\r\nUpgrade: h2c\r\n",
+    b"X-A: b\r\n",
+    b"Bad Header\r\n",
+    b"\r\n",
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"zz\r\n",
+    b"hello",
+    b"\x00\xff",
+]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same answers every run
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    pieces=st.lists(st.sampled_from(_PIECES), max_size=8),
+    noise=st.binary(max_size=40),
+    close=st.booleans(),
+)
+async def test_any_answer_gives_a_response_or_a_clear_failure(
+    serve: Serve, pieces: list[bytes], noise: bytes, close: bool
+) -> None:
+    # Whatever a destination sends, an attempt ends: an answer, a RequestFailed or a timeout;
+    # never another exception, never a hang past the timeout.
+    raw = await serve(always(b"".join(pieces) + noise or b"x", close=close))
+    client = HttpClient()
+    try:
+        answer = await client.request("POST", raw.url(), [], b"x", 0.3, 1000)
+    except (RequestFailed, asyncio.TimeoutError):
+        pass
+    else:
+        assert isinstance(answer.status, int) and len(answer.body) <= 1000
+    finally:
+        await client.close()
