@@ -1,9 +1,10 @@
 """The SQLite store: the in-memory state, journaled write-behind into `<data dir>/state.db`.
 
 Changes are buffered as they are reported and written in one transaction per event-loop turn
-(group commit): the first change of a turn schedules a flush with `call_soon`, so every request
-and delivery handled in that turn shares one commit. Objects are serialized when the flush runs,
-so a message changed three times in a turn is written once, as it is then.
+(group commit): the first change of a turn schedules a flush with `call_soon` (on a busy server
+no sooner than `COMMIT_GAP` after the last commit), so every request and delivery handled in
+that turn shares one commit. Objects are serialized when the flush runs, so a message changed
+three times in a turn is written once, as it is then.
 
 The file is in WAL mode with `synchronous=NORMAL`: a committed transaction survives the process
 being killed (kill -9) at any moment; an OS crash or power cut may lose the last commits.
