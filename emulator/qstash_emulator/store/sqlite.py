@@ -1,10 +1,9 @@
 """The SQLite store: the in-memory state, journaled write-behind into `<data dir>/state.db`.
 
 Changes are buffered as they are reported and written in one transaction per event-loop turn
-(group commit): the first change of a turn schedules a flush with `call_soon` (on a busy server
-no sooner than `COMMIT_GAP` after the last commit), so every request and delivery handled in
-that turn shares one commit. Objects are serialized when the flush runs, so a message changed
-three times in a turn is written once, as it is then.
+(group commit): the first change of a turn schedules a flush with `call_soon`, so every request
+and delivery handled in that turn shares one commit. Objects are serialized when the flush runs,
+so a message changed three times in a turn is written once, as it is then.
 
 The file is in WAL mode with `synchronous=NORMAL`: a committed transaction survives the process
 being killed (kill -9) at any moment; an OS crash or power cut may lose the last commits.
@@ -97,9 +96,6 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-# Seconds a busy server's commits are apart at least (an idle one commits at once).
-COMMIT_GAP = 0.002
 
 _DELETED = object()
 
@@ -229,7 +225,6 @@ class SqliteStore:
         self._new_users: list[tuple[str, str, str, str, str]] | None = None
         self.error: BaseException | None = None  # the last failed commit, if any
         self._closed = False
-        self._last_commit = float("-inf")  # loop time of the last flush
         self._logged = 0  # log rows written since the last compaction
         self.extra_kinds: dict[str, tuple[Encoder, Restorer]] = {}
 
@@ -304,13 +299,7 @@ class SqliteStore:
         except RuntimeError:
             return  # not on the loop (building, restoring): the next flush or close writes it
         self._scheduled = True
-        # At the end of this turn; but on a busy server no sooner than COMMIT_GAP after the last
-        # commit, so one commit (its pages written to the WAL once) carries many more changes.
-        wait = self._last_commit + COMMIT_GAP - loop.time()
-        if wait <= 0:
-            loop.call_soon(self.flush)
-        else:
-            loop.call_later(wait, self.flush)
+        loop.call_soon(self.flush)
 
     async def durable(self) -> None:
         """Return once the flush that writes every change buffered so far has committed."""
@@ -324,8 +313,6 @@ class SqliteStore:
     def flush(self) -> None:
         """Write every buffered change in one transaction (and wake `durable` waiters)."""
         self._scheduled = False
-        with contextlib.suppress(RuntimeError):  # off the loop (closing): no gap to keep
-            self._last_commit = asyncio.get_running_loop().time()
         waiters, self._waiters = self._waiters, []
         try:
             self._write()
