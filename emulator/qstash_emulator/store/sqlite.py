@@ -178,10 +178,6 @@ def _connect(path: Path) -> sqlite3.Connection:
         check_version(conn, path)  # before anything writes to the file
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        # A bigger page cache, and the WAL copied back every 32 MB rather than every 4: fewer
-        # checkpoints in the write path of a busy server.
-        conn.execute("PRAGMA cache_size = -32000")
-        conn.execute("PRAGMA wal_autocheckpoint = 8000")
         migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         if conn is not None:
