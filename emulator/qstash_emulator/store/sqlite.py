@@ -418,13 +418,15 @@ class SqliteStore:
         """
         engine = backend.engine
         retention = engine.retention
-        slack = max(1, retention.max_entries // 10)  # the log index trims in chunks this size
+        # The log index trims in chunks of a tenth; and rows are in write order, entries in key
+        # order (events in the same millisecond may be written out of it): keep a margin.
+        margin = max(100, retention.max_entries // 10)
         referenced = backend.schedules.last_message_ids()
         for name, state in engine.states.items():
             self.conn.execute(
                 "DELETE FROM logs WHERE user = ? AND seq <= (SELECT seq FROM logs WHERE user = ?"
                 " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (name, name, len(state.logs) + slack),
+                (name, name, len(state.logs) + margin),
             )
             referenced.update(state.logs.message_ids())
             referenced.update(state.messages)
