@@ -132,6 +132,18 @@ def test_an_invoked_workflow_answers_its_invoker(
         "isFailed": False,
         "isCanceled": False,
     }
+    # The child's log names its invoker, as the JS client's WorkflowRunLog has it.
+    logs = httpx.get(
+        f"{qstash.url}/v2/workflows/events",
+        params={"workflowRunId": child.id},
+        headers={"Authorization": f"Bearer {qstash.token}"},
+    ).json()
+    [parent_run] = qstash.workflow_runs(url=js_workflow_app.url("/many/parent"))
+    assert logs["runs"][0]["invoker"] == {
+        "workflowRunId": parent,
+        "workflowUrl": js_workflow_app.url("/many/parent"),
+        "workflowRunCreatedAt": round(parent_run.created_at * 1000),
+    }
 
 
 def test_an_invoked_workflow_that_fails_tells_its_invoker(

@@ -13,6 +13,9 @@ from .model import STEP, TO_CALLBACK, Entry, Run
 
 __all__ = ["run_json", "step_groups", "steps_raw"]
 
+# What the JS client's WorkflowRunLog shows of the run that invoked this one.
+_INVOKER_FIELDS = ("workflowRunId", "workflowUrl", "workflowRunCreatedAt")
+
 
 def run_json(run: Run, engine: Engine) -> dict[str, Any]:
     """A run as `GET /v2/workflows/events` lists it (the JS client's WorkflowRunLog)."""
@@ -32,6 +35,10 @@ def run_json(run: Run, engine: Engine) -> dict[str, Any]:
     if run.labels:
         out["label"] = run.labels[0]
         out["labels"] = list(run.labels)
+    if run.invoker is not None:  # started by another run's context.invoke
+        invoker = {k: run.invoker[k] for k in _INVOKER_FIELDS if k in run.invoker}
+        if invoker:
+            out["invoker"] = invoker
     if run.failure is not None:
         f = run.failure
         failure: dict[str, Any] = {
