@@ -2,7 +2,8 @@
 
 A publish's own headers already passed aiohttp's parser; a batch entry's come from JSON and
 could hold anything. Both go through `check_header_fields`, so a header that the delivery could
-not send (aiohttp refuses it at send time) is a 400 at publish, never a message stuck ACTIVE.
+not send (the delivery client refuses it at send time) is a 400 at publish, never a failed
+attempt.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ MAX_HEADERS = 128
 MAX_FIELD_SIZE = 8190
 
 # RFC 9110 token characters for names; values: visible ASCII, space, tab and obs-text (no
-# control characters: CR, LF and NUL split or cut the request, the rest aiohttp refuses).
+# control characters: CR, LF and NUL split or cut the request, and servers refuse the rest).
 _NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
