@@ -97,19 +97,22 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
+        self.stray = False  # an answer nobody asked for arrived: never reuse the connection
+        self.idle_since = 0.0
+        self._begin(0, False)
+
+    def _begin(self, limit: int, head: bool) -> None:
+        """Start over for one request's answer: its body kept up to `limit` bytes."""
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.size = 0
-        self.limit = 0
-        self.head_only = False  # a HEAD request: the answer has no body whatever it says
+        self.limit = limit
+        self.head_only = head  # a HEAD request: the answer has no body whatever it says
         self.head_size = 0
         self.headers_done = False
         self.interim = False  # a 1xx answer (100 Continue, 103 Early Hints): the real one follows
-        self.stray = False  # an answer nobody asked for arrived: never reuse the connection
-        self.until_eof = False  # the body has no length: it ends when the server closes
         self.got_data = False  # any byte of the answer arrived (a stale reuse gets none)
         self.keep_alive = False
-        self.idle_since = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,7 +142,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.headers_done and self.until_eof:
+        if self.headers_done and self._ends_at_close():
             # A body read until the connection closes (no length, not chunked) ends here.
             self._complete()
             return
@@ -172,9 +175,6 @@ class _Connection(asyncio.Protocol):
             return
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()
-        if status >= 200 and status not in (204, 304):
-            framed = {name.lower() for name, _ in self.headers}
-            self.until_eof = "content-length" not in framed and "transfer-encoding" not in framed
         if self.head_only:
             self.keep_alive = False  # llhttp would wait for the announced body: not reusable
             self._complete()
@@ -205,6 +205,14 @@ class _Connection(asyncio.Protocol):
         self._complete()
 
     # -- the request --------------------------------------------------------------------------
+    def _ends_at_close(self) -> bool:
+        """The answer's body has no length and is not chunked: the close is its end."""
+        status = self.parser.get_status_code()
+        if status < 200 or status in (204, 304):
+            return False  # no body at all
+        framed = {name.lower() for name, _ in self.headers}
+        return "content-length" not in framed and "transfer-encoding" not in framed
+
     def _complete(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -231,17 +239,7 @@ class _Connection(asyncio.Protocol):
         """Write one request; `waiter` gets its answer."""
         assert self.transport is not None
         self.waiter = waiter
-        self.headers = []
-        self.body = []
-        self.size = 0
-        self.head_size = 0
-        self.limit = limit
-        self.head_only = head
-        self.headers_done = False
-        self.interim = False
-        self.until_eof = False
-        self.got_data = False
-        self.keep_alive = False
+        self._begin(limit, head)
         self.transport.write(data)
 
 
