@@ -11,6 +11,7 @@ that forward every incoming header on each message (Upstash Workflow does) depen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 __all__ = ["HOP_BY_HOP", "SET_ON_DELIVERY", "connection_tokens", "drop_reserved", "forwardable"]
@@ -67,16 +68,9 @@ def forwardable(name: str, also_hop_by_hop: frozenset[str] = frozenset()) -> boo
 
 # Verdicts of `forwardable` by name alone: a message's headers are checked on publish and again
 # on every attempt, and the names repeat ("Content-Type", ...).
-_VERDICTS: dict[str, bool] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _verdict(name: str) -> bool:
-    verdict = _VERDICTS.get(name)
-    if verdict is None:
-        verdict = forwardable(name)
-        if len(_VERDICTS) < 4096:
-            _VERDICTS[name] = verdict
-    return verdict
+    return forwardable(name)
 
 
 def drop_reserved(
